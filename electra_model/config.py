@@ -1,0 +1,305 @@
+"""Typed pipeline parameters, loaded from ``params.yaml`` (the one source of truth for every knob).
+
+Every section is a pydantic model that forbids unknown keys, so a typo or a wrong type stops the run before any
+work, with a message naming the key, the bad value and what is allowed::
+
+    from electra_model.config import load_params
+    params = load_params("params.yaml")
+    params.finetune.learning_rate
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from electra_model.errors import ElectraError
+
+PositiveInt = Annotated[int, Field(gt=0)]
+NonNegativeInt = Annotated[int, Field(ge=0)]
+Probability = Annotated[float, Field(ge=0.0, le=1.0)]
+PositiveFloat = Annotated[float, Field(gt=0.0)]
+Device = Literal["auto", "cpu", "cuda"]
+
+
+class Section(BaseModel):
+    """Base for every params section: unknown keys are errors, values are immutable once loaded."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# --------------------------------------------------------------------------------------------- data sources
+class DemoSource(Section):
+    """Sizes of the generated demo corpus and NER set (deterministic given ``seed``)."""
+
+    corpus_documents: PositiveInt = 400
+    train_sentences: PositiveInt = 1500
+    valid_sentences: PositiveInt = 300
+    test_sentences: PositiveInt = 300
+
+
+class NerSplitPaths(Section):
+    """One file (local path or URL spec) per NER split."""
+
+    train: str | None = None
+    valid: str | None = None
+    test: str | None = None
+
+
+class LocalSource(Section):
+    """A user's own files, read in place: corpus text (``.txt`` or ``.txt.gz``, globs allowed) and CoNLL files."""
+
+    corpus: list[str] = Field(default_factory=list)
+    ner: NerSplitPaths = NerSplitPaths()
+
+
+class HfCorpus(Section):
+    """A text dataset for ``datasets.load_dataset`` (a hub name, or a local directory of data files)."""
+
+    path: str = "wikitext"
+    name: str | None = "wikitext-103-raw-v1"
+    split: str = "train"
+    text_column: str = "text"
+
+
+class HfNer(Section):
+    """A token-classification dataset for ``datasets.load_dataset`` whose tag column is a ClassLabel sequence."""
+
+    path: str = "conll2003"
+    name: str | None = None
+    tokens_column: str = "tokens"
+    tags_column: str = "ner_tags"
+    splits: dict[Literal["train", "valid", "test"], str] = Field(
+        default_factory=lambda: {"train": "train", "valid": "validation", "test": "test"}
+    )
+
+
+class HfSource(Section):
+    corpus: HfCorpus = HfCorpus()
+    ner: HfNer = HfNer()
+    max_corpus_lines: PositiveInt | None = None
+
+
+class RemoteFile(Section):
+    """A file to download over http(s); the download is refused unless its sha256 matches."""
+
+    url: Annotated[str, Field(pattern=r"^https?://")]
+    sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+
+
+class UrlNer(Section):
+    train: RemoteFile | None = None
+    valid: RemoteFile | None = None
+    test: RemoteFile | None = None
+
+
+class UrlSource(Section):
+    corpus: list[RemoteFile] = Field(default_factory=list)
+    ner: UrlNer = UrlNer()
+
+
+class DataParams(Section):
+    """Where the corpus and the NER data come from; every source writes the same normalized outputs."""
+
+    source: Literal["demo", "local", "hf", "url"] = "demo"
+    ner_scheme: Literal["auto", "iob1", "iob2"] = "auto"
+    demo: DemoSource = DemoSource()
+    local: LocalSource = LocalSource()
+    hf: HfSource = HfSource()
+    url: UrlSource = UrlSource()
+
+    @model_validator(mode="after")
+    def _chosen_source_is_complete(self) -> DataParams:
+        if self.source == "local":
+            missing = [f"data.local.ner.{split}" for split in ("train", "valid", "test") if not getattr(self.local.ner, split)]
+            if not self.local.corpus:
+                missing.insert(0, "data.local.corpus")
+            if missing:
+                raise ValueError(f"data.source is 'local' but {', '.join(missing)} is not set; give a path for each")
+        if self.source == "url":
+            missing = [f"data.url.ner.{split}" for split in ("train", "valid", "test") if getattr(self.url.ner, split) is None]
+            if not self.url.corpus:
+                missing.insert(0, "data.url.corpus")
+            if missing:
+                raise ValueError(f"data.source is 'url' but {', '.join(missing)} is not set; give url and sha256 for each")
+        return self
+
+
+# ------------------------------------------------------------------------------------------------ tokenizer
+class TokenizerParams(Section):
+    """Cased WordPiece vocabulary trained on the corpus."""
+
+    vocab_size: Annotated[int, Field(ge=100, le=65535)] = 8000
+    min_frequency: PositiveInt = 2
+    lowercase: bool = False
+
+
+# ------------------------------------------------------------------------------------------------- pretrain
+class ArchitectureParams(Section):
+    """Discriminator shape; the generator has the same depth and ``generator_fraction`` of the width."""
+
+    hidden_size: PositiveInt
+    num_layers: PositiveInt
+    num_heads: PositiveInt
+    intermediate_size: PositiveInt
+    embedding_size: PositiveInt
+    generator_fraction: Annotated[float, Field(gt=0.0, le=1.0)]
+
+    @model_validator(mode="after")
+    def _heads_divide_widths(self) -> ArchitectureParams:
+        if self.hidden_size % self.num_heads:
+            raise ValueError(f"hidden_size {self.hidden_size} must be a multiple of num_heads {self.num_heads}")
+        generator_hidden = self.generator_hidden_size
+        if generator_hidden % self.generator_heads:
+            raise ValueError(
+                f"generator width {generator_hidden} (hidden_size x generator_fraction) must be a multiple of "
+                f"its head count {self.generator_heads}; choose another generator_fraction"
+            )
+        return self
+
+    @property
+    def generator_hidden_size(self) -> int:
+        return max(1, round(self.hidden_size * self.generator_fraction))
+
+    @property
+    def generator_heads(self) -> int:
+        """Head size stays the discriminator's (64 in the paper); the generator just has fewer heads."""
+        return max(1, round(self.num_heads * self.generator_fraction))
+
+
+class PretrainParams(Section):
+    """ELECTRA generator + discriminator pretraining (Clark et al., 2020)."""
+
+    preset: str = "tiny"
+    presets: dict[str, ArchitectureParams]
+    max_seq_len: Annotated[int, Field(ge=8, le=4096)] = 128
+    batch_size: PositiveInt = 32
+    grad_accum_steps: PositiveInt = 1
+    max_steps: PositiveInt = 300
+    learning_rate: PositiveFloat = 1e-3
+    warmup_steps: NonNegativeInt = 30
+    weight_decay: Annotated[float, Field(ge=0.0)] = 0.01
+    max_grad_norm: PositiveFloat = 1.0
+    mask_prob: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.15
+    mask_token_prob: Probability = 0.85
+    disc_weight: PositiveFloat = 50.0
+    log_every: PositiveInt = 10
+    device: Device = "auto"
+
+    @model_validator(mode="after")
+    def _preset_exists(self) -> PretrainParams:
+        if self.preset not in self.presets:
+            raise ValueError(f"preset {self.preset!r} is not one of pretrain.presets: {sorted(self.presets)}")
+        if self.warmup_steps > self.max_steps:
+            raise ValueError(f"warmup_steps {self.warmup_steps} exceeds max_steps {self.max_steps}")
+        return self
+
+    @property
+    def architecture(self) -> ArchitectureParams:
+        return self.presets[self.preset]
+
+
+# ------------------------------------------------------------------------------------------------- finetune
+class FinetuneParams(Section):
+    """Token-classification fine-tuning on the NER data."""
+
+    init: str = Field(
+        default="pretrained",
+        description="'pretrained' (our pretrain stage), 'random', or a local transformers checkpoint directory",
+    )
+    max_seq_len: Annotated[int, Field(ge=8, le=4096)] = 128
+    batch_size: PositiveInt = 16
+    epochs: PositiveInt = 4
+    learning_rate: PositiveFloat = 3e-4
+    warmup_ratio: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.1
+    weight_decay: Annotated[float, Field(ge=0.0)] = 0.01
+    max_grad_norm: PositiveFloat = 1.0
+    patience: PositiveInt = 2
+    device: Device = "auto"
+
+
+class EvaluateParams(Section):
+    split: Literal["valid", "test"] = "test"
+    batch_size: PositiveInt = 64
+
+
+class ExportParams(Section):
+    """ONNX export, parity gate and registry promotion."""
+
+    opset: Annotated[int, Field(ge=14, le=23)] = 17
+    parity_atol: PositiveFloat = 1e-3
+    min_f1: Probability = 0.3
+    model_name: Annotated[str, Field(min_length=1)] = "electra-ner"
+    alias: Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_-]*$")] = "champion"
+
+
+class TrackingParams(Section):
+    """Where MLflow logs go. ``MLFLOW_TRACKING_URI`` in the environment overrides ``uri``."""
+
+    uri: str = "sqlite:///mlflow.db"
+    artifact_location: str = "mlartifacts"
+    experiment: Annotated[str, Field(min_length=1)] = "electra-pipeline"
+    connect_timeout_s: PositiveFloat = 5.0
+
+
+class Params(Section):
+    """The whole of ``params.yaml``."""
+
+    seed: NonNegativeInt = 1234
+    data: DataParams = DataParams()
+    tokenizer: TokenizerParams = TokenizerParams()
+    pretrain: PretrainParams
+    finetune: FinetuneParams = FinetuneParams()
+    evaluate: EvaluateParams = EvaluateParams()
+    export: ExportParams = ExportParams()
+    tracking: TrackingParams = TrackingParams()
+
+    @model_validator(mode="after")
+    def _sequence_lengths_fit(self) -> Params:
+        if self.finetune.max_seq_len > self.pretrain.max_seq_len and self.finetune.init == "pretrained":
+            raise ValueError(
+                f"finetune.max_seq_len {self.finetune.max_seq_len} exceeds pretrain.max_seq_len "
+                f"{self.pretrain.max_seq_len}, the longest position the pretrained model knows"
+            )
+        return self
+
+
+def _describe(error: dict[str, Any]) -> str:
+    key = ".".join(str(part) for part in error["loc"]) or "(top level)"
+    if error["type"] == "extra_forbidden":
+        return f"{key}: unknown key (value {error['input']!r}); remove it or fix its spelling"
+    if error["type"] == "missing":
+        return f"{key}: required key is missing"
+    value = error.get("input")
+    shown = "" if isinstance(value, dict) else f" = {value!r}"
+    return f"{key}{shown}: {error['msg']}"
+
+
+def parse_params(raw: Any, source: str = "params.yaml") -> Params:
+    """Validate a params mapping; raise :class:`ElectraError` listing every bad key at once."""
+    if not isinstance(raw, dict):
+        raise ElectraError(f"{source}: expected a mapping of sections at the top level, got {type(raw).__name__}")
+    try:
+        return Params.model_validate(raw)
+    except ValidationError as error:
+        problems = "\n  ".join(_describe(item) for item in error.errors())
+        raise ElectraError(f"{source} has invalid params:\n  {problems}") from None
+
+
+def load_params(path: Path | str = "params.yaml") -> Params:
+    """Load and validate ``params.yaml``; a YAML syntax error names the line."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ElectraError(f"{path}: params file not found; run from the project root or pass its path") from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark else str(path)
+        raise ElectraError(f"{where}: not valid YAML ({getattr(error, 'problem', error)})") from None
+    return parse_params(raw, str(path))

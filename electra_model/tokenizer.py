@@ -1,0 +1,82 @@
+"""Cased WordPiece vocabulary training, saved as a transformers fast tokenizer.
+
+The saved directory loads with ``AutoTokenizer.from_pretrained(dir)``; its ``tokenizer.json`` alone also loads with
+``tokenizers.Tokenizer.from_file``, which is how the torch-free inference client reads it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+from transformers import PreTrainedTokenizerFast
+
+from electra_model.errors import ElectraError
+
+PAD, UNK, CLS, SEP, MASK = "[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"
+SPECIAL_TOKENS = [PAD, UNK, CLS, SEP, MASK]
+
+
+def corpus_lines(corpus_dir: Path) -> Iterator[str]:
+    """Stream the non-blank lines of every ``*.txt`` shard in ``corpus_dir`` (shards can be large)."""
+    shards = sorted(Path(corpus_dir).glob("*.txt"))
+    if not shards:
+        raise ElectraError(f"{corpus_dir}: no *.txt corpus shards; run the download stage first")
+    for shard in shards:
+        with open(shard, encoding="utf-8") as handle:
+            for line in handle:
+                if line.strip():
+                    yield line.rstrip("\n")
+
+
+def train_wordpiece(lines: Iterable[str], vocab_size: int, min_frequency: int, lowercase: bool) -> Tokenizer:
+    """Train a BERT-style WordPiece model; accents and case are kept by default because NER depends on case."""
+    tokenizer = Tokenizer(models.WordPiece(unk_token=UNK))
+    tokenizer.normalizer = normalizers.BertNormalizer(
+        clean_text=True, handle_chinese_chars=True, strip_accents=False if not lowercase else None, lowercase=lowercase
+    )
+    tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    tokenizer.decoder = decoders.WordPiece()
+    trainer = trainers.WordPieceTrainer(
+        vocab_size=vocab_size, min_frequency=min_frequency, special_tokens=SPECIAL_TOKENS, show_progress=False
+    )
+    tokenizer.train_from_iterator(lines, trainer)
+    if tokenizer.get_vocab_size() <= len(SPECIAL_TOKENS):
+        raise ElectraError("the corpus is empty: the tokenizer learned no vocabulary; check the download stage output")
+    tokenizer.post_processor = processors.TemplateProcessing(
+        single=f"{CLS} $A {SEP}",
+        pair=f"{CLS} $A {SEP} $B:1 {SEP}:1",
+        special_tokens=[(CLS, tokenizer.token_to_id(CLS)), (SEP, tokenizer.token_to_id(SEP))],
+    )
+    return tokenizer
+
+
+def as_transformers_tokenizer(tokenizer: Tokenizer, model_max_length: int) -> PreTrainedTokenizerFast:
+    """Wrap the trained tokenizer so transformers knows its special tokens and maximum length."""
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tokenizer,
+        unk_token=UNK,
+        pad_token=PAD,
+        cls_token=CLS,
+        sep_token=SEP,
+        mask_token=MASK,
+        model_max_length=model_max_length,
+    )
+
+
+def special_token_ids(tokenizer: Tokenizer) -> dict[str, int]:
+    """Ids of the special tokens, looked up by name so nothing depends on their order in the vocabulary."""
+    ids = {token: tokenizer.token_to_id(token) for token in SPECIAL_TOKENS}
+    missing = [token for token, index in ids.items() if index is None]
+    if missing:
+        raise ElectraError(f"tokenizer lacks special tokens {missing}; retrain it with the tokenizer stage")
+    return ids
+
+
+def load_backend_tokenizer(tokenizer_dir: Path | str) -> Tokenizer:
+    """Load ``tokenizer.json`` with the tokenizers library alone (no transformers needed)."""
+    path = Path(tokenizer_dir) / "tokenizer.json"
+    if not path.is_file():
+        raise ElectraError(f"{path}: tokenizer file not found; run the tokenizer stage or check the model directory")
+    return Tokenizer.from_file(str(path))

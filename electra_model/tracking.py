@@ -1,0 +1,144 @@
+"""MLflow record of every pipeline run: one parent run per pipeline run, one nested run per stage.
+
+The Prefect flow opens the parent run and hands its id to the stages through ``ELECTRA_PARENT_RUN_ID``; a stage run
+by plain ``dvc repro`` opens a parent run of its own, so nothing goes unrecorded. ``MLFLOW_TRACKING_URI`` in the
+environment wins over ``tracking.uri`` in params.yaml, so the same code logs to a local sqlite file or a team server.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import urllib.error
+import urllib.request
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import mlflow
+from mlflow.data.dataset_source_registry import resolve_dataset_source
+from mlflow.data.meta_dataset import MetaDataset
+from mlflow.tracking import MlflowClient
+
+from electra_model.config import TrackingParams
+from electra_model.errors import ElectraError
+
+PARENT_RUN_ENV = "ELECTRA_PARENT_RUN_ID"
+
+
+def tracking_uri(params: TrackingParams) -> str:
+    """The store to log to: the environment's ``MLFLOW_TRACKING_URI`` if set, else params.yaml's."""
+    return os.environ.get("MLFLOW_TRACKING_URI") or params.uri
+
+
+def check_reachable(uri: str, timeout_s: float) -> None:
+    """Fail within ``timeout_s`` if an http(s) tracking server does not answer, instead of MLflow's long retries."""
+    if not uri.startswith(("http://", "https://")):
+        return
+    try:
+        with urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=timeout_s):
+            pass
+    except urllib.error.HTTPError:
+        return  # the server answered (auth or routing differ); MLflow's own calls will report what is wrong
+    except (urllib.error.URLError, TimeoutError, OSError) as error:
+        reason = getattr(error, "reason", error)
+        raise ElectraError(
+            f"MLflow tracking server {uri} is unreachable ({reason}); start it, fix MLFLOW_TRACKING_URI, "
+            "or unset MLFLOW_TRACKING_URI to log to the local store in params.yaml (tracking.uri)"
+        ) from None
+
+
+def configure(params: TrackingParams) -> str:
+    """Point MLflow at the store and make sure the experiment exists; return the experiment id."""
+    uri = tracking_uri(params)
+    check_reachable(uri, params.connect_timeout_s)
+    mlflow.set_tracking_uri(uri)
+    experiment = mlflow.get_experiment_by_name(params.experiment)
+    if experiment is not None:
+        mlflow.set_experiment(experiment_id=experiment.experiment_id)
+        return experiment.experiment_id
+    is_local_store = not uri.startswith(("http://", "https://", "databricks"))
+    artifact_location = Path(params.artifact_location).resolve().as_uri() if is_local_store else None
+    experiment_id = mlflow.create_experiment(params.experiment, artifact_location=artifact_location)
+    mlflow.set_experiment(experiment_id=experiment_id)
+    return experiment_id
+
+
+def git_tags(project_dir: Path | str = ".") -> dict[str, str]:
+    """The commit the code came from and whether the tree had uncommitted changes (empty outside git)."""
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=project_dir, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        status = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=project_dir,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return {}
+    return {"git.commit": commit, "mlflow.source.git.commit": commit, "git.dirty": str(bool(status.strip())).lower()}
+
+
+def flatten(section: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested params as ``a.b.c`` keys, the shape MLflow's params table and ``dvc params diff`` share."""
+    flat: dict[str, Any] = {}
+    for key, value in section.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            flat.update(flatten(value, f"{name}."))
+        else:
+            flat[name] = value
+    return flat
+
+
+@contextmanager
+def pipeline_run(params: TrackingParams, run_name: str, tags: Mapping[str, str] | None = None) -> Iterator[str]:
+    """Open the parent run of one pipeline run and yield its id (the flow passes it to the stages)."""
+    configure(params)
+    with mlflow.start_run(run_name=run_name, tags={**git_tags(), **(tags or {})}) as run:
+        yield run.info.run_id
+
+
+@contextmanager
+def stage_run(stage: str, params: TrackingParams, stage_params: Mapping[str, Any]) -> Iterator[mlflow.ActiveRun]:
+    """Open the nested run of one DVC stage, under the flow's parent run or a parent of its own."""
+    configure(params)
+    tags = {**git_tags(), "dvc.stage": stage}
+    parent_id = os.environ.get(PARENT_RUN_ENV)
+    if parent_id:
+        with mlflow.start_run(run_name=stage, parent_run_id=parent_id, tags=tags) as run:
+            mlflow.log_params(flatten(stage_params))
+            yield run
+        return
+    with mlflow.start_run(run_name=f"dvc-repro-{stage}", tags={**tags, "pipeline.trigger": "dvc"}):
+        with mlflow.start_run(run_name=stage, nested=True, tags=tags) as run:
+            mlflow.log_params(flatten(stage_params))
+            yield run
+
+
+def file_digest(paths: list[Path]) -> str:
+    """A short content hash of files, so MLflow's dataset records change exactly when the data does."""
+    digest = hashlib.sha256()
+    for path in sorted(paths):
+        with open(path, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()[:16]
+
+
+def log_dataset(path: Path | str, name: str, context: str) -> None:
+    """Record a file or directory of data as an input of the active run (``mlflow.log_input``)."""
+    path = Path(path).resolve()
+    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    dataset = MetaDataset(source=resolve_dataset_source(path.as_uri()), name=name, digest=file_digest(files))
+    mlflow.log_input(dataset, context=context)
+
+
+def client() -> MlflowClient:
+    """A client for the store :func:`configure` selected (registry calls go to the same place)."""
+    return MlflowClient()

@@ -1,0 +1,124 @@
+"""Pins the ELECTRA invariants of Clark et al. (2020) that modeling.py implements."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from transformers import ElectraForPreTraining, ElectraForTokenClassification
+
+from electra_model.config import load_params
+from electra_model.modeling import (
+    ElectraPretrainingModel,
+    electra_configs,
+    mask_tokens,
+    replaced_token_labels,
+    sample_replacements,
+)
+
+VOCAB, PAD, CLS, SEP, MASK = 97, 0, 2, 3, 4
+
+
+@pytest.fixture
+def presets():
+    return load_params("params.yaml").pretrain.presets
+
+
+@pytest.fixture
+def model(presets):
+    discriminator, generator = electra_configs(presets["tiny"], VOCAB, 32, PAD)
+    torch.manual_seed(0)
+    return ElectraPretrainingModel(discriminator, generator, disc_weight=50.0)
+
+
+def batch(rows: int = 4, length: int = 32) -> tuple[torch.Tensor, torch.Tensor]:
+    ids = torch.randint(5, VOCAB, (rows, length))
+    ids[:, 0], ids[:, -1] = CLS, SEP
+    ids[0, 20:] = PAD
+    return ids, (ids != PAD).long()
+
+
+def test_embeddings_are_the_same_tensors(model):
+    disc, gen = model.discriminator.electra.embeddings, model.generator.electra.embeddings
+    assert gen is disc
+    assert gen.word_embeddings.weight is disc.word_embeddings.weight
+    assert gen.position_embeddings.weight is disc.position_embeddings.weight
+    assert gen.LayerNorm.weight is disc.LayerNorm.weight
+    assert model.generator.generator_lm_head.weight is disc.word_embeddings.weight
+
+
+@pytest.mark.parametrize(
+    ("preset", "hidden", "gen_hidden", "gen_heads"), [("tiny", 128, 32, 1), ("small", 256, 64, 1), ("base", 768, 256, 4)]
+)
+def test_generator_has_discriminator_depth_and_a_fraction_of_its_width(presets, preset, hidden, gen_hidden, gen_heads):
+    discriminator, generator = electra_configs(presets[preset], VOCAB, 128, PAD)
+    assert discriminator.hidden_size == hidden
+    assert generator.hidden_size == gen_hidden
+    assert generator.num_attention_heads == gen_heads
+    assert generator.num_hidden_layers == discriminator.num_hidden_layers
+    assert generator.embedding_size == discriminator.embedding_size
+
+
+def test_masking_proportions_and_excluded_positions():
+    ids = torch.randint(5, VOCAB, (64, 128))
+    ids[:, 0], ids[:, -1], ids[:, 100:] = CLS, SEP, PAD
+    maskable = ~torch.isin(ids, torch.tensor([CLS, SEP, PAD]))
+    masked = mask_tokens(ids, maskable, MASK, 0.15, 0.85, torch.Generator().manual_seed(0))
+    assert not masked.is_masked[~maskable].any()
+    rate = masked.is_masked.sum() / maskable.sum()
+    assert abs(rate.item() - 0.15) < 0.01
+    became_mask = (masked.input_ids == MASK) & masked.is_masked
+    share = became_mask.sum() / masked.is_masked.sum()
+    assert abs(share.item() - 0.85) < 0.02
+    kept = masked.is_masked & ~became_mask
+    assert torch.equal(masked.input_ids[kept], ids[kept])  # the other 15% keep the original: no random tokens
+    assert torch.equal(masked.input_ids[~masked.is_masked], ids[~masked.is_masked])
+
+
+def test_sample_equal_to_original_is_labelled_original():
+    original = torch.tensor([[5, 6, 7, 8]])
+    corrupted = torch.tensor([[5, 9, 7, 10]])
+    assert replaced_token_labels(corrupted, original).tolist() == [[0.0, 1.0, 0.0, 1.0]]
+
+
+def test_sampling_is_not_differentiable():
+    logits = torch.randn(6, VOCAB, requires_grad=True)
+    assert not sample_replacements(logits).requires_grad
+
+
+def test_rtd_loss_sends_no_gradient_into_the_generator(model):
+    ids, attention = batch()
+    maskable = ~torch.isin(ids, torch.tensor([CLS, SEP, PAD]))
+    masked = mask_tokens(ids, maskable, MASK, 0.3, 0.85, torch.Generator().manual_seed(1))
+    output = model(ids, attention, masked, torch.Generator().manual_seed(2))
+    shared = {id(p) for p in model.discriminator.parameters()}
+    generator_only = [p for p in model.generator.parameters() if id(p) not in shared]
+    assert generator_only
+    rtd_grads = torch.autograd.grad(output.rtd_loss, generator_only, allow_unused=True, retain_graph=True)
+    assert all(g is None for g in rtd_grads)
+    mlm_grads = torch.autograd.grad(output.mlm_loss, generator_only, allow_unused=True)
+    assert all(g is not None for g in mlm_grads)  # the generator learns from its own MLM loss only
+
+
+def test_loss_is_mlm_plus_weighted_rtd(model):
+    ids, attention = batch()
+    maskable = ~torch.isin(ids, torch.tensor([CLS, SEP, PAD]))
+    masked = mask_tokens(ids, maskable, MASK, 0.3, 0.85, torch.Generator().manual_seed(1))
+    output = model(ids, attention, masked, torch.Generator().manual_seed(2))
+    assert torch.allclose(output.loss, output.mlm_loss + 50.0 * output.rtd_loss)
+    model.disc_weight = 1.0
+    again = model(ids, attention, masked, torch.Generator().manual_seed(2))
+    assert torch.allclose(again.loss, again.mlm_loss + again.rtd_loss)
+
+
+def test_discriminator_round_trips_through_transformers(model, tmp_path):
+    model.discriminator.save_pretrained(tmp_path)
+    assert (tmp_path / "model.safetensors").is_file()
+    loaded = ElectraForPreTraining.from_pretrained(tmp_path)
+    ids, attention = batch()
+    model.eval()
+    with torch.no_grad():
+        assert torch.allclose(loaded(ids, attention_mask=attention).logits, model.discriminator(ids, attention_mask=attention).logits, atol=1e-6)
+    classifier = ElectraForTokenClassification.from_pretrained(tmp_path, num_labels=5)
+    assert torch.equal(
+        classifier.electra.embeddings.word_embeddings.weight, model.discriminator.electra.embeddings.word_embeddings.weight
+    )

@@ -1,0 +1,43 @@
+"""The tokenizer stage's output: a cased WordPiece that transformers and the tokenizers library both load."""
+
+from __future__ import annotations
+
+import pytest
+from transformers import AutoTokenizer
+
+from electra_model.errors import ElectraError
+from electra_model.tokenizer import (
+    as_transformers_tokenizer,
+    corpus_lines,
+    load_backend_tokenizer,
+    special_token_ids,
+    train_wordpiece,
+)
+
+
+def test_trained_vocabulary_is_cased_and_loads_with_autotokenizer(tmp_path):
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "shard-00000.txt").write_text("Apple sells apples in Paris .\n\nThe apple fell .\n" * 30, encoding="utf-8")
+    tokenizer = train_wordpiece(corpus_lines(corpus), vocab_size=150, min_frequency=1, lowercase=False)
+    as_transformers_tokenizer(tokenizer, model_max_length=64).save_pretrained(tmp_path / "tok")
+
+    loaded = AutoTokenizer.from_pretrained(tmp_path / "tok")
+    assert loaded.model_max_length == 64
+    assert loaded.tokenize("Apple") != loaded.tokenize("apple")  # case is kept: NER needs it
+    ids = loaded("Apple in Paris")["input_ids"]
+    assert ids[0] == loaded.cls_token_id and ids[-1] == loaded.sep_token_id
+    backend = load_backend_tokenizer(tmp_path / "tok")
+    assert backend.encode("Apple in Paris").ids == ids
+    assert set(special_token_ids(backend)) == {"[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"}
+
+
+def test_empty_corpus_is_a_clear_error(tmp_path):
+    (tmp_path / "shard-00000.txt").write_text("\n\n", encoding="utf-8")
+    with pytest.raises(ElectraError, match="corpus is empty"):
+        train_wordpiece(corpus_lines(tmp_path), vocab_size=150, min_frequency=1, lowercase=False)
+
+
+def test_missing_shards_name_the_directory(tmp_path):
+    with pytest.raises(ElectraError, match="no \\*.txt corpus shards"):
+        list(corpus_lines(tmp_path))
