@@ -15,6 +15,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+# mkstemp/mkdtemp create private (0600/0700) paths; outputs get the modes an ordinary write would give.
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+FILE_MODE = 0o666 & ~_UMASK
+DIR_MODE = 0o777 & ~_UMASK
+
 
 @contextmanager
 def atomic_dir(target: Path | str) -> Iterator[Path]:
@@ -24,6 +30,7 @@ def atomic_dir(target: Path | str) -> Iterator[Path]:
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
     try:
         yield staging
+        staging.chmod(DIR_MODE)
         retired = target.with_name(f".{target.name}.old-{os.getpid()}")
         if target.exists():
             os.replace(target, retired)
@@ -45,6 +52,7 @@ def atomic_file(target: Path | str, mode: str = "w") -> Iterator[Any]:
             yield handle
             handle.flush()
             os.fsync(handle.fileno())
+        staging.chmod(FILE_MODE)
         os.replace(staging, target)
     finally:
         staging.unlink(missing_ok=True)

@@ -29,9 +29,7 @@ def token_dtype(vocab_size: int) -> np.dtype:
     return np.dtype(np.uint16) if vocab_size <= np.iinfo(np.uint16).max + 1 else np.dtype(np.uint32)
 
 
-def pack_blocks(
-    tokenizer: Tokenizer, lines: Iterable[str], max_seq_len: int, batch_lines: int = 2048
-) -> np.ndarray:
+def pack_blocks(tokenizer: Tokenizer, lines: Iterable[str], max_seq_len: int, batch_lines: int = 2048) -> np.ndarray:
     """Tokenize ``lines`` (in parallel batches) and cut the stream into blocks of ``max_seq_len`` with [CLS]/[SEP]."""
     cls_id, sep_id = tokenizer.token_to_id("[CLS]"), tokenizer.token_to_id("[SEP]")
     body = max_seq_len - 2

@@ -1,0 +1,229 @@
+"""CoNLL NER files: read the common variants, write the one normalized form the pipeline trains on.
+
+Reading accepts NER data as it is usually shipped -- plain or gzip, two columns (``token TAG``) or four
+(``token POS chunk TAG``), tabs or spaces, CRLF, ``-DOCSTART-`` lines, IOB1 or IOB2 tags -- and always returns
+IOB2. Writing produces two-column IOB2 with a blank line after each sentence::
+
+    from electra_model.data.conll import read_conll, write_conll
+    sentences = read_conll("eng.train.gz")          # IOB1 is detected and converted
+    write_conll("data/ner/train.txt", sentences)
+
+Every problem in a file raises :class:`~electra_model.errors.ElectraError` naming ``file:line``.
+"""
+
+from __future__ import annotations
+
+import gzip
+import logging
+import re
+import zlib
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from electra_model.errors import ElectraError
+from electra_model.io import atomic_file
+
+Scheme = Literal["auto", "iob1", "iob2"]
+Locate = Callable[[int, int], str]
+"""Maps (sentence index, token index) to where that token came from, e.g. ``"train.txt:17"``, for messages."""
+
+TAG_PATTERN = re.compile(r"O|[BI]-\S+")
+DOCSTART = "-DOCSTART-"
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Sentence:
+    """One tagged sentence; ``tokens`` and ``tags`` are aligned one to one."""
+
+    tokens: tuple[str, ...]
+    tags: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        if len(self.tokens) != len(self.tags):
+            raise ValueError(
+                f"a sentence needs one tag per token, got {len(self.tokens)} tokens and {len(self.tags)} tags"
+            )
+
+
+# ------------------------------------------------------------------------------------------------ validation
+def check_tag(tag: str, where: str) -> None:
+    """Reject tags the IOB schemes cannot express (IOBES ``S-``/``E-``, typos) before they reach training."""
+    if not TAG_PATTERN.fullmatch(tag):
+        raise ElectraError(
+            f"{where}: tag {tag!r} is not 'O', 'B-TYPE' or 'I-TYPE'; fix the tag "
+            "(IOBES and other schemes are not supported)"
+        )
+
+
+def check_token(token: str, where: str) -> None:
+    """A token with whitespace (or none at all) cannot survive the CoNLL format, so refuse it where it comes in."""
+    if not token or any(character.isspace() for character in token):
+        raise ElectraError(
+            f"{where}: token {token!r} is empty or contains whitespace, which a CoNLL file cannot hold; fix the data"
+        )
+
+
+# ---------------------------------------------------------------------------------------------- tag schemes
+def _inside_opening(tags: Sequence[str]) -> int | None:
+    """Index of the first ``I-X`` that opens an entity (after ``O`` or another type): the mark of IOB1."""
+    previous = "O"
+    for index, tag in enumerate(tags):
+        if tag.startswith("I-") and previous[2:] != tag[2:]:
+            return index
+        previous = tag
+    return None
+
+
+def to_iob2(tags: Sequence[str]) -> tuple[str, ...]:
+    """Start every entity with ``B-``: IOB1 opens entities with ``I-`` unless one of the same type precedes."""
+    converted: list[str] = []
+    previous = "O"
+    for tag in tags:
+        if tag.startswith("I-") and previous[2:] != tag[2:]:
+            tag = "B-" + tag[2:]
+        converted.append(tag)
+        previous = tag
+    return tuple(converted)
+
+
+def detect_scheme(sentences: Iterable[Sentence]) -> Literal["iob1", "iob2"]:
+    """IOB1 if any entity opens with ``I-``; data without one means the same under both schemes, so call it IOB2."""
+    return "iob1" if any(_inside_opening(sentence.tags) is not None for sentence in sentences) else "iob2"
+
+
+def apply_scheme(sentences: Sequence[Sentence], scheme: Scheme, locate: Locate, name: str) -> list[Sentence]:
+    """Return the sentences in IOB2.
+
+    ``auto`` and ``iob1`` convert alike (IOB2 input passes through unchanged); a forced ``iob2`` instead insists
+    that no entity opens with ``I-``, because such a tag means the data is not what the params claim.
+    """
+    if scheme == "iob2":
+        for sentence_index, sentence in enumerate(sentences):
+            token_index = _inside_opening(sentence.tags)
+            if token_index is not None:
+                raise ElectraError(
+                    f"{locate(sentence_index, token_index)}: tag {sentence.tags[token_index]!r} opens an entity, which "
+                    "IOB2 does not allow; set data.ner_scheme to 'auto' or 'iob1' if the data is IOB1, or fix the tag"
+                )
+        return list(sentences)
+    if scheme == "auto":
+        log.info("%s: %s tags detected, written as IOB2", name, detect_scheme(sentences).upper())
+    return [Sentence(sentence.tokens, to_iob2(sentence.tags)) for sentence in sentences]
+
+
+# -------------------------------------------------------------------------------------------------- entities
+def count_entities(sentences: Iterable[Sentence]) -> dict[str, int]:
+    """Entities per type; in IOB2 each entity has exactly one ``B-`` tag, so counting those is exact."""
+    counts = Counter(tag[2:] for sentence in sentences for tag in sentence.tags if tag.startswith("B-"))
+    return dict(sorted(counts.items()))
+
+
+def entity_types(sentences: Iterable[Sentence]) -> set[str]:
+    """The entity types a set of sentences uses."""
+    return {tag[2:] for sentence in sentences for tag in sentence.tags if tag != "O"}
+
+
+def check_labels_known(train: Sequence[Sentence], other: Sequence[Sentence], other_path: str | Path) -> None:
+    """Stop on an entity type that train never shows: the model could not predict it, so its scores would mislead."""
+    known = entity_types(train)
+    for sentence_index, sentence in enumerate(other):
+        for token, tag in zip(sentence.tokens, sentence.tags, strict=True):
+            if tag != "O" and tag[2:] not in known:
+                raise ElectraError(
+                    f"{other_path}: sentence {sentence_index + 1} (token {token!r}) has entity type {tag[2:]!r}, which "
+                    f"never occurs in the training data (its types: {', '.join(sorted(known)) or 'none'}); "
+                    "fix the tag or add training examples of that type"
+                )
+
+
+# ------------------------------------------------------------------------------------------- reading files
+def read_lines(path: Path | str) -> Iterator[tuple[int, str]]:
+    """Stream ``(line number, text)`` from a UTF-8 file, gzip when the name ends in ``.gz``, any newline style.
+
+    Lines are decoded one at a time so that a bad byte is reported with its line, and a file of any size is
+    read without holding it in memory.
+    """
+    path = Path(path)
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rb") as handle:
+            for number, raw in enumerate(handle, start=1):
+                try:
+                    yield number, raw.decode("utf-8-sig" if number == 1 else "utf-8").rstrip("\r\n")
+                except UnicodeDecodeError as error:
+                    raise ElectraError(
+                        f"{path}:{number}: not valid UTF-8 ({error.reason}); re-encode the file as UTF-8"
+                    ) from None
+    except FileNotFoundError:
+        raise ElectraError(f"{path}: file not found; check the path") from None
+    except (gzip.BadGzipFile, EOFError, zlib.error) as error:
+        raise ElectraError(
+            f"{path}: not a readable gzip file ({error}); re-download it or drop the .gz suffix if it is plain text"
+        ) from None
+
+
+def _sentence_blocks(path: Path) -> Iterator[list[tuple[int, list[str]]]]:
+    """Group the token lines of a file into sentences; blank and ``-DOCSTART-`` lines close a sentence."""
+    block: list[tuple[int, list[str]]] = []
+    for number, line in read_lines(path):
+        columns = line.split()
+        if columns and columns[0] != DOCSTART:
+            block.append((number, columns))
+        elif block:
+            yield block
+            block = []
+    if block:
+        yield block
+
+
+def _check_columns(path: Path, number: int, columns: list[str], first: tuple[int, int]) -> None:
+    """Every token line needs a token and a tag, and the same layout as the file's first token line."""
+    if len(columns) < 2:
+        raise ElectraError(
+            f"{path}:{number}: only one column ({columns[0]!r}); expected 'token TAG' or 'token POS chunk TAG'"
+        )
+    if len(columns) != first[0]:
+        raise ElectraError(
+            f"{path}:{number}: {len(columns)} columns, but line {first[1]} has {first[0]}; "
+            "every token line of a file needs the same columns"
+        )
+
+
+def _parse(path: Path) -> tuple[list[Sentence], list[tuple[int, ...]]]:
+    """Sentences as written in the file, with the line number of each token for later messages."""
+    sentences: list[Sentence] = []
+    line_numbers: list[tuple[int, ...]] = []
+    first: tuple[int, int] | None = None
+    for block in _sentence_blocks(path):
+        for number, columns in block:
+            first = first or (len(columns), number)
+            _check_columns(path, number, columns, first)
+            check_tag(columns[-1], f"{path}:{number}")
+        sentences.append(
+            Sentence(tuple(columns[0] for _, columns in block), tuple(columns[-1] for _, columns in block))
+        )
+        line_numbers.append(tuple(number for number, _ in block))
+    return sentences, line_numbers
+
+
+def read_conll(path: Path | str, scheme: Scheme = "auto") -> list[Sentence]:
+    """Read a CoNLL NER file (the NER tag is the last column) and return its sentences in IOB2."""
+    path = Path(path)
+    sentences, line_numbers = _parse(path)
+    if not sentences:
+        raise ElectraError(
+            f"{path}: no sentences found; expected 'token TAG' lines with a blank line after each sentence"
+        )
+    return apply_scheme(sentences, scheme, lambda sentence, token: f"{path}:{line_numbers[sentence][token]}", str(path))
+
+
+def write_conll(path: Path | str, sentences: Iterable[Sentence]) -> None:
+    """Write two-column ``token TAG`` lines with a blank line after each sentence, atomically."""
+    with atomic_file(path) as handle:
+        for sentence in sentences:
+            handle.writelines(f"{token} {tag}\n" for token, tag in zip(sentence.tokens, sentence.tags, strict=True))
+            handle.write("\n")
