@@ -1,0 +1,219 @@
+"""The whole pipeline, for real, on tiny demo params in a temporary copy of the project.
+
+Real ``dvc`` commands, a real MLflow sqlite store, a real (temporary) Prefect server, the real ``electra`` CLI.
+The tests in this module run in order and share one copy: the first one builds what the later ones inspect.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+pytestmark = pytest.mark.e2e
+
+REPO = Path(__file__).resolve().parents[2]
+STAGES = ("download", "tokenizer", "pretrain", "finetune", "evaluate", "export")
+TINY = {
+    "data": {"demo": {"corpus_documents": 120, "train_sentences": 600, "valid_sentences": 120, "test_sentences": 120}},
+    "tokenizer": {"vocab_size": 1500},
+    "pretrain": {"max_steps": 40, "batch_size": 16, "max_seq_len": 64, "warmup_steps": 4, "log_every": 10},
+    "finetune": {"epochs": 3, "max_seq_len": 64, "learning_rate": 5.0e-4},
+    "export": {"min_f1": 0.05},
+}
+
+
+def deep_update(target: dict, changes: dict) -> None:
+    for key, value in changes.items():
+        if isinstance(value, dict):
+            deep_update(target.setdefault(key, {}), value)
+        else:
+            target[key] = value
+
+
+class Project:
+    """A git + DVC copy of the repository with tiny params and its own MLflow store."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        self.env = {
+            **os.environ,
+            "MLFLOW_TRACKING_URI": f"sqlite:///{root / 'mlflow.db'}",
+            "DVC_NO_ANALYTICS": "1",
+            "PYTHONUNBUFFERED": "1",
+        }
+        self.env.pop("ELECTRA_PARENT_RUN_ID", None)
+        self.env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{self.env['PATH']}"
+
+    def run(self, *command: str, check: bool = True, timeout: float = 900) -> subprocess.CompletedProcess:
+        result = subprocess.run(command, cwd=self.root, env=self.env, capture_output=True, text=True, timeout=timeout)
+        if check and result.returncode != 0:
+            raise AssertionError(f"{' '.join(command)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+        return result
+
+    def params(self) -> dict:
+        return yaml.safe_load((self.root / "params.yaml").read_text(encoding="utf-8"))
+
+    def write_params(self, params: dict) -> None:
+        (self.root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
+
+    def metrics(self, stage: str) -> dict:
+        return json.loads((self.root / "metrics" / f"{stage}.json").read_text(encoding="utf-8"))
+
+
+def ran_stages(output: str) -> set[str]:
+    return {stage for stage in STAGES if f"Running stage '{stage}'" in output}
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory) -> Project:
+    root = tmp_path_factory.mktemp("project")
+    files = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=REPO, capture_output=True, text=True, check=True
+    ).stdout.splitlines()
+    for name in files:
+        if (REPO / name).is_file() and not name.startswith(("tests/", "benchmarks/")):
+            (root / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO / name, root / name)
+    copy = Project(root)
+    params = copy.params()
+    deep_update(params, TINY)
+    copy.write_params(params)
+    copy.run("git", "init", "-q")
+    copy.run("git", "add", "-A")
+    copy.run("git", "-c", "user.email=ci@example.com", "-c", "user.name=ci", "commit", "-qm", "tiny")
+    return copy
+
+
+def test_first_repro_runs_every_stage(project):
+    result = project.run("dvc", "repro")
+    assert ran_stages(result.stdout) == set(STAGES)
+    assert (project.root / "models/pretrained/model.safetensors").is_file()
+    assert (project.root / "models/onnx/model.onnx").is_file()
+    evaluate = project.metrics("evaluate")
+    assert evaluate["entity"]["overall"]["f1"] > 0.05  # the all-O majority baseline scores 0
+
+
+def test_second_repro_is_a_fast_no_op(project):
+    started = time.perf_counter()
+    result = project.run("dvc", "repro")
+    elapsed = time.perf_counter() - started
+    assert ran_stages(result.stdout) == set()
+    assert elapsed < 15, f"no-op dvc repro took {elapsed:.1f}s"
+
+
+def test_finetune_param_change_reruns_only_downstream(project):
+    result = project.run("dvc", "exp", "run", "-S", "finetune.learning_rate=0.0004")
+    assert ran_stages(result.stdout) == {"finetune", "evaluate", "export"}
+    diff = project.run("dvc", "params", "diff", "--json")
+    assert "finetune.learning_rate" in diff.stdout
+
+
+def test_dvc_metrics_and_plots_work(project):
+    shown = json.loads(project.run("dvc", "metrics", "show", "--json").stdout)
+    assert "metrics/evaluate.json" in json.dumps(shown)
+    plots = project.run("dvc", "plots", "show", "-o", "dvc_plots")
+    assert (project.root / "dvc_plots" / "index.html").is_file(), plots.stdout
+
+
+def mlflow_client(project: Project):
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    mlflow.set_tracking_uri(project.env["MLFLOW_TRACKING_URI"])
+    return MlflowClient(project.env["MLFLOW_TRACKING_URI"])
+
+
+def test_plain_dvc_runs_are_logged_under_their_own_parent(project):
+    client = mlflow_client(project)
+    experiment = client.get_experiment_by_name("electra-pipeline")
+    runs = client.search_runs([experiment.experiment_id], max_results=200)
+    stage_runs = [r for r in runs if r.data.tags.get("dvc.stage") == "pretrain"]
+    assert stage_runs, "the pretrain stage logged no run"
+    run = stage_runs[0]
+    parent = client.get_run(run.data.tags["mlflow.parentRunId"])
+    assert parent.data.tags.get("pipeline.trigger") == "dvc"
+    assert {"mlm_loss", "rtd_loss", "learning_rate"} <= set(run.data.metrics)
+    assert len(client.get_metric_history(run.info.run_id, "rtd_loss")) >= 4
+    assert run.data.tags.get("git.commit") and run.data.tags.get("git.dirty") in {"true", "false"}
+    assert run.inputs.dataset_inputs, "pretrain logged no dataset input"
+
+
+def test_prefect_flow_runs_stages_under_one_parent_and_publishes_summary(project, monkeypatch):
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+    from prefect.testing.utilities import prefect_test_harness
+
+    from flows.pipeline import SUMMARY_KEY, electra_pipeline
+
+    params = project.params()
+    params["evaluate"]["batch_size"] = 32  # makes evaluate and export stale, so the flow re-runs them
+    project.write_params(params)
+    for name, value in project.env.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.chdir(project.root)
+    with prefect_test_harness(server_startup_timeout=180):
+        result = electra_pipeline(project_dir=str(project.root))
+        with get_client(sync_client=True) as prefect:
+            artifacts = prefect.read_artifacts(
+                artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[SUMMARY_KEY]))
+            )
+    assert artifacts and "entity F1 overall" in artifacts[0].data
+    assert "models:/electra-ner/" in artifacts[0].data
+
+    client = mlflow_client(project)
+    parent_id = result["parent_run_id"]
+    children = client.search_runs(
+        [client.get_run(parent_id).info.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{parent_id}'"
+    )
+    assert {run.data.tags["dvc.stage"] for run in children} == {"evaluate", "export"}
+    assert client.get_run(parent_id).info.status == "FINISHED"
+
+
+def test_registered_model_has_champion_with_reason(project):
+    client = mlflow_client(project)
+    champion = client.get_model_version_by_alias("electra-ner", "champion")
+    assert champion.tags["champion_decision"] == "promoted"
+    assert "min_f1" in champion.tags["champion_reason"]
+    versions = client.search_model_versions("name = 'electra-ner'")
+    assert len(versions) >= 2 and all("champion_decision" in v.tags for v in versions)
+
+
+def test_predict_pulls_the_champion_and_returns_offsets(project):
+    text = "Anna Schmidt flew from Berlin to Madrid ."
+    result = project.run(sys.executable, "-m", "electra_model.cli", "predict", text, "--json")
+    payload = json.loads(result.stdout)
+    entities = payload[0]["entities"]
+    for entity in entities:
+        assert text[entity["start"] : entity["end"]] == entity["text"]
+    assert entities, f"no entity found in {text!r}"
+
+
+def test_bad_param_stops_before_work_and_keeps_outputs(project):
+    model = project.root / "models/ner/model.safetensors"
+    before = model.read_bytes()
+    params = project.params()
+    params["finetune"]["learning_rate"] = "fast"
+    project.write_params(params)
+    result = project.run(sys.executable, "stages/finetune.py", check=False)
+    assert result.returncode == 2
+    assert "finetune.learning_rate = 'fast'" in result.stderr and "Traceback" not in result.stderr
+    assert model.read_bytes() == before
+
+
+def test_unreachable_tracking_server_fails_fast(project):
+    params = project.params()
+    params["finetune"]["learning_rate"] = 0.0004
+    project.write_params(params)
+    project.env["MLFLOW_TRACKING_URI"] = "http://127.0.0.1:9"
+    started = time.perf_counter()
+    result = project.run(sys.executable, "stages/evaluate.py", check=False, timeout=60)
+    assert result.returncode == 2 and time.perf_counter() - started < 30
+    assert "unreachable" in result.stderr and "Traceback" not in result.stderr

@@ -1,0 +1,22 @@
+"""prefect.yaml points at the real flow, with a valid cron schedule and parameters the flow accepts."""
+
+from __future__ import annotations
+
+import inspect
+
+import yaml
+from prefect.client.schemas.schedules import CronSchedule
+from prefect.flows import load_flow_from_entrypoint
+
+
+def test_deployment_entrypoint_schedule_and_parameters():
+    with open("prefect.yaml", encoding="utf-8") as handle:
+        spec = yaml.safe_load(handle)
+    (deployment,) = spec["deployments"]
+    flow = load_flow_from_entrypoint(deployment["entrypoint"])
+    assert flow.name == "electra-pipeline"
+    accepted = set(inspect.signature(flow.fn).parameters)
+    assert set(deployment["parameters"]) <= accepted
+    (schedule,) = deployment["schedules"]
+    CronSchedule(cron=schedule["cron"], timezone=schedule["timezone"])
+    assert deployment["work_pool"]["name"]
