@@ -9,7 +9,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from seqeval.metrics import classification_report as entity_report
-from seqeval.metrics.sequence_labeling import get_entities
 from sklearn.metrics import classification_report as token_report
 
 
@@ -49,11 +48,3 @@ def token_scores(gold: Sequence[Sequence[str]], predicted: Sequence[Sequence[str
         else "",
     }
 
-
-def count_entities(sentences: Sequence[Sequence[str]]) -> dict[str, int]:
-    """Entities per type under conlleval chunking (used for data summaries and baselines)."""
-    counts: dict[str, int] = {}
-    for tags in sentences:
-        for entity_type, _, _ in get_entities(list(tags)):
-            counts[entity_type] = counts.get(entity_type, 0) + 1
-    return counts

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from electra_model.metrics import count_entities, entity_scores, token_scores
+from electra_model.metrics import entity_scores, token_scores
 
 
 def test_entity_scores_count_whole_entities():
@@ -31,6 +31,3 @@ def test_token_scores_with_and_without_o():
     assert scores["accuracy"] == pytest.approx(2 / 3)
     assert " O " in scores["report_with_o"] and " O " not in scores["report_without_o"]
 
-
-def test_count_entities_uses_conlleval_chunks():
-    assert count_entities([["B-PER", "I-PER", "B-PER", "O", "I-LOC"]]) == {"PER": 2, "LOC": 1}
