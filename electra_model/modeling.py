@@ -1,11 +1,11 @@
 """ELECTRA generator + discriminator with shared embeddings and the replaced-token-detection objective.
 
-Clark et al. (2020), as google-research/electra implements it:
+Clark et al. (2020), as google-research/electra implements it (pretrain_helpers.py, run_pretraining.py):
 
-1. ``mask_tokens``: pick 15% of the real tokens (never [CLS]/[SEP]/padding); 85% of them become [MASK], the rest
-   keep the original token.
-2. The generator, a narrow masked language model, predicts the originals, with logits computed at masked
-   positions only.
+1. ``mask_tokens``: pick 15% of the real tokens (never [CLS]/[SEP]/padding), a fixed number of slots per row;
+   85% of them become [MASK], the rest keep the original token (no random tokens).
+2. The generator, a narrow masked language model, predicts the originals, with logits computed at the masked
+   positions only (gathered first, so the vocabulary projection costs 15% of a full one).
 3. ``sample_replacements``: Gumbel-max samples from the generator's softmax, with no gradient through sampling.
 4. ``replaced_token_labels``: the discriminator's target is 1 where the sampled token differs from the original; a
    sample that equals the original counts as original.
@@ -15,14 +15,17 @@ The generator and discriminator share the embedding module (token, position and 
 LayerNorm), so the generator's output projection is tied to the same token embeddings. Not a GAN: the generator is
 trained only by its own MLM loss.
 
-Both halves are transformers classes, so the discriminator saves with ``save_pretrained`` and loads with
-``ElectraForPreTraining`` or ``ElectraForTokenClassification.from_pretrained``.
+Every shape in the forward pass is static (B x L tokens, B x N masked slots), so nothing in it waits for the host:
+no boolean indexing, no data-dependent sizes. Both halves are transformers classes, so the discriminator saves with
+``save_pretrained`` and loads with ``ElectraForPreTraining`` or ``ElectraForTokenClassification.from_pretrained``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -32,7 +35,7 @@ from electra_model.config import ArchitectureParams
 
 
 def electra_configs(
-    arch: ArchitectureParams, vocab_size: int, max_positions: int, pad_token_id: int
+    arch: ArchitectureParams, vocab_size: int, max_positions: int, pad_token_id: int, dropout: float = 0.1
 ) -> tuple[ElectraConfig, ElectraConfig]:
     """Discriminator and generator configs: same depth and embeddings, the generator a fraction of the width."""
     shared = dict(
@@ -41,6 +44,8 @@ def electra_configs(
         num_hidden_layers=arch.num_layers,
         max_position_embeddings=max_positions,
         pad_token_id=pad_token_id,
+        hidden_dropout_prob=dropout,
+        attention_probs_dropout_prob=dropout,
         attn_implementation="sdpa",
     )
     discriminator = ElectraConfig(
@@ -58,12 +63,61 @@ def electra_configs(
     return discriminator, generator
 
 
+# ------------------------------------------------------------------------------------------------ randomness
+def row_seed(seed: int, step: int, row: int) -> int:
+    """A well-mixed 64-bit seed for one row of one step (SeedSequence decorrelates neighbouring inputs)."""
+    return int(np.random.SeedSequence([seed, step, row]).generate_state(1, dtype=np.uint64)[0])
+
+
+class RowNoise:
+    """Uniform noise drawn row by row, each row from its own generator seeded by (seed, step, row of the batch).
+
+    A row's masks and samples then depend only on the seed, the step and the row's place in the global batch: not
+    on how the batch is split into gradient-accumulation micro-batches or over ranks, and not on generator state
+    that a checkpoint would have to carry. A resumed or sharded run draws exactly the numbers an uninterrupted
+    single-process run draws.
+    """
+
+    def __init__(self, seed: int, step: int, rows: Sequence[int], device: torch.device):
+        self.device = device
+        self.generators = [torch.Generator(device=device).manual_seed(row_seed(seed, step, row)) for row in rows]
+
+    def uniform(self, shape: tuple[int, ...]) -> torch.Tensor:
+        """``(rows, *shape)`` uniforms in [0, 1); each call advances every row's generator."""
+        return torch.stack([torch.rand(shape, generator=g, device=self.device) for g in self.generators])
+
+
+Noise = torch.Generator | RowNoise | None
+
+
+def uniform(shape: tuple[int, ...], device: torch.device, noise: Noise) -> torch.Tensor:
+    """Uniforms in [0, 1) from a plain generator (or the global one), or row by row from :class:`RowNoise`."""
+    if isinstance(noise, RowNoise):
+        if len(noise.generators) != shape[0]:
+            raise ValueError(f"RowNoise has {len(noise.generators)} rows, the batch {shape[0]}")
+        return noise.uniform(shape[1:])
+    return torch.rand(shape, device=device, generator=noise)
+
+
+# ------------------------------------------------------------------------------------------------ corruption
 @dataclass(frozen=True)
 class MaskedBatch:
-    """The generator's input and which positions it must reconstruct."""
+    """The generator's input and the positions it must reconstruct: ``slots`` per row, ``valid`` where used."""
 
-    input_ids: torch.Tensor
-    is_masked: torch.Tensor
+    input_ids: torch.Tensor  # (B, L), [MASK] at 85% of the chosen positions
+    positions: torch.Tensor  # (B, N) chosen positions, distinct within a row
+    valid: torch.Tensor  # (B, N) bool; rows with fewer real tokens use fewer of their N slots
+    original: torch.Tensor  # (B, N) the original token at each position
+
+    @property
+    def is_masked(self) -> torch.Tensor:
+        """(B, L) bool: the positions the generator must reconstruct."""
+        return torch.zeros_like(self.input_ids, dtype=torch.bool).scatter(1, self.positions, self.valid)
+
+
+def mask_slots(seq_len: int, mask_prob: float) -> int:
+    """Masked slots per row, the reference's ``max_predictions_per_seq``: a full row masks exactly this many."""
+    return max(1, round(seq_len * mask_prob))
 
 
 def mask_tokens(
@@ -72,22 +126,41 @@ def mask_tokens(
     mask_token_id: int,
     mask_prob: float,
     mask_token_prob: float,
-    generator: torch.Generator | None = None,
+    generator: Noise = None,
 ) -> MaskedBatch:
-    """Choose ``mask_prob`` of the maskable positions; replace ``mask_token_prob`` of them with [MASK], keep the rest."""
-    draw = torch.rand(input_ids.shape, device=input_ids.device, generator=generator)
-    is_masked = (draw < mask_prob) & maskable
-    use_mask_token = torch.rand(input_ids.shape, device=input_ids.device, generator=generator) < mask_token_prob
-    masked_ids = torch.where(is_masked & use_mask_token, torch.full_like(input_ids, mask_token_id), input_ids)
-    return MaskedBatch(masked_ids, is_masked)
+    """Mask ``round(mask_prob * maskable)`` positions per row, drawn without replacement; [MASK] at
+    ``mask_token_prob`` of them, the original token at the rest.
+
+    A fixed number of slots per row (as the reference does) keeps every shape static, so gathering the masked
+    positions needs no host-device synchronisation.
+    """
+    rows, length = input_ids.shape
+    slots = mask_slots(length, mask_prob)
+    noise = uniform((rows, length + slots), input_ids.device, generator)
+    scores = noise[:, :length].masked_fill(~maskable, -1.0)
+    positions = scores.topk(slots, dim=1).indices
+    n_maskable = maskable.sum(dim=1, keepdim=True)
+    wanted = torch.minimum((n_maskable * mask_prob).round().long().clamp_min(1), n_maskable)
+    valid = torch.arange(slots, device=input_ids.device) < wanted
+    original = input_ids.gather(1, positions)
+    use_mask_token = valid & (noise[:, length:] < mask_token_prob)
+    replaced = torch.where(use_mask_token, torch.full_like(original, mask_token_id), original)
+    return MaskedBatch(input_ids.scatter(1, positions, replaced), positions, valid, original)
 
 
-def sample_replacements(logits: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-    """Gumbel-max sampling (temperature 1) from the generator's softmax; no gradient flows through it."""
+def sample_replacements(logits: torch.Tensor, generator: Noise = None, never: torch.Tensor | None = None) -> torch.Tensor:
+    """Gumbel-max sampling (temperature 1) from the generator's softmax; no gradient flows through it.
+
+    ``never`` holds token ids that can never be the original at a masked position ([PAD], [CLS], [SEP], [MASK]).
+    google-research/electra leaves them samplable; a sampled one is a free "replaced" signal to the discriminator,
+    so they are excluded here. The noise is ``-log(-log(u + eps) + eps)``, as in the reference.
+    """
     with torch.no_grad():
-        uniform = torch.rand(logits.shape, device=logits.device, generator=generator, dtype=torch.float32)
-        gumbel = -torch.log(-torch.log(uniform.clamp_min(1e-9)).clamp_min(1e-9))
-        return (logits.detach().float() + gumbel).argmax(dim=-1)
+        noise = uniform(tuple(logits.shape), logits.device, generator)
+        scores = logits.detach().float() - torch.log(-torch.log(noise + 1e-9) + 1e-9)
+        if never is not None:
+            scores.index_fill_(-1, never, float("-inf"))
+        return scores.argmax(dim=-1)
 
 
 def replaced_token_labels(corrupted_ids: torch.Tensor, original_ids: torch.Tensor) -> torch.Tensor:
@@ -95,6 +168,7 @@ def replaced_token_labels(corrupted_ids: torch.Tensor, original_ids: torch.Tenso
     return (corrupted_ids != original_ids).float()
 
 
+# ------------------------------------------------------------------------------------------------ the model
 @dataclass(frozen=True)
 class ElectraOutput:
     """The combined loss and the pieces worth logging."""
@@ -109,14 +183,26 @@ class ElectraOutput:
     real_tokens: torch.Tensor
 
 
+def masked_mean(values: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """Mean over the weighted entries; stays finite when every weight is zero."""
+    return (values * weights).sum() / weights.sum().clamp_min(1)
+
+
 class ElectraPretrainingModel(nn.Module):
     """Generator (MLM) and discriminator (RTD) trained jointly, sharing one embedding module."""
 
-    def __init__(self, discriminator_config: ElectraConfig, generator_config: ElectraConfig, disc_weight: float):
+    def __init__(
+        self,
+        discriminator_config: ElectraConfig,
+        generator_config: ElectraConfig,
+        disc_weight: float,
+        never_sample: Sequence[int] = (),
+    ):
         super().__init__()
         self.discriminator = ElectraForPreTraining(discriminator_config)
         self.generator = ElectraForMaskedLM(generator_config)
         self.disc_weight = disc_weight
+        self.register_buffer("never_sample", torch.tensor(sorted(never_sample), dtype=torch.long), persistent=False)
         self._share_embeddings()
 
     def _share_embeddings(self) -> None:
@@ -125,38 +211,39 @@ class ElectraPretrainingModel(nn.Module):
         self.generator.electra.embeddings = shared
         self.generator.generator_lm_head.weight = shared.word_embeddings.weight
 
-    def generator_logits(self, masked: MaskedBatch, attention_mask: torch.Tensor) -> torch.Tensor:
-        """Vocabulary logits at the masked positions only: (number of masked tokens, vocab)."""
+    def generator_logits(self, masked: MaskedBatch, attention_mask: torch.Tensor | None) -> torch.Tensor:
+        """Vocabulary logits at the masked slots only: (B, N, vocab)."""
         hidden = self.generator.electra(masked.input_ids, attention_mask=attention_mask).last_hidden_state
-        selected = hidden[masked.is_masked]
-        return self.generator.generator_lm_head(self.generator.generator_predictions(selected))
+        index = masked.positions.unsqueeze(-1).expand(-1, -1, hidden.size(-1))
+        return self.generator.generator_lm_head(self.generator.generator_predictions(hidden.gather(1, index)))
 
     def forward(
         self,
         input_ids: torch.Tensor,
-        attention_mask: torch.Tensor,
+        attention_mask: torch.Tensor | None,
         masked: MaskedBatch,
-        sampler: torch.Generator | None = None,
+        sampler: Noise = None,
     ) -> ElectraOutput:
-        original = input_ids[masked.is_masked]
+        """``attention_mask`` None means every token is real (packed blocks), which lets SDPA skip the mask."""
         mlm_logits = self.generator_logits(masked, attention_mask)
-        # A sum over masked tokens divided by their count (at least 1) stays finite for a batch with no masks.
-        mlm_count = torch.tensor(original.numel(), device=input_ids.device)
-        mlm_loss = F.cross_entropy(mlm_logits.float(), original, reduction="sum") / mlm_count.clamp_min(1)
+        slot_weights = masked.valid.float()
+        token_mlm_loss = F.cross_entropy(mlm_logits.float().transpose(1, 2), masked.original, reduction="none")
+        mlm_loss = masked_mean(token_mlm_loss, slot_weights)
 
-        corrupted = input_ids.clone()
-        corrupted[masked.is_masked] = sample_replacements(mlm_logits, sampler)
+        sampled = sample_replacements(mlm_logits, sampler, self.never_sample)
+        corrupted = input_ids.scatter(1, masked.positions, torch.where(masked.valid, sampled, masked.original))
         rtd_labels = replaced_token_labels(corrupted, input_ids)
 
         rtd_logits = self.discriminator(corrupted, attention_mask=attention_mask).logits
-        real = attention_mask.bool()
-        rtd_loss = F.binary_cross_entropy_with_logits(rtd_logits[real].float(), rtd_labels[real])
+        real = torch.ones_like(input_ids, dtype=torch.bool) if attention_mask is None else attention_mask.bool()
+        token_rtd_loss = F.binary_cross_entropy_with_logits(rtd_logits.float(), rtd_labels, reduction="none")
+        rtd_loss = masked_mean(token_rtd_loss, real.float())
         return ElectraOutput(
             loss=mlm_loss + self.disc_weight * rtd_loss,
             mlm_loss=mlm_loss,
             rtd_loss=rtd_loss,
-            mlm_correct=(mlm_logits.argmax(-1) == original).sum().detach(),
-            mlm_count=mlm_count,
+            mlm_correct=((mlm_logits.argmax(-1) == masked.original) & masked.valid).sum().detach(),
+            mlm_count=masked.valid.sum(),
             rtd_logits=rtd_logits.detach(),
             rtd_labels=rtd_labels,
             real_tokens=real,

@@ -88,11 +88,12 @@ def batch_order(n_blocks: int, batch_size: int, steps: int, seed: int) -> np.nda
 
 def build_model(params: PretrainParams, tokenizer: Tokenizer) -> ElectraPretrainingModel:
     """The generator/discriminator pair for the chosen preset and this vocabulary."""
-    pad_id = special_token_ids(tokenizer)["[PAD]"]
+    special = special_token_ids(tokenizer)
     discriminator, generator = electra_configs(
-        params.architecture, tokenizer.get_vocab_size(), params.max_seq_len, pad_id
+        params.architecture, tokenizer.get_vocab_size(), params.max_seq_len, special["[PAD]"]
     )
-    return ElectraPretrainingModel(discriminator, generator, params.disc_weight)
+    never_sample = [special[token] for token in ("[PAD]", "[CLS]", "[SEP]", "[MASK]")]
+    return ElectraPretrainingModel(discriminator, generator, params.disc_weight, never_sample)
 
 
 def pretrain(

@@ -9,7 +9,9 @@ from transformers import ElectraForPreTraining, ElectraForTokenClassification
 from electra_model.config import load_params
 from electra_model.modeling import (
     ElectraPretrainingModel,
+    RowNoise,
     electra_configs,
+    mask_slots,
     mask_tokens,
     replaced_token_labels,
     sample_replacements,
@@ -74,6 +76,26 @@ def test_masking_proportions_and_excluded_positions():
     assert torch.equal(masked.input_ids[~masked.is_masked], ids[~masked.is_masked])
 
 
+def test_full_rows_mask_exactly_the_reference_count_of_distinct_positions():
+    ids = torch.randint(5, VOCAB, (16, 128))
+    ids[:, 0], ids[:, -1] = CLS, SEP
+    maskable = ~torch.isin(ids, torch.tensor([CLS, SEP, PAD]))
+    masked = mask_tokens(ids, maskable, MASK, 0.15, 0.85, torch.Generator().manual_seed(0))
+    assert mask_slots(128, 0.15) == 19  # google-research/electra: max_predictions_per_seq for 128 tokens
+    assert masked.valid.all() and (masked.is_masked.sum(1) == 19).all()
+    assert torch.equal(masked.original, ids.gather(1, masked.positions))
+
+
+def test_row_noise_does_not_depend_on_how_the_batch_is_split():
+    ids = torch.randint(5, VOCAB, (6, 40))
+    maskable = torch.ones_like(ids, dtype=torch.bool)
+    whole = mask_tokens(ids, maskable, MASK, 0.15, 0.85, RowNoise(7, 3, range(6), torch.device("cpu")))
+    halves = [mask_tokens(ids[rows], maskable[rows], MASK, 0.15, 0.85, RowNoise(7, 3, rows, torch.device("cpu"))) for rows in (range(0, 3), range(3, 6))]
+    assert torch.equal(whole.input_ids, torch.cat([h.input_ids for h in halves]))
+    other_step = mask_tokens(ids, maskable, MASK, 0.15, 0.85, RowNoise(7, 4, range(6), torch.device("cpu")))
+    assert not torch.equal(whole.positions, other_step.positions)
+
+
 def test_sample_equal_to_original_is_labelled_original():
     original = torch.tensor([[5, 6, 7, 8]])
     corrupted = torch.tensor([[5, 9, 7, 10]])
@@ -83,6 +105,21 @@ def test_sample_equal_to_original_is_labelled_original():
 def test_sampling_is_not_differentiable():
     logits = torch.randn(6, VOCAB, requires_grad=True)
     assert not sample_replacements(logits).requires_grad
+
+
+def test_samples_follow_the_generator_softmax():
+    logits = torch.tensor([2.0, 1.0, 0.0, -1.0, 0.5]).log_softmax(-1)
+    draws = sample_replacements(logits.expand(40_000, -1), torch.Generator().manual_seed(0))
+    frequencies = torch.bincount(draws, minlength=5).float() / len(draws)
+    assert torch.allclose(frequencies, logits.exp(), atol=0.01), frequencies
+
+
+def test_special_tokens_are_never_sampled():
+    logits = torch.zeros(2000, VOCAB)
+    logits[:, [PAD, CLS, SEP, MASK]] = 5.0  # even where the generator favours them
+    never = torch.tensor([PAD, CLS, SEP, MASK])
+    draws = sample_replacements(logits, torch.Generator().manual_seed(0), never)
+    assert not torch.isin(draws, never).any()
 
 
 def test_rtd_loss_sends_no_gradient_into_the_generator(model):
