@@ -188,7 +188,7 @@ def test_registered_model_has_champion_with_reason(project):
 
 def test_predict_pulls_the_champion_and_returns_offsets(project):
     text = "Anna Schmidt flew from Berlin to Madrid ."
-    result = project.run(sys.executable, "-m", "electra_model.cli", "predict", text, "--json")
+    result = project.run(str(Path(sys.executable).parent / "electra"), "predict", text, "--json")
     payload = json.loads(result.stdout)
     entities = payload[0]["entities"]
     for entity in entities:

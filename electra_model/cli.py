@@ -1,0 +1,129 @@
+"""The ``electra`` command: the NER model from a terminal.
+
+    electra predict "Angela Merkel visited Paris."
+    electra predict --file notes.txt --json             # one text per non-empty line of notes.txt ('-': stdin)
+    electra predict --model models:/electra-ner/3 "..."  # or models:/NAME@ALIAS, or an exported dir (models/onnx)
+
+``--file`` takes one text per non-empty line, the natural unit of notes and logs (offsets index that line); join a
+document onto one line to have it tagged as one text. The registry is read at ``--tracking-uri``, by default
+``MLFLOW_TRACKING_URI``, else ``tracking.uri`` of ./params.yaml, else sqlite:///mlflow.db.
+
+Human output is one line per entity, ``TYPE  start-end  "text"  score`` (``(no entities)`` when there is none,
+and a ``[N] text`` header per text when there are several); ``--json`` prints ``[{"text", "entities": [...]}]``.
+A user error prints one line on stderr and exits with status 2.
+
+A subcommand is an ``add_<name>(subcommands)`` function listed in ``SUBCOMMANDS``: it adds its parser and sets
+``handler``, a function of the parsed arguments that returns the exit status.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TypeAlias
+
+from electra_model.errors import ElectraError, exit_on_user_error
+from electra_model.inference import DEFAULT_MODEL, Entity, NerPredictor, resolve_tracking_uri
+
+Subcommands: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"  # what add_subparsers returns
+
+
+def read_texts(path: Path) -> list[str]:
+    """The non-empty lines of ``path`` (``-`` reads stdin), kept verbatim so offsets index the line as written."""
+    try:
+        content = sys.stdin.read() if str(path) == "-" else path.read_text(encoding="utf-8")
+    except OSError as error:
+        raise ElectraError(f"{path}: cannot read it ({error.strerror}); pass a text file, one text per line") from None
+    except UnicodeDecodeError as error:
+        raise ElectraError(f"{path}: not UTF-8 text (byte {error.start}); convert it to UTF-8") from None
+    texts = [line for line in content.splitlines() if line.strip()]
+    if not texts:
+        raise ElectraError(f"{path}: no non-empty lines; put one text per line")
+    return texts
+
+
+def human_line(entity: Entity) -> str:
+    """``TYPE  start-end  "text"  score``; the text is JSON-quoted so quotes and newlines inside it stay readable."""
+    quoted = json.dumps(entity.text, ensure_ascii=False)
+    return f"{entity.type}  {entity.start}-{entity.end}  {quoted}  {entity.score:.3f}"
+
+
+def format_human(texts: Sequence[str], results: Sequence[Sequence[Entity]]) -> str:
+    """One line per entity; with several texts each group is headed by its line number and text."""
+    lines = []
+    for number, (text, entities) in enumerate(zip(texts, results), start=1):
+        if len(texts) > 1:
+            lines.append(f"[{number}] {text}")
+        lines += [human_line(entity) for entity in entities]
+        if not entities:
+            lines.append("(no entities)")
+    return "\n".join(lines)
+
+
+def format_json(texts: Sequence[str], results: Sequence[Sequence[Entity]]) -> str:
+    payload = [
+        {"text": text, "entities": [entity.to_dict() for entity in entities]} for text, entities in zip(texts, results)
+    ]
+    return json.dumps(payload, ensure_ascii=False, indent=2)
+
+
+def quiet_downloads_off_terminal() -> None:
+    """MLflow draws its download progress bar even into logs and pipes; keep it for people at a terminal."""
+    if not sys.stderr.isatty():
+        os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+
+
+def run_predict(args: argparse.Namespace) -> int:
+    if bool(args.texts) == bool(args.file):
+        raise ElectraError("electra predict takes TEXT arguments or --file PATH (one of the two)")
+    texts = args.texts or read_texts(args.file)
+    quiet_downloads_off_terminal()
+    predictor = NerPredictor.from_uri(args.model, resolve_tracking_uri(args.tracking_uri))
+    results = predictor.predict(texts)
+    print(format_json(texts, results) if args.json else format_human(texts, results))
+    return 0
+
+
+def add_predict(subcommands: Subcommands) -> None:
+    parser = subcommands.add_parser(
+        "predict",
+        help="tag named entities in text",
+        description="Tag named entities with the registered (or a local) ONNX model; offsets are character offsets.",
+    )
+    parser.add_argument("texts", nargs="*", metavar="TEXT", help="text to tag (several are tagged separately)")
+    parser.add_argument("--file", type=Path, help="tag each non-empty line of this UTF-8 file ('-' for stdin)")
+    parser.add_argument(
+        "--model",
+        default=DEFAULT_MODEL,
+        help=f"models:/NAME@ALIAS, models:/NAME/VERSION or an exported directory (default: {DEFAULT_MODEL})",
+    )
+    parser.add_argument(
+        "--tracking-uri",
+        help="MLflow store holding the registry (default: MLFLOW_TRACKING_URI, else tracking.uri of ./params.yaml, "
+        "else sqlite:///mlflow.db)",
+    )
+    parser.add_argument(
+        "--json", action="store_true", help="print JSON: [{text, entities: [{type, text, start, end, score}]}]"
+    )
+    parser.set_defaults(handler=run_predict)
+
+
+SUBCOMMANDS: list[Callable[[Subcommands], None]] = [add_predict]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="electra", description="ELECTRA NER pipeline: use the served model.")
+    subcommands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for add in SUBCOMMANDS:
+        add(subcommands)
+    return parser
+
+
+@exit_on_user_error
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.handler(args)

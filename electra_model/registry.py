@@ -1,0 +1,129 @@
+"""Registration of the exported ONNX model in the MLflow model registry, behind a quality gate.
+
+``register`` logs the exported directory as an MLflow pyfunc (``electra_model/serving.py``, a model from code) in
+the active run, registers it as ``export.model_name``, and moves ``export.alias`` (``champion``) to the new version
+only when parity passed and its entity F1 reaches both ``export.min_f1`` and the current champion's F1. Every
+version carries its decision and the reason as tags, so the registry itself answers "why is this the champion?".
+Called by the export stage (``dvc repro export``) inside its MLflow run.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import mlflow
+from mlflow.entities.model_registry import ModelVersion
+from mlflow.exceptions import MlflowException
+from mlflow.protos.databricks_pb2 import RESOURCE_DOES_NOT_EXIST, ErrorCode
+from mlflow.tracking import MlflowClient
+
+from electra_model.config import ExportParams
+from electra_model.errors import ElectraError
+from electra_model.tracking import client as tracking_client
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+SERVING_CODE = PACKAGE_DIR / "serving.py"
+SERVING_REQUIREMENTS = ["onnxruntime", "tokenizers", "numpy"]
+READY_TIMEOUT_S = 300
+
+
+def alias_holder(client: MlflowClient, name: str, alias: str) -> ModelVersion | None:
+    """The version holding ``alias``, or None when the model or the alias does not exist yet (the first run)."""
+    try:
+        model = client.get_registered_model(name)
+    except MlflowException as error:
+        if error.error_code == ErrorCode.Name(RESOURCE_DOES_NOT_EXIST):
+            return None
+        raise
+    if alias not in model.aliases:
+        return None
+    return client.get_model_version_by_alias(name, alias)
+
+
+def tagged_f1(version: ModelVersion) -> float | None:
+    """The F1 a version was registered with (its ``f1`` tag); None for a version registered by other means."""
+    try:
+        value = float(version.tags["f1"])
+    except (KeyError, ValueError):
+        return None
+    return None if math.isnan(value) else value
+
+
+def parity_clause(quality: Mapping[str, Any], atol: float) -> str:
+    diff = float(quality["max_abs_logit_diff"])
+    clause = f"parity max diff {diff:.1e} {'<=' if diff <= atol else '>'} {atol:.0e}"
+    return clause if quality.get("labels_identical", True) else f"{clause} but argmax labels differ"
+
+
+def decide(quality: Mapping[str, Any], export: ExportParams, champion: ModelVersion | None) -> tuple[bool, str]:
+    """Whether the new version takes the alias, and a sentence saying why (it becomes a tag on the version)."""
+    f1 = float(quality["f1"])
+    parity = parity_clause(quality, export.parity_atol)
+    if not quality["parity_passed"]:
+        return False, f"parity failed: {parity}"
+    if f1 < export.min_f1:
+        return False, f"f1 {f1:.4f} < min_f1 {export.min_f1:.2f}; {parity}"
+    passed_min = f"f1 {f1:.4f} >= min_f1 {export.min_f1:.2f}"
+    if champion is None:
+        return True, f"{passed_min} and no version held alias '{export.alias}'; {parity}"
+    champion_f1 = tagged_f1(champion)
+    if champion_f1 is None:
+        return True, f"{passed_min} and champion v{champion.version} has no f1 tag; {parity}"
+    if f1 < champion_f1:
+        return False, f"f1 {f1:.4f} < champion v{champion.version} f1 {champion_f1:.4f}; {parity}"
+    return True, f"{passed_min} and >= champion v{champion.version} f1 {champion_f1:.4f}; {parity}"
+
+
+def log_pyfunc(onnx_dir: Path | str, model_name: str) -> str:
+    """Log and register the serving pyfunc in the active run; return the new version once it is READY."""
+    info = mlflow.pyfunc.log_model(
+        name="model",
+        python_model=str(SERVING_CODE),
+        artifacts={"onnx_dir": str(Path(onnx_dir).resolve())},
+        code_paths=[str(PACKAGE_DIR)],
+        pip_requirements=SERVING_REQUIREMENTS,
+        registered_model_name=model_name,
+        await_registration_for=READY_TIMEOUT_S,
+    )
+    version = str(info.registered_model_version)
+    status = tracking_client().get_model_version(model_name, version).status
+    if status != "READY":
+        raise ElectraError(
+            f"registered model {model_name!r} version {version} is {status} after {READY_TIMEOUT_S} s; "
+            f"check the registry at {mlflow.get_tracking_uri()}"
+        )
+    return version
+
+
+def register(onnx_dir: Path | str, export: ExportParams, quality: Mapping[str, Any]) -> dict[str, Any]:
+    """Register the exported model and move the alias if it passes the gate.
+
+    ``quality`` is :func:`electra_model.export.check_parity`'s result (``parity_passed``, ``max_abs_logit_diff``,
+    ``f1``, ...). The champion is looked up before the new version exists, so it is never compared with itself.
+    """
+    if mlflow.active_run() is None:
+        raise RuntimeError("register() logs the model into the active MLflow run; open one first (tracking.stage_run)")
+    client = tracking_client()
+    champion = alias_holder(client, export.model_name, export.alias)
+    version = log_pyfunc(onnx_dir, export.model_name)
+    promote, reason = decide(quality, export, champion)
+    tags = {
+        "f1": str(float(quality["f1"])),
+        "parity_max_abs_diff": str(float(quality["max_abs_logit_diff"])),
+        "champion_decision": "promoted" if promote else "rejected",
+        "champion_reason": reason,
+    }
+    for key, value in tags.items():
+        client.set_model_version_tag(export.model_name, version, key, value)
+    if promote:
+        client.set_registered_model_alias(export.model_name, export.alias, version)
+    return {
+        "name": export.model_name,
+        "version": version,
+        "alias_moved": promote,
+        "reason": reason,
+        "model_uri": f"models:/{export.model_name}/{version}",
+    }

@@ -1,0 +1,91 @@
+"""Tiny NER models for the export / inference / registry / CLI tests, built in seconds on CPU.
+
+Both are laid out as the finetune stage writes a model (``save_pretrained`` model + tokenizer in one directory).
+The pattern model's weights are set by hand so that each word's label depends only on its token -- "John" B-PER,
+"Smith" I-PER, "Paris" B-LOC, ... (``PATTERN``), everything else O -- so a test knows exactly which entities to
+expect and fails if offsets, windows or decoding are wrong. Fixtures using these live in tests/unit/conftest.py.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from tokenizers import Tokenizer
+from transformers import ElectraConfig, ElectraForTokenClassification
+
+from electra_model.tokenizer import as_transformers_tokenizer, train_wordpiece
+
+LABELS = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"]
+PATTERN = {  # token -> the label the pattern model gives it; every other token gets O
+    "John": "B-PER",
+    "Smith": "I-PER",
+    "Müller": "B-PER",
+    "Paris": "B-LOC",
+    "Zürich": "B-LOC",
+    "New": "B-LOC",
+    "York": "I-LOC",
+}
+CORPUS = [
+    "John Smith visited Paris yesterday .",
+    "Müller lives in Zürich , not in New York !",
+    "The café in Paris is nice , isn't it ?",
+    "John and Smith met Müller in New York .",
+]
+MAX_LEN = 16
+HIDDEN = 8
+
+
+def expected_tags(words: list[str]) -> list[str]:
+    """The tags the pattern model predicts, written out independently of the model (the tests' ground truth)."""
+    return [PATTERN.get(word, "O") for word in words]
+
+
+def build_tokenizer() -> Tokenizer:
+    tokenizer = train_wordpiece(CORPUS * 3, vocab_size=300, min_frequency=1, lowercase=False)
+    for word in PATTERN:
+        assert tokenizer.token_to_id(word) is not None, f"fixture vocabulary lacks {word!r}"
+    return tokenizer
+
+
+def model_config(tokenizer: Tokenizer) -> ElectraConfig:
+    return ElectraConfig(
+        vocab_size=tokenizer.get_vocab_size(),
+        embedding_size=HIDDEN,
+        hidden_size=HIDDEN,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=16,
+        max_position_embeddings=64,
+        id2label=dict(enumerate(LABELS)),
+        label2id={label: index for index, label in enumerate(LABELS)},
+    )
+
+
+def save_model_dir(model: ElectraForTokenClassification, tokenizer: Tokenizer, directory: Path) -> Path:
+    model.save_pretrained(directory)
+    as_transformers_tokenizer(tokenizer, MAX_LEN).save_pretrained(directory)
+    return directory
+
+
+def make_pattern(model: ElectraForTokenClassification, tokenizer: Tokenizer) -> None:
+    """Zero the positional and residual-branch weights so each hidden state is LayerNorm(word embedding), make the
+    embedding of a token point at its label's axis, and let the classifier read that axis."""
+    with torch.no_grad():
+        embeddings = model.electra.embeddings
+        embeddings.position_embeddings.weight.zero_()
+        embeddings.token_type_embeddings.weight.zero_()
+        vocab = tokenizer.get_vocab()
+        axis = torch.zeros(len(vocab), dtype=torch.long)
+        for token, index in vocab.items():
+            axis[index] = LABELS.index(PATTERN.get(token, "O"))
+        words = torch.nn.functional.one_hot(axis, HIDDEN).float() - 1.0 / HIDDEN
+        embeddings.word_embeddings.weight.copy_(words)
+        for layer in model.electra.encoder.layer:
+            for dense in (layer.attention.output.dense, layer.output.dense):
+                dense.weight.zero_()
+                dense.bias.zero_()
+        model.classifier.weight.zero_()
+        model.classifier.bias.zero_()
+        for index in range(len(LABELS)):
+            model.classifier.weight[index, index] = 10.0

@@ -1,0 +1,77 @@
+"""Shared fixtures for the export / inference / registry / CLI tests: tiny models and a throwaway MLflow store.
+
+``random_model_dir`` (random weights, for parity and shape checks, where attention and padding matter) and
+``pattern_model_dir`` (hand-set weights with known predictions, see tests/fixtures_models.py) are built and exported
+once per session.
+
+``mlflow_store`` gives each test its own sqlite store (a copy of a migrated template, which is much faster than
+migrating a fresh database per test) with an experiment whose artifacts live in the test's tmp_path.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import mlflow
+import pytest
+import torch
+from mlflow.tracking import MlflowClient
+from tokenizers import Tokenizer
+from transformers import ElectraForTokenClassification
+
+from electra_model.export import export_onnx
+from tests.fixtures_models import MAX_LEN, build_tokenizer, make_pattern, model_config, save_model_dir
+
+
+@pytest.fixture(scope="session")
+def tokenizer() -> Tokenizer:
+    return build_tokenizer()
+
+
+@pytest.fixture(scope="session")
+def random_model_dir(tmp_path_factory: pytest.TempPathFactory, tokenizer: Tokenizer) -> Path:
+    torch.manual_seed(0)
+    model = ElectraForTokenClassification(model_config(tokenizer)).eval()
+    return save_model_dir(model, tokenizer, tmp_path_factory.mktemp("random") / "ner")
+
+
+@pytest.fixture(scope="session")
+def pattern_model_dir(tmp_path_factory: pytest.TempPathFactory, tokenizer: Tokenizer) -> Path:
+    torch.manual_seed(0)
+    model = ElectraForTokenClassification(model_config(tokenizer)).eval()
+    make_pattern(model, tokenizer)
+    return save_model_dir(model, tokenizer, tmp_path_factory.mktemp("pattern") / "ner")
+
+
+@pytest.fixture(scope="session")
+def random_onnx_dir(random_model_dir: Path) -> Path:
+    return export_onnx(random_model_dir, random_model_dir.parent / "onnx", opset=17, max_len=MAX_LEN)
+
+
+@pytest.fixture(scope="session")
+def pattern_onnx_dir(pattern_model_dir: Path) -> Path:
+    return export_onnx(pattern_model_dir, pattern_model_dir.parent / "onnx", opset=17, max_len=MAX_LEN)
+
+
+@pytest.fixture(scope="session")
+def migrated_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An empty, fully migrated MLflow sqlite database to copy from."""
+    path = tmp_path_factory.mktemp("mlflow-template") / "mlflow.db"
+    MlflowClient(tracking_uri=f"sqlite:///{path}").search_experiments()
+    return path
+
+
+@pytest.fixture
+def mlflow_store(tmp_path: Path, migrated_store: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """This test's own tracking + registry store, selected through MLFLOW_TRACKING_URI as a user would."""
+    database = tmp_path / "mlflow.db"
+    shutil.copyfile(migrated_store, database)
+    uri = f"sqlite:///{database}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    mlflow.set_tracking_uri(uri)
+    experiment_id = mlflow.create_experiment("tests", artifact_location=(tmp_path / "artifacts").as_uri())
+    mlflow.set_experiment(experiment_id=experiment_id)
+    yield uri
+    mlflow.set_tracking_uri(None)
