@@ -10,6 +10,7 @@ TORCH_CPU_INDEX ?= https://download.pytorch.org/whl/cpu
 export PATH := $(BIN):$(PATH)
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS ?= 180
 export DVC_NO_ANALYTICS := 1
+export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 
 .PHONY: setup run test clean
 

@@ -7,19 +7,16 @@ The tests in this module run in order and share one copy: the first one builds w
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
-import yaml
+
+from tests.integration.project import Project, copy_project
 
 pytestmark = pytest.mark.e2e
 
-REPO = Path(__file__).resolve().parents[2]
 STAGES = ("download", "tokenizer", "pretrain", "finetune", "evaluate", "export")
 TINY = {
     "data": {"demo": {"corpus_documents": 120, "train_sentences": 600, "valid_sentences": 120, "test_sentences": 120}},
@@ -30,66 +27,13 @@ TINY = {
 }
 
 
-def deep_update(target: dict, changes: dict) -> None:
-    for key, value in changes.items():
-        if isinstance(value, dict):
-            deep_update(target.setdefault(key, {}), value)
-        else:
-            target[key] = value
-
-
-class Project:
-    """A git + DVC copy of the repository with tiny params and its own MLflow store."""
-
-    def __init__(self, root: Path):
-        self.root = root
-        self.env = {
-            **os.environ,
-            "MLFLOW_TRACKING_URI": f"sqlite:///{root / 'mlflow.db'}",
-            "DVC_NO_ANALYTICS": "1",
-            "PYTHONUNBUFFERED": "1",
-        }
-        self.env.pop("ELECTRA_PARENT_RUN_ID", None)
-        self.env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{self.env['PATH']}"
-
-    def run(self, *command: str, check: bool = True, timeout: float = 900) -> subprocess.CompletedProcess:
-        result = subprocess.run(command, cwd=self.root, env=self.env, capture_output=True, text=True, timeout=timeout)
-        if check and result.returncode != 0:
-            raise AssertionError(f"{' '.join(command)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
-        return result
-
-    def params(self) -> dict:
-        return yaml.safe_load((self.root / "params.yaml").read_text(encoding="utf-8"))
-
-    def write_params(self, params: dict) -> None:
-        (self.root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
-
-    def metrics(self, stage: str) -> dict:
-        return json.loads((self.root / "metrics" / f"{stage}.json").read_text(encoding="utf-8"))
-
-
 def ran_stages(output: str) -> set[str]:
     return {stage for stage in STAGES if f"Running stage '{stage}'" in output}
 
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory) -> Project:
-    root = tmp_path_factory.mktemp("project")
-    files = subprocess.run(
-        ["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=REPO, capture_output=True, text=True, check=True
-    ).stdout.splitlines()
-    for name in files:
-        if (REPO / name).is_file() and not name.startswith(("tests/", "benchmarks/")):
-            (root / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(REPO / name, root / name)
-    copy = Project(root)
-    params = copy.params()
-    deep_update(params, TINY)
-    copy.write_params(params)
-    copy.run("git", "init", "-q")
-    copy.run("git", "add", "-A")
-    copy.run("git", "-c", "user.email=ci@example.com", "-c", "user.name=ci", "commit", "-qm", "tiny")
-    return copy
+    return copy_project(tmp_path_factory.mktemp("project"), TINY)
 
 
 def test_first_repro_runs_every_stage(project):
