@@ -19,7 +19,7 @@ import re
 import zlib
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
@@ -37,10 +37,17 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Sentence:
-    """One tagged sentence; ``tokens`` and ``tags`` are aligned one to one."""
+    """One tagged sentence; ``tokens`` and ``tags`` are aligned one to one.
+
+    ``document`` (the count of ``-DOCSTART-`` lines before it) lets fine-tuning add neighbouring sentences of the
+    same document as context; ``line`` (of its first token, 0 when not read from a file) lets later checks name
+    ``file:line``. Neither takes part in equality: two sentences with the same words and tags are the same data.
+    """
 
     tokens: tuple[str, ...]
     tags: tuple[str, ...]
+    document: int = field(default=0, compare=False)
+    line: int = field(default=0, compare=False)
 
     def __post_init__(self) -> None:
         if len(self.tokens) != len(self.tags):
@@ -112,7 +119,7 @@ def apply_scheme(sentences: Sequence[Sentence], scheme: Scheme, locate: Locate, 
         return list(sentences)
     if scheme == "auto":
         log.info("%s: %s tags detected, written as IOB2", name, detect_scheme(sentences).upper())
-    return [Sentence(sentence.tokens, to_iob2(sentence.tags)) for sentence in sentences]
+    return [replace(sentence, tags=to_iob2(sentence.tags)) for sentence in sentences]
 
 
 # -------------------------------------------------------------------------------------------------- entities
@@ -128,13 +135,18 @@ def entity_types(sentences: Iterable[Sentence]) -> set[str]:
 
 
 def check_labels_known(train: Sequence[Sentence], other: Sequence[Sentence], other_path: str | Path) -> None:
-    """Stop on an entity type that train never shows: the model could not predict it, so its scores would mislead."""
+    """Stop on an entity type that train never shows: the model could not predict it, so its scores would mislead.
+
+    The message names ``file:line`` for sentences read from a file, else the sentence's number.
+    """
     known = entity_types(train)
     for sentence_index, sentence in enumerate(other):
-        for token, tag in zip(sentence.tokens, sentence.tags, strict=True):
+        for token_index, (token, tag) in enumerate(zip(sentence.tokens, sentence.tags, strict=True)):
             if tag != "O" and tag[2:] not in known:
+                line = f":{sentence.line + token_index}" if sentence.line else ""
                 raise ElectraError(
-                    f"{other_path}: sentence {sentence_index + 1} (token {token!r}) has entity type {tag[2:]!r}, which "
+                    f"{other_path}{line}: sentence {sentence_index + 1} (token {token!r}) has entity type "
+                    f"{tag[2:]!r}, which "
                     f"never occurs in the training data (its types: {', '.join(sorted(known)) or 'none'}); "
                     "fix the tag or add training examples of that type"
                 )
@@ -166,18 +178,23 @@ def read_lines(path: Path | str) -> Iterator[tuple[int, str]]:
         ) from None
 
 
-def _sentence_blocks(path: Path) -> Iterator[list[tuple[int, list[str]]]]:
-    """Group the token lines of a file into sentences; blank and ``-DOCSTART-`` lines close a sentence."""
+def _sentence_blocks(path: Path) -> Iterator[tuple[int, list[tuple[int, list[str]]]]]:
+    """Group the token lines of a file into sentences, each with its document number; blank and ``-DOCSTART-``
+    lines close a sentence, and a ``-DOCSTART-`` line opens the next document."""
     block: list[tuple[int, list[str]]] = []
+    document = 0
     for number, line in read_lines(path):
         columns = line.split()
         if columns and columns[0] != DOCSTART:
             block.append((number, columns))
-        elif block:
-            yield block
+            continue
+        if block:
+            yield document, block
             block = []
+        if columns:
+            document += 1
     if block:
-        yield block
+        yield document, block
 
 
 def _check_columns(path: Path, number: int, columns: list[str], first: tuple[int, int]) -> None:
@@ -193,32 +210,32 @@ def _check_columns(path: Path, number: int, columns: list[str], first: tuple[int
         )
 
 
-def _parse(path: Path) -> tuple[list[Sentence], list[tuple[int, ...]]]:
-    """Sentences as written in the file, with the line number of each token for later messages."""
+def _parse(path: Path) -> list[Sentence]:
+    """Sentences as written in the file; a sentence's token lines are consecutive, so ``line + i`` is token i's."""
     sentences: list[Sentence] = []
-    line_numbers: list[tuple[int, ...]] = []
     first: tuple[int, int] | None = None
-    for block in _sentence_blocks(path):
+    for document, block in _sentence_blocks(path):
         for number, columns in block:
             first = first or (len(columns), number)
             _check_columns(path, number, columns, first)
             check_tag(columns[-1], f"{path}:{number}")
-        sentences.append(
-            Sentence(tuple(columns[0] for _, columns in block), tuple(columns[-1] for _, columns in block))
-        )
-        line_numbers.append(tuple(number for number, _ in block))
-    return sentences, line_numbers
+        tokens = tuple(columns[0] for _, columns in block)
+        sentences.append(Sentence(tokens, tuple(columns[-1] for _, columns in block), document, block[0][0]))
+    return sentences
 
 
 def read_conll(path: Path | str, scheme: Scheme = "auto") -> list[Sentence]:
     """Read a CoNLL NER file (the NER tag is the last column) and return its sentences in IOB2."""
     path = Path(path)
-    sentences, line_numbers = _parse(path)
+    sentences = _parse(path)
     if not sentences:
         raise ElectraError(
             f"{path}: no sentences found; expected 'token TAG' lines with a blank line after each sentence"
         )
-    return apply_scheme(sentences, scheme, lambda sentence, token: f"{path}:{line_numbers[sentence][token]}", str(path))
+    def locate(sentence: int, token: int) -> str:
+        return f"{path}:{sentences[sentence].line + token}"
+
+    return apply_scheme(sentences, scheme, locate, str(path))
 
 
 def write_conll(path: Path | str, sentences: Iterable[Sentence]) -> None:

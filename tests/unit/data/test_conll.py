@@ -127,6 +127,32 @@ def test_write_then_read_round_trips(tmp_path: Path) -> None:
     assert [entry.name for entry in path.parent.iterdir()] == ["train.txt"]
 
 
+def test_sentences_know_their_document_and_first_line(tmp_path: Path) -> None:
+    text = "-DOCSTART- -X- O O\n\nEU I-ORG\nrejects O\n\nBonn I-LOC\n\n-DOCSTART- -X- O O\n\nParis I-LOC\n"
+    sentences = read_conll(write(tmp_path / "a.txt", text))
+    assert [(s.document, s.line) for s in sentences] == [(1, 3), (1, 6), (2, 10)]
+    plain = read_conll(write(tmp_path / "b.txt", "a O\n\nb O\n"), scheme="iob2")
+    assert [(s.document, s.line) for s in plain] == [(0, 1), (0, 3)]
+
+
+@pytest.mark.parametrize("blank", ["", " ", "\t", " \t ", "\r"])
+def test_blank_lines_with_whitespace_break_sentences(tmp_path: Path, blank: str) -> None:
+    path = write(tmp_path / "a.txt", f"John B-PER\n{blank}\nParis \t B-LOC\t\n")
+    assert read_conll(path) == [Sentence(("John",), ("B-PER",)), Sentence(("Paris",), ("B-LOC",))]
+
+
+def test_two_column_docstart(tmp_path: Path) -> None:
+    path = write(tmp_path / "a.txt", "-DOCSTART- O\n\nJohn I-PER\n")
+    assert read_conll(path) == [Sentence(("John",), ("B-PER",))]
+
+
+def test_label_missing_from_training_names_file_and_line(tmp_path: Path) -> None:
+    train = read_conll(write(tmp_path / "train.txt", "John B-PER\n"))
+    path = write(tmp_path / "valid.txt", "-DOCSTART- O\n\nhello O\n\nthe O\nNew B-LOC\nYork I-LOC\n")
+    with pytest.raises(ElectraError, match=rf"{path}:6: sentence 2 \(token 'New'\) has entity type 'LOC'.*PER"):
+        check_labels_known(train, read_conll(path), path)
+
+
 def test_unknown_entity_type_in_valid_is_named() -> None:
     train = [Sentence(("John",), ("B-PER",))]
     valid = [Sentence(("x",), ("O",)), Sentence(("Paris",), ("B-LOC",))]

@@ -157,7 +157,7 @@ def test_failed_materialize_leaves_previous_outputs_untouched(local_files: Path)
 
 def test_entity_type_missing_from_train_is_an_error(local_files: Path) -> None:
     (local_files / "ner" / "test.txt").write_text("Expo B-EVENT\n")
-    with pytest.raises(ElectraError, match=r"ner/test.txt: sentence 1 \(token 'Expo'\) has entity type 'EVENT'"):
+    with pytest.raises(ElectraError, match=r"ner/test.txt:1: sentence 1 \(token 'Expo'\) has entity type 'EVENT'"):
         materialize(local_params(), 0, Path("out/corpus"), Path("out/ner"))
 
 
