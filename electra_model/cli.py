@@ -3,6 +3,8 @@
     electra predict "Angela Merkel visited Paris."
     electra predict --file notes.txt --json             # one text per non-empty line of notes.txt ('-': stdin)
     electra predict --model models:/electra-ner/3 "..."  # or models:/NAME@ALIAS, or an exported dir (models/onnx)
+    electra score predictions.txt                      # conlleval's report of a 'word ... gold guess' file
+    electra score guesses.txt --gold test.txt          # or of a guesses file against the gold CoNLL file
 
 ``--file`` takes one text per non-empty line, the natural unit of notes and logs (offsets index that line); join a
 document onto one line to have it tagged as one text. The registry is read at ``--tracking-uri``, by default
@@ -26,6 +28,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TypeAlias
 
+from electra_model.conlleval import aligned_rows, count_chunks, file_rows, report
 from electra_model.errors import ElectraError, exit_on_user_error
 from electra_model.inference import DEFAULT_MODEL, Entity, NerPredictor, resolve_tracking_uri
 
@@ -35,11 +38,16 @@ Subcommands: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"  
 def read_texts(path: Path) -> list[str]:
     """The non-empty lines of ``path`` (``-`` reads stdin), kept verbatim so offsets index the line as written."""
     try:
-        content = sys.stdin.read() if str(path) == "-" else path.read_text(encoding="utf-8")
+        raw = sys.stdin.buffer.read() if str(path) == "-" else path.read_bytes()
     except OSError as error:
         raise ElectraError(f"{path}: cannot read it ({error.strerror}); pass a text file, one text per line") from None
+    try:
+        content = raw.decode("utf-8")
     except UnicodeDecodeError as error:
-        raise ElectraError(f"{path}: not UTF-8 text (byte {error.start}); convert it to UTF-8") from None
+        line = raw.count(b"\n", 0, error.start) + 1
+        raise ElectraError(
+            f"{path}, line {line}: not UTF-8 text (byte {error.start} is {raw[error.start]:#04x}); convert it to UTF-8"
+        ) from None
     texts = [line for line in content.splitlines() if line.strip()]
     if not texts:
         raise ElectraError(f"{path}: no non-empty lines; put one text per line")
@@ -77,12 +85,22 @@ def quiet_downloads_off_terminal() -> None:
         os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
 
+def project_tracking_uri(explicit: str | None, params_file: Path = Path("params.yaml")) -> str:
+    """``--tracking-uri``, else ``MLFLOW_TRACKING_URI``, else ``tracking.uri`` of ``params.yaml`` when run in a
+    project, else the default store -- the same store the pipeline wrote."""
+    if explicit or os.environ.get("MLFLOW_TRACKING_URI") or not params_file.is_file():
+        return resolve_tracking_uri(explicit)
+    from electra_model.config import load_params
+
+    return load_params(params_file).tracking.uri
+
+
 def run_predict(args: argparse.Namespace) -> int:
     if bool(args.texts) == bool(args.file):
         raise ElectraError("electra predict takes TEXT arguments or --file PATH (one of the two)")
     texts = args.texts or read_texts(args.file)
     quiet_downloads_off_terminal()
-    predictor = NerPredictor.from_uri(args.model, resolve_tracking_uri(args.tracking_uri))
+    predictor = NerPredictor.from_uri(args.model, project_tracking_uri(args.tracking_uri))
     results = predictor.predict(texts)
     print(format_json(texts, results) if args.json else format_human(texts, results))
     return 0
@@ -112,7 +130,26 @@ def add_predict(subcommands: Subcommands) -> None:
     parser.set_defaults(handler=run_predict)
 
 
-SUBCOMMANDS: list[Callable[[Subcommands], None]] = [add_predict]
+def run_score(args: argparse.Namespace) -> int:
+    rows = aligned_rows(args.gold, args.file) if args.gold else file_rows(args.file)
+    print(report(count_chunks(rows)), end="")
+    return 0
+
+
+def add_score(subcommands: Subcommands) -> None:
+    parser = subcommands.add_parser(
+        "score",
+        help="score NER predictions as conlleval does",
+        description="Print conlleval's report (the CoNLL shared tasks' Perl scorer, reproduced exactly) for FILE: "
+        "one 'word ... gold guess' line per token, a blank line between sentences. With --gold, FILE holds the "
+        "guesses (tag in the last column) and GOLD the gold CoNLL file; their tokens must line up line by line.",
+    )
+    parser.add_argument("file", type=Path, metavar="FILE", help="predictions (plain or .gz)")
+    parser.add_argument("--gold", type=Path, help="gold CoNLL file to score FILE's last column against")
+    parser.set_defaults(handler=run_score)
+
+
+SUBCOMMANDS: list[Callable[[Subcommands], None]] = [add_predict, add_score]
 
 
 def build_parser() -> argparse.ArgumentParser:
