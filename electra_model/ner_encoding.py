@@ -3,6 +3,13 @@
 The label of a word sits on its first sub-token; the other sub-tokens get ``IGNORE_INDEX`` so the loss skips them,
 and a word's prediction is read from its first sub-token. Only ``tokenizers`` and numpy are used, so the
 torch-free inference client shares this code with training.
+
+:func:`encode_examples` is the form training and evaluation use: every word of every sentence is labelled in
+exactly one example, however long the sentence. A sentence that does not fit ``max_len`` is cut into consecutive
+*cores* of at most half the budget, and each core is given the words around it as unlabelled context, so the model
+inputs overlap while every word is predicted once, with context on both sides. With ``document_context`` the
+budget left after a sentence is filled with the neighbouring sentences of its document, as BERT did for CoNLL-2003.
+:func:`merge_word_tags` maps the examples' predictions back to one tag per word.
 """
 
 from __future__ import annotations
@@ -23,6 +30,16 @@ class EncodedSentence:
     input_ids: list[int]
     labels: list[int]
     first_subtoken: list[int]
+
+
+@dataclass(frozen=True)
+class Example:
+    """Model input whose labelled words are words ``start .. start + len(encoded.first_subtoken)`` of sentence
+    number ``sentence``; the tokens around them are context only."""
+
+    sentence: int
+    start: int
+    encoded: EncodedSentence
 
 
 def encode_words(
@@ -49,6 +66,119 @@ def encode_words(
     input_ids.append(tokenizer.token_to_id("[SEP]"))
     labels.append(IGNORE_INDEX)
     return EncodedSentence(input_ids, labels, first_subtoken)
+
+
+def word_pieces(tokenizer: Tokenizer, words: Sequence[str]) -> list[list[int]]:
+    """Sub-token ids of each word; a word the normalizer erases entirely (control characters) becomes ``[UNK]``,
+    so that every word has a first sub-token to carry its label."""
+    pieces: list[list[int]] = [[] for _ in words]
+    if words:
+        encoding = tokenizer.encode(list(words), is_pretokenized=True, add_special_tokens=False)
+        for token_id, word_index in zip(encoding.ids, encoding.word_ids):
+            if word_index is not None:
+                pieces[word_index].append(token_id)
+    unk = tokenizer.token_to_id("[UNK]")
+    return [word or [unk] for word in pieces]
+
+
+def plan_cores(lengths: Sequence[int], budget: int) -> list[tuple[int, int]]:
+    """Consecutive word ranges of at most ``budget`` sub-tokens each; a longer word gets a range of its own."""
+    cores, start, used = [], 0, 0
+    for index, count in enumerate(lengths):
+        if used + count > budget and index > start:
+            cores.append((start, index))
+            start, used = index, 0
+        used += count
+    if lengths:
+        cores.append((start, len(lengths)))
+    return cores
+
+
+def _flat(pieces: Sequence[Sequence[int]]) -> list[int]:
+    return [token for word in pieces for token in word]
+
+
+def _context(
+    pieces: Sequence[list[list[int]]], documents: Sequence[int], row: int, step: int, limit: int, across: bool
+) -> list[int]:
+    """Up to ``limit`` sub-tokens of the sentences next to ``row`` in direction ``step`` (-1 before, +1 after),
+    nearest first, without leaving the document; empty unless ``across`` (document context) is on."""
+    tokens: list[int] = []
+    other = row + step
+    while across and len(tokens) < limit and 0 <= other < len(pieces) and documents[other] == documents[row]:
+        sentence = _flat(pieces[other])
+        tokens.extend(reversed(sentence) if step < 0 else sentence)
+        other += step
+    return tokens[:limit]
+
+
+def _encode_core(
+    pieces: list[list[int]],
+    start: int,
+    end: int,
+    left: list[int],
+    right: list[int],
+    max_len: int,
+    special: tuple[int, int],
+    tag_ids: Sequence[int] | None,
+) -> EncodedSentence:
+    """[CLS] left context, core words, right context [SEP]; the context is split evenly within the budget, and a
+    single word longer than the budget is cut after its first sub-tokens (its label is still read from the first)."""
+    budget = max_len - 2
+    core = [word[:budget] for word in pieces[start:end]]  # only a core of one word can exceed the budget
+    room = budget - sum(map(len, core))
+    take_left = min(len(left), max(room // 2, room - len(right)))
+    take_right = min(len(right), room - take_left)
+    cls_id, sep_id = special
+    input_ids = [cls_id, *left[len(left) - take_left :]]
+    labels = [IGNORE_INDEX] * len(input_ids)
+    first_subtoken = []
+    for offset, word in enumerate(core):
+        first_subtoken.append(len(input_ids))
+        input_ids.extend(word)
+        labels.append(tag_ids[start + offset] if tag_ids is not None else IGNORE_INDEX)
+        labels.extend([IGNORE_INDEX] * (len(word) - 1))
+    input_ids += [*right[:take_right], sep_id]
+    labels += [IGNORE_INDEX] * (take_right + 1)
+    return EncodedSentence(input_ids, labels, first_subtoken)
+
+
+def encode_examples(
+    tokenizer: Tokenizer,
+    sentences: Sequence[Sequence[str]],
+    max_len: int,
+    tag_ids: Sequence[Sequence[int]] | None = None,
+    documents: Sequence[int] | None = None,
+    document_context: bool = False,
+) -> list[Example]:
+    """Examples that label every word of every sentence exactly once (see the module docstring).
+
+    ``documents`` gives each sentence's document number (neighbours from another document are never context).
+    """
+    pieces = [word_pieces(tokenizer, words) for words in sentences]
+    documents = documents if documents is not None else [0] * len(sentences)
+    special = (tokenizer.token_to_id("[CLS]"), tokenizer.token_to_id("[SEP]"))
+    budget = max_len - 2
+    examples = []
+    for row, words in enumerate(pieces):
+        lengths = [len(word) for word in words]
+        cores = [(0, len(words))] if sum(lengths) <= budget else plan_cores(lengths, max(1, budget // 2))
+        for start, end in cores:
+            left = [*_context(pieces, documents, row, -1, budget, document_context)[::-1], *_flat(words[:start])]
+            right = [*_flat(words[end:]), *_context(pieces, documents, row, 1, budget, document_context)]
+            tags = tag_ids[row] if tag_ids is not None else None
+            examples.append(Example(row, start, _encode_core(words, start, end, left, right, max_len, special, tags)))
+    return examples
+
+
+def merge_word_tags(
+    examples: Sequence[Example], example_tags: Sequence[Sequence[str]], sentence_lengths: Sequence[int]
+) -> list[list[str]]:
+    """One tag per word of each sentence, put together from the predictions of the examples that label them."""
+    merged: list[list[str]] = [["O"] * length for length in sentence_lengths]
+    for example, tags in zip(examples, example_tags, strict=True):
+        merged[example.sentence][example.start : example.start + len(tags)] = tags
+    return merged
 
 
 def pad_batch(sentences: Sequence[EncodedSentence], pad_id: int) -> dict[str, np.ndarray]:
