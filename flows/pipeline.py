@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+from collections import deque
 from pathlib import Path
 from typing import Any
 
@@ -29,21 +31,29 @@ SUMMARY_KEY = "electra-pipeline-summary"
 
 
 @task(task_run_name="dvc repro {stage}")
-def repro_stage(stage: str, parent_run_id: str) -> str:
-    """Run one DVC stage (and nothing that is up to date); its output goes to the Prefect log."""
+def repro_stage(stage: str, parent_run_id: str) -> None:
+    """Run one DVC stage (and nothing that is up to date), streaming its output to the Prefect log as it comes."""
     logger = get_run_logger()
-    result = subprocess.run(
+    recent: deque[str] = deque(maxlen=15)
+    with subprocess.Popen(
         ["dvc", "repro", stage],
         env={**os.environ, PARENT_RUN_ENV: parent_run_id},
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
         text=True,
-    )
-    for line in (result.stdout + result.stderr).splitlines():
-        logger.info(line)
-    if result.returncode != 0:
-        tail = "\n".join((result.stdout + result.stderr).strip().splitlines()[-15:])
-        raise RuntimeError(f"`dvc repro {stage}` failed with exit code {result.returncode}:\n{tail}")
-    return result.stdout
+        start_new_session=True,
+    ) as process:
+        try:
+            for line in process.stdout:
+                recent.append(line.rstrip())
+                logger.info(recent[-1])
+            process.wait()
+        finally:
+            if process.poll() is None:  # timed out or cancelled: stop dvc and the stage it runs, not just dvc
+                os.killpg(process.pid, signal.SIGKILL)
+    if process.returncode != 0:
+        tail = "\n".join(recent)
+        raise RuntimeError(f"`dvc repro {stage}` failed with exit code {process.returncode}:\n{tail}")
 
 
 def read_metrics() -> dict[str, Any]:
