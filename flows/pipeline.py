@@ -66,6 +66,14 @@ def read_metrics() -> dict[str, Any]:
     return metrics
 
 
+def electra_command() -> str:
+    """The CLI as the user can type it from the project root: the project venv's script, else plain `electra`."""
+    script = Path(sys.executable).parent / "electra"
+    if script.exists() and script.is_relative_to(Path.cwd()):
+        return str(script.relative_to(Path.cwd()))
+    return "electra"
+
+
 def summary_markdown(metrics: dict[str, Any], params: Params, parent_run_id: str) -> str:
     """The table a person wants after a run: entity scores, parity, the registered version and where things are."""
     lines = ["# ELECTRA pipeline run", "", "| metric | value |", "| --- | --- |"]
@@ -86,7 +94,8 @@ def summary_markdown(metrics: dict[str, Any], params: Params, parent_run_id: str
         f"- Registered model: `models:/{model}/{export.get('registered_version', '?')}`"
         f" (alias `{params.export.alias}` {'moved' if export.get('alias_moved') else 'unchanged'})",
         "- Artifacts: `models/onnx/` (ONNX), `models/ner/` (torch), `reports/evaluate/`, `plots/`",
-        f"- Try it: `electra predict \"Angela Merkel met Emmanuel Macron in Paris.\" --model models:/{model}@{params.export.alias}`",
+        f"- Try it: `{electra_command()} predict \"Angela Merkel met Emmanuel Macron in Paris.\" "
+        f"--model models:/{model}@{params.export.alias}`",
     ]
     return "\n".join(lines)
 
