@@ -204,7 +204,12 @@ class PretrainParams(Section):
 
 # ------------------------------------------------------------------------------------------------- finetune
 class FinetuneParams(Section):
-    """Token-classification fine-tuning on the NER data."""
+    """Token-classification fine-tuning on the NER data (ELECTRA's recipe: AdamW, layer-wise LR decay, warmup +
+    linear decay, early stopping on validation entity F1).
+
+    ``max_seq_len`` bounds one model input; longer sentences are processed in overlapping windows, never cut.
+    ``document_context`` fills the rest of each input with the neighbouring sentences of the same document.
+    """
 
     init: str = Field(
         default="pretrained",
@@ -255,16 +260,21 @@ class Params(Section):
     finetune: FinetuneParams = FinetuneParams()
     evaluate: EvaluateParams = EvaluateParams()
     export: ExportParams = ExportParams()
+    layer_lr_decay: Annotated[float, Field(gt=0.0, le=1.0)] = 0.8
     tracking: TrackingParams = TrackingParams()
 
     @model_validator(mode="after")
     def _sequence_lengths_fit(self) -> Params:
+    document_context: bool = False
         if self.finetune.max_seq_len > self.pretrain.max_seq_len and self.finetune.init == "pretrained":
             raise ValueError(
                 f"finetune.max_seq_len {self.finetune.max_seq_len} exceeds pretrain.max_seq_len "
                 f"{self.pretrain.max_seq_len}, the longest position the pretrained model knows"
+    """Scoring of the fine-tuned model on a held-out split; ``top_confusions`` bounds the error analysis lists."""
+
             )
         return self
+    top_confusions: PositiveInt = 20
 
 
 def _describe(error: dict[str, Any]) -> str:

@@ -1,31 +1,36 @@
 """Token-classification fine-tuning and prediction on CoNLL-style NER data.
 
-The model starts from our pretrained discriminator, from any local transformers checkpoint directory, or from
-random weights of the same shape; it is trained with AdamW and a warmup + linear schedule, evaluated on the
-validation split each epoch by entity F1, stopped early when that stops improving, and the best epoch is kept.
+The model starts from our pretrained discriminator, from any local transformers checkpoint directory (for example a
+downloaded google/electra-small-discriminator, whose own tokenizer is then used), or from random weights of our
+pretrained model's shape. It is trained as ELECTRA's paper fine-tunes: AdamW with layer-wise learning-rate decay,
+no weight decay on biases and LayerNorm, warmup + linear decay; it is scored on the validation split after every
+epoch by entity F1 (conlleval rules), stopped early when that stops improving, and the best epoch's weights are kept.
+Sentences longer than ``max_seq_len`` are handled by :func:`electra_model.ner_encoding.encode_examples`.
 """
 
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
 from tokenizers import Tokenizer
-from transformers import AutoConfig, ElectraForTokenClassification
+from transformers import AutoConfig, AutoTokenizer, ElectraForTokenClassification
 
 from electra_model.config import FinetuneParams
 from electra_model.data.conll import Sentence
 from electra_model.errors import ElectraError
 from electra_model.metrics import entity_scores
-from electra_model.ner_encoding import EncodedSentence, encode_words, pad_batch, word_tags
+from electra_model.ner_encoding import Example, encode_examples, merge_word_tags, pad_batch, word_tags
 from electra_model.progress import log_line, progress
-from electra_model.training import build_optimizer, linear_schedule, resolve_device, seed_everything
+from electra_model.tokenizer import load_backend_tokenizer, special_token_ids
+from electra_model.training import linear_schedule, parameter_groups, resolve_device, seed_everything
 
 MetricsCallback = Callable[[int, dict[str, float]], None]
+LENGTH_GROUP = 50
+"""Batches are drawn from pools of this many batches sorted by length: far less padding, still shuffled."""
 
 
 def label_list(train: Sequence[Sentence]) -> list[str]:
@@ -34,38 +39,109 @@ def label_list(train: Sequence[Sentence]) -> list[str]:
     return sorted(tags, key=lambda tag: (tag != "O", tag[2:], tag))
 
 
-def load_model(init: str, pretrained_dir: Path, labels: list[str]) -> ElectraForTokenClassification:
-    """Weights per ``finetune.init``: our pretrained discriminator, random of the same shape, or a checkpoint dir."""
-    label_maps = dict(id2label=dict(enumerate(labels)), label2id={label: i for i, label in enumerate(labels)})
+def model_source(init: str, pretrained_dir: Path) -> Path | None:
+    """The checkpoint directory weights come from (``None`` for random init), checked to be one."""
     if init == "random":
-        config = AutoConfig.from_pretrained(pretrained_dir, num_labels=len(labels), **label_maps)
-        return ElectraForTokenClassification(config)
+        return None
     source = pretrained_dir if init == "pretrained" else Path(init)
     if not (source / "config.json").is_file():
         raise ElectraError(
             f"finetune.init: {source} is not a transformers checkpoint directory (no config.json); "
             "use 'pretrained', 'random' or the path of a saved model"
         )
+    return source
+
+
+def load_model(init: str, pretrained_dir: Path, labels: list[str]) -> ElectraForTokenClassification:
+    """Weights per ``finetune.init``: our pretrained discriminator, random of the same shape, or a checkpoint dir."""
+    label_maps = dict(id2label=dict(enumerate(labels)), label2id={label: i for i, label in enumerate(labels)})
+    source = model_source(init, pretrained_dir)
+    if source is None:
+        config = AutoConfig.from_pretrained(pretrained_dir, num_labels=len(labels), **label_maps)
+        return ElectraForTokenClassification(config)
     return ElectraForTokenClassification.from_pretrained(
         source, num_labels=len(labels), ignore_mismatched_sizes=True, **label_maps
     )
 
 
-@dataclass(frozen=True)
-class EncodedSplit:
-    sentences: list[Sentence]
-    encoded: list[EncodedSentence]
+def load_tokenizer(init: str, pretrained_dir: Path) -> Tokenizer:
+    """The tokenizer that goes with the weights: a foreign checkpoint's own (``tokenizer.json``, or converted from
+    its ``vocab.txt`` by transformers), else ours; never truncating or padding, since examples are built here."""
+    source = model_source(init, pretrained_dir) or pretrained_dir
+    if (source / "tokenizer.json").is_file():
+        tokenizer = load_backend_tokenizer(source)
+    else:
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(source).backend_tokenizer
+        except (OSError, ValueError) as error:
+            raise ElectraError(f"finetune.init: {source} has no usable tokenizer ({error})") from None
+    tokenizer.no_truncation()
+    tokenizer.no_padding()
+    special_token_ids(tokenizer)
+    return tokenizer
+
+
+def layer_depths(model: ElectraForTokenClassification) -> list[tuple[int, torch.nn.Module]]:
+    """Modules by depth: embeddings 0, transformer layer i at i + 1, the classifier head on top."""
+    layers = list(model.electra.encoder.layer)
+    bottom = [model.electra.embeddings]
+    if getattr(model.electra, "embeddings_project", None) is not None:
+        bottom.append(model.electra.embeddings_project)
+    return [
+        *((0, module) for module in bottom),
+        *((depth, layer) for depth, layer in enumerate(layers, start=1)),
+        (len(layers) + 1, model.classifier),
+    ]
+
+
+def layerwise_groups(
+    model: ElectraForTokenClassification, learning_rate: float, weight_decay: float, decay: float
+) -> list[dict]:
+    """AdamW groups with ELECTRA's layer-wise LR decay: the head trains at ``learning_rate`` and each layer below
+    at ``decay`` times the one above, so the pretrained lower layers move least; biases and LayerNorm get no decay."""
+    top = len(model.electra.encoder.layer) + 1
+    groups = []
+    for depth, module in layer_depths(model):
+        for group in parameter_groups(module, weight_decay):
+            if group["params"]:
+                groups.append({**group, "lr": learning_rate * decay ** (top - depth)})
+    return groups
 
 
 def encode_split(
-    tokenizer: Tokenizer, sentences: Sequence[Sentence], label2id: dict[str, int], max_len: int
-) -> EncodedSplit:
-    encoded = [encode_words(tokenizer, s.tokens, max_len, [label2id[tag] for tag in s.tags]) for s in sentences]
-    return EncodedSplit(list(sentences), encoded)
+    tokenizer: Tokenizer,
+    sentences: Sequence[Sentence],
+    max_len: int,
+    document_context: bool,
+    label2id: dict[str, int] | None = None,
+) -> list[Example]:
+    """Model examples for a split, labelled when ``label2id`` is given."""
+    tag_ids = [[label2id[tag] for tag in s.tags] for s in sentences] if label2id is not None else None
+    words = [s.tokens for s in sentences]
+    documents = [s.document for s in sentences]
+    return encode_examples(tokenizer, words, max_len, tag_ids, documents, document_context)
+
+
+def length_grouped_batches(lengths: Sequence[int], batch_size: int, rng: np.random.Generator) -> list[np.ndarray]:
+    """Shuffled batches of similar-length examples: a random order is cut into pools, each pool sorted by length
+    and cut into batches, and the batches shuffled -- what transformers calls ``group_by_length``."""
+    order = rng.permutation(len(lengths))
+    pool = batch_size * LENGTH_GROUP
+    batches = []
+    for start in range(0, len(order), pool):
+        chunk = sorted(order[start : start + pool], key=lambda index: lengths[index])
+        batches += [np.asarray(chunk[i : i + batch_size]) for i in range(0, len(chunk), batch_size)]
+    return [batches[i] for i in rng.permutation(len(batches))]
 
 
 def _to_device(batch: dict[str, np.ndarray], device: torch.device) -> dict[str, torch.Tensor]:
     return {name: torch.from_numpy(array).to(device) for name, array in batch.items()}
+
+
+def _sorted_batches(examples: Sequence[Example], batch_size: int) -> Iterator[list[int]]:
+    order = sorted(range(len(examples)), key=lambda index: len(examples[index].encoded.input_ids))
+    for start in range(0, len(order), batch_size):
+        yield order[start : start + batch_size]
 
 
 def predict_tags(
@@ -74,65 +150,69 @@ def predict_tags(
     sentences: Sequence[Sentence],
     max_len: int,
     batch_size: int,
+    document_context: bool = False,
 ) -> list[list[str]]:
-    """Word-level IOB2 predictions, read from each word's first sub-token."""
+    """Word-level tags for every word of every sentence, each read from its word's first sub-token."""
     device = next(model.parameters()).device
     pad_id = tokenizer.token_to_id("[PAD]")
     id2label = {int(i): label for i, label in model.config.id2label.items()}
+    examples = encode_split(tokenizer, sentences, max_len, document_context)
+    example_tags: list[list[str]] = [[] for _ in examples]
     model.eval()
-    predictions: list[list[str]] = []
     with torch.no_grad():
-        for start in range(0, len(sentences), batch_size):
-            chunk = [encode_words(tokenizer, s.tokens, max_len) for s in sentences[start : start + batch_size]]
-            batch = _to_device(pad_batch(chunk, pad_id), device)
+        for indices in _sorted_batches(examples, batch_size):
+            encoded = [examples[index].encoded for index in indices]
+            batch = _to_device(pad_batch(encoded, pad_id), device)
             logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
-            predictions.extend(word_tags(logits.float().cpu().numpy(), chunk, id2label))
-    return predictions
+            for index, tags in zip(indices, word_tags(logits.float().cpu().numpy(), encoded, id2label)):
+                example_tags[index] = tags
+    return merge_word_tags(examples, example_tags, [len(s.tokens) for s in sentences])
 
 
 def finetune(
     params: FinetuneParams,
     seed: int,
-    tokenizer: Tokenizer,
     pretrained_dir: Path,
     train: Sequence[Sentence],
     valid: Sequence[Sentence],
     on_log: MetricsCallback,
-) -> tuple[ElectraForTokenClassification, dict[str, float]]:
+) -> tuple[ElectraForTokenClassification, Tokenizer, dict[str, float]]:
     """Train, keep the epoch with the best validation entity F1, stop after ``patience`` epochs without gain."""
     seed_everything(seed)
     device = resolve_device(params.device)
-    labels = label_list(train)
-    model = load_model(params.init, pretrained_dir, labels).to(device)
-    train_split = encode_split(tokenizer, train, model.config.label2id, params.max_seq_len)
-    steps_per_epoch = -(-len(train_split.encoded) // params.batch_size)
+    model = load_model(params.init, pretrained_dir, label_list(train)).to(device)
+    tokenizer = load_tokenizer(params.init, pretrained_dir)
+    examples = encode_split(tokenizer, train, params.max_seq_len, params.document_context, model.config.label2id)
+    lengths = [len(example.encoded.input_ids) for example in examples]
+    steps_per_epoch = -(-len(examples) // params.batch_size)
     total_steps = steps_per_epoch * params.epochs
-    optimizer = build_optimizer(model, params.learning_rate, params.weight_decay, device)
+    groups = layerwise_groups(model, params.learning_rate, params.weight_decay, params.layer_lr_decay)
+    optimizer = torch.optim.AdamW(groups, lr=params.learning_rate, fused=device.type == "cuda")
     scheduler = linear_schedule(optimizer, round(params.warmup_ratio * total_steps), total_steps)
     pad_id = tokenizer.token_to_id("[PAD]")
     rng = np.random.default_rng(seed)
 
     best_f1, best_state, best_epoch, stale_epochs, step = -1.0, None, 0, 0, 0
-    summary: dict[str, float] = {}
     for epoch in range(1, params.epochs + 1):
         model.train()
-        order = rng.permutation(len(train_split.encoded))
         losses = []
-        batches = range(0, len(order), params.batch_size)
-        for start in progress(batches, total=len(batches), description=f"fine-tuning epoch {epoch}"):
-            chunk = [train_split.encoded[i] for i in order[start : start + params.batch_size]]
-            batch = _to_device(pad_batch(chunk, pad_id), device)
+        batches = length_grouped_batches(lengths, params.batch_size, rng)
+        for indices in progress(batches, total=len(batches), description=f"fine-tuning epoch {epoch}"):
+            batch = _to_device(pad_batch([examples[i].encoded for i in indices], pad_id), device)
             loss = model(**batch).loss
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), params.max_grad_norm)
+            head_lr = scheduler.get_last_lr()[-1]  # the rate this step uses (the head's; lower layers' are decayed)
             optimizer.step()
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
             step += 1
             losses.append(loss.item())
-            on_log(step, {"train_loss": losses[-1], "learning_rate": scheduler.get_last_lr()[0]})
+            on_log(step, {"train_loss": losses[-1], "learning_rate": head_lr})
 
-        valid_tags = predict_tags(model, tokenizer, valid, params.max_seq_len, params.batch_size * 2)
+        valid_tags = predict_tags(
+            model, tokenizer, valid, params.max_seq_len, params.batch_size * 2, params.document_context
+        )
         valid_f1 = entity_scores([s.tags for s in valid], valid_tags)["overall"]["f1"]
         summary = {"epoch": epoch, "epoch_train_loss": float(np.mean(losses)), "valid_f1": valid_f1}
         on_log(step, summary)
@@ -146,4 +226,5 @@ def finetune(
                 log_line(f"early stop: no gain in valid F1 for {params.patience} epochs")
                 break
     model.load_state_dict(best_state)
-    return model, {"best_valid_f1": best_f1, "best_epoch": best_epoch, "epochs_run": epoch, "steps": step}
+    summary = {"best_valid_f1": best_f1, "best_epoch": best_epoch, "epochs_run": epoch, "steps": step}
+    return model, tokenizer, summary

@@ -1,23 +1,29 @@
 """DVC stage `evaluate`: entity-level and token-level scores of the fine-tuned model on the held-out split.
 
-Outputs: ``metrics/evaluate.json`` (entity P/R/F1 overall, macro and per type; token accuracy) and
-``reports/evaluate/`` (token-level reports with and without ``O``, predictions in conlleval format).
-Run with ``dvc repro evaluate``.
+Outputs: ``metrics/evaluate.json`` (entity P/R/F1 overall (micro), macro and per type; token accuracy; error
+counts), ``plots/evaluate_confusion.{csv,png}`` (gold vs predicted entity type per token) and ``reports/evaluate/``:
+``conlleval.txt`` (the conlleval report), ``predictions.txt`` (``word gold guess``, re-scorable with
+``electra score``), ``token_report.txt`` / ``token_report_without_o.txt``, ``confusion_matrix.json`` and
+``errors.json`` / ``errors.txt`` (boundary vs type vs missed vs spurious). Run with ``dvc repro evaluate``.
 """
 
 from __future__ import annotations
 
+import csv
+import json
 from pathlib import Path
 
 import mlflow
 from transformers import ElectraForTokenClassification
 
 from electra_model.config import load_params
-from electra_model.data.conll import read_conll
+from electra_model.conlleval import count_chunks, report, sequence_rows
+from electra_model.data.conll import Sentence, read_conll
+from electra_model.error_analysis import analyse, render
 from electra_model.errors import exit_on_user_error
 from electra_model.finetune import predict_tags
-from electra_model.io import atomic_dir, write_json
-from electra_model.metrics import entity_scores, token_scores
+from electra_model.io import atomic_dir, atomic_file, write_json
+from electra_model.metrics import entity_scores, entity_type, save_confusion_png, token_scores, type_confusion
 from electra_model.tokenizer import load_backend_tokenizer
 from electra_model.tracking import flatten, log_dataset, stage_run
 
@@ -25,36 +31,65 @@ NER_DIR = Path("data/ner")
 MODEL_DIR = Path("models/ner")
 METRICS = Path("metrics/evaluate.json")
 REPORTS = Path("reports/evaluate")
+CONFUSION = Path("plots/evaluate_confusion.csv")
+
+
+def write_reports(staging: Path, sentences: list[Sentence], predicted: list[list[str]], top: int) -> dict:
+    """Every human-readable report into ``staging``; returns the error analysis for the metrics."""
+    gold = [s.tags for s in sentences]
+    tokens = token_scores(gold, predicted)
+    (staging / "token_report.txt").write_text(str(tokens["report_with_o"]), encoding="utf-8")
+    (staging / "token_report_without_o.txt").write_text(str(tokens["report_without_o"]), encoding="utf-8")
+    (staging / "conlleval.txt").write_text(report(count_chunks(sequence_rows(gold, predicted))), encoding="utf-8")
+    lines = [
+        line
+        for sentence, tags in zip(sentences, predicted)
+        for line in (*(f"{w} {g} {p}" for w, g, p in zip(sentence.tokens, sentence.tags, tags)), "")
+    ]
+    (staging / "predictions.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    confusion = type_confusion(gold, predicted)
+    (staging / "confusion_matrix.json").write_text(json.dumps(confusion, indent=2), encoding="utf-8")
+    errors = analyse(sentences, predicted, top)
+    (staging / "errors.json").write_text(json.dumps(errors, indent=2, ensure_ascii=False), encoding="utf-8")
+    (staging / "errors.txt").write_text(render(errors), encoding="utf-8")
+    return {"token_accuracy": tokens["accuracy"], "errors": errors["counts"]}
+
+
+def write_confusion_plots(gold: list[tuple[str, ...]], predicted: list[list[str]]) -> None:
+    """One ``actual,predicted`` row per token for DVC's confusion template, and the same matrix as a PNG."""
+    with atomic_file(CONFUSION) as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["actual", "predicted"])
+        for gold_tags, tags in zip(gold, predicted):
+            writer.writerows((entity_type(g), entity_type(p)) for g, p in zip(gold_tags, tags))
+    save_confusion_png(type_confusion(gold, predicted), CONFUSION.with_suffix(".png"), "entity type per token")
 
 
 @exit_on_user_error
 def main() -> None:
     params = load_params()
-    with stage_run("evaluate", params.tracking, {"evaluate": params.evaluate.model_dump(), "finetune.max_seq_len": params.finetune.max_seq_len}):
+    finetune = params.finetune
+    stage_params = {"evaluate": params.evaluate.model_dump(), "finetune.max_seq_len": finetune.max_seq_len,
+                    "finetune.document_context": finetune.document_context}
+    with stage_run("evaluate", params.tracking, stage_params):
         split_path = NER_DIR / f"{params.evaluate.split}.txt"
         sentences = read_conll(split_path, scheme="iob2")
         log_dataset(split_path, name=f"ner-{params.evaluate.split}", context="evaluation")
         model = ElectraForTokenClassification.from_pretrained(MODEL_DIR)
         tokenizer = load_backend_tokenizer(MODEL_DIR)
         predicted = predict_tags(
-            model, tokenizer, sentences, params.finetune.max_seq_len, params.evaluate.batch_size
+            model, tokenizer, sentences, finetune.max_seq_len, params.evaluate.batch_size, finetune.document_context
         )
         gold = [s.tags for s in sentences]
-        entities = entity_scores(gold, predicted)
-        tokens = token_scores(gold, predicted)
-        metrics = {"split": params.evaluate.split, "sentences": len(sentences), "entity": entities,
-                   "token_accuracy": tokens["accuracy"]}
         with atomic_dir(REPORTS) as staging:
-            (staging / "token_report.txt").write_text(str(tokens["report_with_o"]), encoding="utf-8")
-            (staging / "token_report_without_o.txt").write_text(str(tokens["report_without_o"]), encoding="utf-8")
-            lines = []
-            for sentence, tags in zip(sentences, predicted):
-                lines += [f"{word} {gold_tag} {tag}" for word, gold_tag, tag in zip(sentence.tokens, sentence.tags, tags)]
-                lines.append("")
-            (staging / "predictions.conll").write_text("\n".join(lines), encoding="utf-8")
+            extra = write_reports(staging, sentences, predicted, params.evaluate.top_confusions)
+        write_confusion_plots(gold, predicted)
+        metrics = {"split": params.evaluate.split, "sentences": len(sentences),
+                   "entity": entity_scores(gold, predicted), **extra}
         write_json(METRICS, metrics)
-        mlflow.log_metrics({k: v for k, v in flatten(metrics).items() if isinstance(v, float)})
+        mlflow.log_metrics({k: float(v) for k, v in flatten(metrics).items() if isinstance(v, (int, float))})
         mlflow.log_artifacts(str(REPORTS), artifact_path="reports")
+        mlflow.log_artifact(str(CONFUSION.with_suffix(".png")), artifact_path="plots")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,8 @@
 """DVC stage `finetune`: token-classification fine-tuning on the NER train split, early-stopped on valid.
 
-Output: ``models/ner`` (``ElectraForTokenClassification`` with its tokenizer). Run with ``dvc repro finetune``.
+Output: ``models/ner`` (``ElectraForTokenClassification`` with the tokenizer it was trained with), the training
+curves ``plots/finetune.csv`` (per step) and ``plots/finetune_valid.csv`` (validation entity F1 per epoch).
+Run with ``dvc repro finetune``.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from electra_model.data.conll import check_labels_known, read_conll
 from electra_model.errors import exit_on_user_error
 from electra_model.finetune import finetune
 from electra_model.io import atomic_dir, write_json
-from electra_model.tokenizer import load_backend_tokenizer
+from electra_model.tokenizer import as_transformers_tokenizer
 from electra_model.tracking import log_dataset, stage_run
 
 NER_DIR = Path("data/ner")
@@ -23,6 +25,7 @@ PRETRAINED_DIR = Path("models/pretrained")
 MODEL_DIR = Path("models/ner")
 METRICS = Path("metrics/finetune.json")
 CURVES = Path("plots/finetune.csv")
+VALID_CURVE = Path("plots/finetune_valid.csv")
 
 
 @exit_on_user_error
@@ -34,24 +37,23 @@ def main() -> None:
         check_labels_known(train, valid, NER_DIR / "valid.txt")
         log_dataset(NER_DIR / "train.txt", name="ner-train", context="train")
         log_dataset(NER_DIR / "valid.txt", name="ner-valid", context="validation")
-        tokenizer = load_backend_tokenizer(PRETRAINED_DIR)
         curves = CurveRecorder()
 
         def on_log(step: int, metrics: dict[str, float]) -> None:
             curves(step, metrics)
             mlflow.log_metrics(metrics, step=step)
 
-        model, summary = finetune(params.finetune, params.seed, tokenizer, PRETRAINED_DIR, train, valid, on_log)
+        model, tokenizer, summary = finetune(params.finetune, params.seed, PRETRAINED_DIR, train, valid, on_log)
         with atomic_dir(MODEL_DIR) as staging:
             model.save_pretrained(staging, safe_serialization=True)
-            for name in ("tokenizer.json", "tokenizer_config.json"):
-                (staging / name).write_bytes((PRETRAINED_DIR / name).read_bytes())
+            as_transformers_tokenizer(tokenizer, params.finetune.max_seq_len).save_pretrained(staging)
         write_json(METRICS, summary)
         curves.write_csv(CURVES, ["train_loss", "learning_rate"])
+        curves.write_csv(VALID_CURVE, ["epoch", "valid_f1"])
         curves.save_png(CURVES.with_suffix(".png"), ["train_loss", "valid_f1"], "NER fine-tuning")
         mlflow.log_metrics({f"final_{k}": v for k, v in summary.items()})
-        mlflow.log_artifact(str(CURVES), artifact_path="plots")
-        mlflow.log_artifact(str(CURVES.with_suffix(".png")), artifact_path="plots")
+        for path in (CURVES, VALID_CURVE, CURVES.with_suffix(".png")):
+            mlflow.log_artifact(str(path), artifact_path="plots")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,155 @@
+"""Fine-tuning: initialisation sources, ELECTRA's optimizer groups, windows at prediction time, early stopping and
+seeding -- on models of a few thousand weights so the whole module runs in seconds."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from tokenizers import Tokenizer
+from transformers import ElectraConfig, ElectraForPreTraining, ElectraForTokenClassification, ElectraTokenizerFast
+
+from electra_model.config import FinetuneParams
+from electra_model.data.conll import Sentence
+from electra_model.errors import ElectraError
+from electra_model.finetune import (
+    finetune,
+    layerwise_groups,
+    length_grouped_batches,
+    load_model,
+    load_tokenizer,
+    predict_tags,
+)
+from electra_model.metrics import entity_scores
+from electra_model.tokenizer import as_transformers_tokenizer
+from tests.fixtures_models import CORPUS, LABELS, PATTERN, expected_tags, make_pattern, model_config
+
+WORDS = sorted({word for line in CORPUS for word in line.split()})
+
+
+def tiny_config(tokenizer: Tokenizer, layers: int = 2) -> ElectraConfig:
+    return ElectraConfig(
+        vocab_size=tokenizer.get_vocab_size(), embedding_size=8, hidden_size=16, num_hidden_layers=layers,
+        num_attention_heads=2, intermediate_size=32, max_position_embeddings=64,
+    )
+
+
+@pytest.fixture(scope="module")
+def pretrained_dir(tmp_path_factory: pytest.TempPathFactory, tokenizer: Tokenizer) -> Path:
+    """A stand-in for models/pretrained: a saved discriminator with our tokenizer files beside it."""
+    directory = tmp_path_factory.mktemp("pretrained")
+    torch.manual_seed(0)
+    ElectraForPreTraining(tiny_config(tokenizer)).save_pretrained(directory)
+    as_transformers_tokenizer(tokenizer, 64).save_pretrained(directory)
+    return directory
+
+
+def sentences(n: int, seed: int) -> list[Sentence]:
+    rng = np.random.default_rng(seed)
+    result = []
+    for _ in range(n):
+        words = [str(word) for word in rng.choice(WORDS, rng.integers(3, 9))]
+        tags = [tag if tag == "O" or not tag.startswith("I-") else "B-" + tag[2:] for tag in expected_tags(words)]
+        result.append(Sentence(tuple(words), tuple(tags)))
+    return result
+
+
+# ------------------------------------------------------------------------------------------ initialisation
+def test_random_init_has_the_pretrained_shape_but_not_its_weights(pretrained_dir: Path) -> None:
+    pretrained = load_model("pretrained", pretrained_dir, LABELS)
+    random = load_model("random", pretrained_dir, LABELS)
+    assert pretrained.config.num_hidden_layers == random.config.num_hidden_layers == 2
+    assert pretrained.config.id2label == random.config.id2label == dict(enumerate(LABELS))
+    reference = ElectraForPreTraining.from_pretrained(pretrained_dir).electra.encoder.layer[0].output.dense.weight
+    assert torch.equal(pretrained.electra.encoder.layer[0].output.dense.weight, reference)
+    assert not torch.equal(random.electra.encoder.layer[0].output.dense.weight, reference)
+
+
+def test_any_local_checkpoint_directory_with_its_own_vocab_txt(tmp_path: Path, pretrained_dir: Path) -> None:
+    """Like a downloaded google/electra-small-discriminator: weights, config and only a WordPiece vocab.txt."""
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS, "##s"]
+    (tmp_path / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
+    foreign = ElectraTokenizerFast.from_pretrained(tmp_path, do_lower_case=False)
+    torch.manual_seed(1)
+    ElectraForPreTraining(tiny_config(foreign.backend_tokenizer, layers=1)).save_pretrained(tmp_path)
+    foreign.save_pretrained(tmp_path)
+    (tmp_path / "tokenizer.json").unlink()
+    model = load_model(str(tmp_path), pretrained_dir, LABELS)
+    tokenizer = load_tokenizer(str(tmp_path), pretrained_dir)
+    assert model.config.num_hidden_layers == 1 and model.config.vocab_size == len(vocab)
+    assert tokenizer.encode(["Paris", "Smiths"], is_pretokenized=True, add_special_tokens=False).ids == [
+        vocab.index("Paris"), vocab.index("Smith"), vocab.index("##s")
+    ]
+
+
+def test_a_directory_without_config_is_refused(tmp_path: Path, pretrained_dir: Path) -> None:
+    with pytest.raises(ElectraError, match=r"finetune.init: .* is not a transformers checkpoint directory"):
+        load_model(str(tmp_path), pretrained_dir, LABELS)
+
+
+# ----------------------------------------------------------------------------------------------- optimizer
+def test_layerwise_groups_decay_the_learning_rate_by_depth(tokenizer: Tokenizer) -> None:
+    model = ElectraForTokenClassification(tiny_config(tokenizer, layers=3))
+    groups = layerwise_groups(model, learning_rate=1.0, weight_decay=0.01, decay=0.5)
+    grouped = [id(p) for group in groups for p in group["params"]]
+    assert sorted(grouped) == sorted(id(p) for p in model.parameters()), "every parameter exactly once"
+    lr_of = {id(p): group["lr"] for group in groups for p in group["params"]}
+    decay_of = {id(p): group["weight_decay"] for group in groups for p in group["params"]}
+    assert lr_of[id(model.classifier.weight)] == 1.0
+    assert lr_of[id(model.electra.encoder.layer[2].output.dense.weight)] == 0.5
+    assert lr_of[id(model.electra.encoder.layer[0].output.dense.weight)] == 0.125
+    assert lr_of[id(model.electra.embeddings.word_embeddings.weight)] == 0.0625
+    assert lr_of[id(model.electra.embeddings_project.weight)] == 0.0625
+    for name, parameter in model.named_parameters():
+        no_decay = name.endswith(".bias") or "LayerNorm" in name
+        assert decay_of[id(parameter)] == (0.0 if no_decay else 0.01), name
+
+
+def test_length_grouped_batches_cover_every_example_once() -> None:
+    lengths = list(np.random.default_rng(0).integers(3, 60, 500))
+    batches = length_grouped_batches(lengths, 8, np.random.default_rng(1))
+    assert sorted(int(i) for batch in batches for i in batch) == list(range(500))
+    spread = np.mean([np.ptp([lengths[i] for i in batch]) for batch in batches])
+    assert spread < 10, "batches hold examples of similar length"
+
+
+# ---------------------------------------------------------------------------------------------- prediction
+def test_every_word_of_a_1000_word_sentence_gets_its_prediction(tokenizer: Tokenizer) -> None:
+    """The pattern model tags each word by its token alone, so any misplaced window or word shows."""
+    torch.manual_seed(0)
+    model = ElectraForTokenClassification(model_config(tokenizer)).eval()
+    make_pattern(model, tokenizer)
+    words = [str(word) for word in np.random.default_rng(3).choice([*PATTERN, "visited", "café", "in"], 1000)]
+    short = ["John", "Smith", "visited", "Paris"]
+    unlabelled = [Sentence(tuple(short), ("O",) * 4), Sentence(tuple(words), ("O",) * 1000)]
+    predicted = predict_tags(model, tokenizer, unlabelled, 16, 8)
+    assert predicted == [expected_tags(short), expected_tags(words)]
+
+
+# ------------------------------------------------------------------------------------------------ training
+def params(**changes: object) -> FinetuneParams:
+    base = dict(max_seq_len=32, batch_size=8, epochs=2, learning_rate=3e-3, patience=1, device="cpu", warmup_ratio=0.25)
+    return FinetuneParams(**{**base, **changes})
+
+
+def test_finetune_is_seeded_keeps_the_best_epoch_and_logs(pretrained_dir: Path) -> None:
+    train, valid = sentences(32, 0), sentences(16, 1)
+    logged: list[tuple[int, dict]] = []
+    model, tokenizer, summary = finetune(params(), 7, pretrained_dir, train, valid, lambda s, m: logged.append((s, m)))
+    valid_f1 = [metrics["valid_f1"] for _, metrics in logged if "valid_f1" in metrics]
+    assert summary["epochs_run"] == len(valid_f1) and summary["best_valid_f1"] == max(valid_f1)
+    assert valid_f1[summary["best_epoch"] - 1] == summary["best_valid_f1"]
+    again = predict_tags(model, tokenizer, valid, 32, 16)
+    assert entity_scores([s.tags for s in valid], again)["overall"]["f1"] == summary["best_valid_f1"]
+    rates = [metrics["learning_rate"] for _, metrics in logged if "learning_rate" in metrics]
+    assert rates[0] < max(rates) and rates[-1] < max(rates), "warmup, then linear decay"
+    _, _, repeated = finetune(params(), 7, pretrained_dir, train, valid, lambda s, m: None)
+    assert repeated == summary
+
+
+def test_early_stopping_stops_after_patience_epochs_without_gain(pretrained_dir: Path) -> None:
+    train, valid = sentences(16, 0), sentences(8, 1)
+    _, _, summary = finetune(params(epochs=6, learning_rate=1e-9), 0, pretrained_dir, train, valid, lambda s, m: None)
+    assert summary["best_epoch"] == 1 and summary["epochs_run"] == 2
