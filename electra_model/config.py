@@ -219,16 +219,21 @@ class FinetuneParams(Section):
     batch_size: PositiveInt = 16
     epochs: PositiveInt = 4
     learning_rate: PositiveFloat = 3e-4
+    layer_lr_decay: Annotated[float, Field(gt=0.0, le=1.0)] = 0.8
     warmup_ratio: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.1
     weight_decay: Annotated[float, Field(ge=0.0)] = 0.01
     max_grad_norm: PositiveFloat = 1.0
     patience: PositiveInt = 2
+    document_context: bool = False
     device: Device = "auto"
 
 
 class EvaluateParams(Section):
+    """Scoring of the fine-tuned model on a held-out split; ``top_confusions`` bounds the error analysis lists."""
+
     split: Literal["valid", "test"] = "test"
     batch_size: PositiveInt = 64
+    top_confusions: PositiveInt = 20
 
 
 class ExportParams(Section):
@@ -260,21 +265,16 @@ class Params(Section):
     finetune: FinetuneParams = FinetuneParams()
     evaluate: EvaluateParams = EvaluateParams()
     export: ExportParams = ExportParams()
-    layer_lr_decay: Annotated[float, Field(gt=0.0, le=1.0)] = 0.8
     tracking: TrackingParams = TrackingParams()
 
     @model_validator(mode="after")
     def _sequence_lengths_fit(self) -> Params:
-    document_context: bool = False
         if self.finetune.max_seq_len > self.pretrain.max_seq_len and self.finetune.init == "pretrained":
             raise ValueError(
                 f"finetune.max_seq_len {self.finetune.max_seq_len} exceeds pretrain.max_seq_len "
                 f"{self.pretrain.max_seq_len}, the longest position the pretrained model knows"
-    """Scoring of the fine-tuned model on a held-out split; ``top_confusions`` bounds the error analysis lists."""
-
             )
         return self
-    top_confusions: PositiveInt = 20
 
 
 def _describe(error: dict[str, Any]) -> str:
