@@ -139,7 +139,8 @@ class TokenizerParams(Section):
 
 # ------------------------------------------------------------------------------------------------- pretrain
 class ArchitectureParams(Section):
-    """Discriminator shape; the generator has the same depth and ``generator_fraction`` of the width."""
+    """A preset: the discriminator's shape (the generator has the same depth and ``generator_fraction`` of the
+    width) and the training recipe published with it, which top-level ``pretrain`` keys override."""
 
     hidden_size: PositiveInt
     num_layers: PositiveInt
@@ -147,6 +148,10 @@ class ArchitectureParams(Section):
     intermediate_size: PositiveInt
     embedding_size: PositiveInt
     generator_fraction: Annotated[float, Field(gt=0.0, le=1.0)]
+    learning_rate: PositiveFloat | None = None
+    batch_size: PositiveInt | None = None
+    warmup_steps: NonNegativeInt | None = None
+    max_steps: PositiveInt | None = None
 
     @model_validator(mode="after")
     def _heads_divide_widths(self) -> ArchitectureParams:
@@ -170,8 +175,16 @@ class ArchitectureParams(Section):
         return max(1, round(self.num_heads * self.generator_fraction))
 
 
+RECIPE_KEYS = ("learning_rate", "batch_size", "warmup_steps", "max_steps")
+
+
 class PretrainParams(Section):
-    """ELECTRA generator + discriminator pretraining (Clark et al., 2020)."""
+    """ELECTRA generator + discriminator pretraining (Clark et al., 2020).
+
+    ``batch_size`` is the global batch of one optimizer step (the paper's 128 for Small): it is split over the
+    ranks of a torchrun job and then into ``grad_accum_steps`` micro-batches, so the recipe does not change with
+    the hardware. ``learning_rate``, ``batch_size``, ``warmup_steps`` and ``max_steps`` left null take the preset's.
+    """
 
     preset: str = "tiny"
     presets: dict[str, ArchitectureParams]
@@ -186,15 +199,43 @@ class PretrainParams(Section):
     mask_prob: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.15
     mask_token_prob: Probability = 0.85
     disc_weight: PositiveFloat = 50.0
+    dropout: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.1
     log_every: PositiveInt = 10
+    checkpoint_every: PositiveInt = 1000
+    keep_checkpoints: PositiveInt = 2
+    compile: bool = False
+    peak_tflops: PositiveFloat | None = None
     device: Device = "auto"
 
+    @model_validator(mode="before")
+    @classmethod
+    def _recipe_from_preset(cls, data: Any) -> Any:
+        """A recipe key that is absent or null takes the chosen preset's value."""
+        if not isinstance(data, dict):
+            return data
+        name, presets = data.get("preset", "tiny"), data.get("presets")
+        preset = presets.get(name) if isinstance(presets, dict) and isinstance(name, str) else None
+        if isinstance(preset, ArchitectureParams):
+            preset = preset.model_dump()
+        filled = {key: value for key, value in data.items() if not (key in RECIPE_KEYS and value is None)}
+        for key in RECIPE_KEYS:
+            if key not in filled and isinstance(preset, dict) and preset.get(key) is not None:
+                filled[key] = preset[key]
+        return filled
+
     @model_validator(mode="after")
-    def _preset_exists(self) -> PretrainParams:
+    def _consistent(self) -> PretrainParams:
         if self.preset not in self.presets:
             raise ValueError(f"preset {self.preset!r} is not one of pretrain.presets: {sorted(self.presets)}")
         if self.warmup_steps > self.max_steps:
             raise ValueError(f"warmup_steps {self.warmup_steps} exceeds max_steps {self.max_steps}")
+        if self.batch_size % self.grad_accum_steps:
+            raise ValueError(f"batch_size {self.batch_size} is not a multiple of grad_accum_steps {self.grad_accum_steps}")
+        if self.checkpoint_every % self.log_every:
+            raise ValueError(
+                f"checkpoint_every {self.checkpoint_every} must be a multiple of log_every {self.log_every} "
+                "(a checkpoint closes a logging window, so a resumed run logs exactly what an uninterrupted one does)"
+            )
         return self
 
     @property

@@ -25,7 +25,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -63,42 +62,6 @@ def electra_configs(
     return discriminator, generator
 
 
-# ------------------------------------------------------------------------------------------------ randomness
-def row_seed(seed: int, step: int, row: int) -> int:
-    """A well-mixed 64-bit seed for one row of one step (SeedSequence decorrelates neighbouring inputs)."""
-    return int(np.random.SeedSequence([seed, step, row]).generate_state(1, dtype=np.uint64)[0])
-
-
-class RowNoise:
-    """Uniform noise drawn row by row, each row from its own generator seeded by (seed, step, row of the batch).
-
-    A row's masks and samples then depend only on the seed, the step and the row's place in the global batch: not
-    on how the batch is split into gradient-accumulation micro-batches or over ranks, and not on generator state
-    that a checkpoint would have to carry. A resumed or sharded run draws exactly the numbers an uninterrupted
-    single-process run draws.
-    """
-
-    def __init__(self, seed: int, step: int, rows: Sequence[int], device: torch.device):
-        self.device = device
-        self.generators = [torch.Generator(device=device).manual_seed(row_seed(seed, step, row)) for row in rows]
-
-    def uniform(self, shape: tuple[int, ...]) -> torch.Tensor:
-        """``(rows, *shape)`` uniforms in [0, 1); each call advances every row's generator."""
-        return torch.stack([torch.rand(shape, generator=g, device=self.device) for g in self.generators])
-
-
-Noise = torch.Generator | RowNoise | None
-
-
-def uniform(shape: tuple[int, ...], device: torch.device, noise: Noise) -> torch.Tensor:
-    """Uniforms in [0, 1) from a plain generator (or the global one), or row by row from :class:`RowNoise`."""
-    if isinstance(noise, RowNoise):
-        if len(noise.generators) != shape[0]:
-            raise ValueError(f"RowNoise has {len(noise.generators)} rows, the batch {shape[0]}")
-        return noise.uniform(shape[1:])
-    return torch.rand(shape, device=device, generator=noise)
-
-
 # ------------------------------------------------------------------------------------------------ corruption
 @dataclass(frozen=True)
 class MaskedBatch:
@@ -126,7 +89,7 @@ def mask_tokens(
     mask_token_id: int,
     mask_prob: float,
     mask_token_prob: float,
-    generator: Noise = None,
+    generator: torch.Generator | None = None,
 ) -> MaskedBatch:
     """Mask ``round(mask_prob * maskable)`` positions per row, drawn without replacement; [MASK] at
     ``mask_token_prob`` of them, the original token at the rest.
@@ -136,7 +99,7 @@ def mask_tokens(
     """
     rows, length = input_ids.shape
     slots = mask_slots(length, mask_prob)
-    noise = uniform((rows, length + slots), input_ids.device, generator)
+    noise = torch.rand((rows, length + slots), device=input_ids.device, generator=generator)
     scores = noise[:, :length].masked_fill(~maskable, -1.0)
     positions = scores.topk(slots, dim=1).indices
     n_maskable = maskable.sum(dim=1, keepdim=True)
@@ -148,7 +111,9 @@ def mask_tokens(
     return MaskedBatch(input_ids.scatter(1, positions, replaced), positions, valid, original)
 
 
-def sample_replacements(logits: torch.Tensor, generator: Noise = None, never: torch.Tensor | None = None) -> torch.Tensor:
+def sample_replacements(
+    logits: torch.Tensor, generator: torch.Generator | None = None, never: torch.Tensor | None = None
+) -> torch.Tensor:
     """Gumbel-max sampling (temperature 1) from the generator's softmax; no gradient flows through it.
 
     ``never`` holds token ids that can never be the original at a masked position ([PAD], [CLS], [SEP], [MASK]).
@@ -156,7 +121,7 @@ def sample_replacements(logits: torch.Tensor, generator: Noise = None, never: to
     so they are excluded here. The noise is ``-log(-log(u + eps) + eps)``, as in the reference.
     """
     with torch.no_grad():
-        noise = uniform(tuple(logits.shape), logits.device, generator)
+        noise = torch.rand(logits.shape, device=logits.device, generator=generator)
         scores = logits.detach().float() - torch.log(-torch.log(noise + 1e-9) + 1e-9)
         if never is not None:
             scores.index_fill_(-1, never, float("-inf"))
@@ -222,7 +187,7 @@ class ElectraPretrainingModel(nn.Module):
         input_ids: torch.Tensor,
         attention_mask: torch.Tensor | None,
         masked: MaskedBatch,
-        sampler: Noise = None,
+        sampler: torch.Generator | None = None,
     ) -> ElectraOutput:
         """``attention_mask`` None means every token is real (packed blocks), which lets SDPA skip the mask."""
         mlm_logits = self.generator_logits(masked, attention_mask)

@@ -1,34 +1,63 @@
 """The ELECTRA pretraining loop: packed blocks in, a transformers-compatible discriminator out.
 
-Run through the pipeline (``dvc repro pretrain``); the loop itself is :func:`pretrain`. Per logging step it reports
-the generator's MLM loss and accuracy, the RTD loss, accuracy, precision and recall on replaced tokens, the
-learning rate and tokens/s; between logging steps it never synchronises host and device.
+Run through the pipeline (``dvc repro pretrain``), or on several processes with
+``torchrun --nproc_per_node N stages/pretrain.py``; the loop itself is :func:`pretrain`.
+
+How a step is split. ``batch_size`` blocks form the global batch of one optimizer step. It is cut into
+S = world_size x grad_accum_steps shards (shard s holds rows s, s + S, s + 2S, ...); rank r trains on shards
+r, r + W, ... one micro-batch at a time and DDP averages the gradients. Every random draw of a shard (masking,
+Gumbel noise, dropout) comes from generators seeded by (seed, step, shard), and the blocks of a step are a pure
+function of (seed, step). So a run is reproducible step by step, a resumed run needs no generator state to carry
+(the checkpoint's step is the whole data and RNG position), and 2 ranks x 1 micro-batch compute what 1 rank x 2
+micro-batches compute.
+
+Per logging step it reports the generator's MLM loss and accuracy, the RTD loss, accuracy, precision and recall
+on replaced tokens, the learning rate, tokens/s and MFU (see :mod:`electra_model.flops`); between logging steps
+nothing waits for the device.
 """
 
 from __future__ import annotations
 
-import math
+import contextlib
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 import numpy as np
 import torch
 from tokenizers import Tokenizer
+from torch.nn.parallel import DistributedDataParallel
 
+from electra_model import checkpoint
 from electra_model.config import PretrainParams
-from electra_model.modeling import ElectraOutput, ElectraPretrainingModel, electra_configs, mask_tokens
+from electra_model.data.blocks import PackedBlocks
+from electra_model.errors import ElectraError
+from electra_model.flops import peak_flops, pretraining_step_flops
+from electra_model.modeling import ElectraOutput, ElectraPretrainingModel, MaskedBatch, electra_configs, mask_slots, mask_tokens
 from electra_model.progress import log_line, progress
 from electra_model.tokenizer import special_token_ids
-from electra_model.training import build_optimizer, linear_schedule, resolve_device, seed_everything
+from electra_model.training import (
+    Distributed,
+    all_reduce_sum,
+    build_optimizer,
+    init_distributed,
+    linear_schedule,
+    rank_device,
+    seed_everything,
+)
 
 MetricsCallback = Callable[[int, dict[str, float]], None]
+Blocks = np.ndarray | PackedBlocks
+# Knobs that change what is reported or kept, not the trajectory: a run may resume with other values.
+OPERATIONAL_KEYS = ("log_every", "checkpoint_every", "keep_checkpoints", "peak_tflops")
+# Modules whose code decides the trajectory; editing one starts a fresh run instead of resuming a stale one.
+TRAJECTORY_CODE = ("pretrain.py", "modeling.py", "training.py", "checkpoint.py", "data/blocks.py")
 
 
 @dataclass
 class RunningStats:
-    """Sums accumulated on the device between logging steps, read back once per logging step."""
+    """Sums kept on the device between logging steps, reduced over ranks and read back once per logging step."""
 
     loss: torch.Tensor
     mlm_loss: torch.Tensor
@@ -40,11 +69,11 @@ class RunningStats:
     rtd_actual_positive: torch.Tensor
     rtd_correct: torch.Tensor
     rtd_count: torch.Tensor
-    steps: int = 0
+    micro_batches: torch.Tensor
 
     @classmethod
     def zeros(cls, device: torch.device) -> RunningStats:
-        return cls(*(torch.zeros((), device=device) for _ in range(10)))
+        return cls(*(torch.zeros((), device=device) for _ in fields(cls)))
 
     def add(self, output: ElectraOutput) -> None:
         predicted = (output.rtd_logits > 0) & output.real_tokens
@@ -59,94 +88,231 @@ class RunningStats:
         self.rtd_actual_positive += actual.sum()
         self.rtd_correct += ((predicted == actual) & output.real_tokens).sum()
         self.rtd_count += output.real_tokens.sum()
-        self.steps += 1
+        self.micro_batches += 1
 
-    def summary(self) -> dict[str, float]:
-        """Means over the window; the one host-device synchronisation of a logging step."""
-        n = max(1, self.steps)
-        values = {name: float(getattr(self, name).item()) for name in self.__dataclass_fields__ if name != "steps"}
+    def summary(self, context: Distributed) -> dict[str, float]:
+        """Means over the window and all ranks; the one host-device synchronisation of a logging step.
+
+        Micro-batches are equal in size, so the mean of their losses is the loss of the global batch.
+        """
+        totals = all_reduce_sum(torch.stack([getattr(self, f.name).double() for f in fields(self)]), context)
+        v = dict(zip((f.name for f in fields(self)), totals.tolist()))
+        n = max(1.0, v["micro_batches"])
         return {
-            "loss": values["loss"] / n,
-            "mlm_loss": values["mlm_loss"] / n,
-            "rtd_loss": values["rtd_loss"] / n,
-            "mlm_accuracy": values["mlm_correct"] / max(1.0, values["mlm_count"]),
-            "rtd_accuracy": values["rtd_correct"] / max(1.0, values["rtd_count"]),
-            "rtd_precision": values["rtd_true_positive"] / max(1.0, values["rtd_predicted_positive"]),
-            "rtd_recall": values["rtd_true_positive"] / max(1.0, values["rtd_actual_positive"]),
-            "replaced_fraction": values["rtd_actual_positive"] / max(1.0, values["rtd_count"]),
+            "loss": v["loss"] / n,
+            "mlm_loss": v["mlm_loss"] / n,
+            "rtd_loss": v["rtd_loss"] / n,
+            "mlm_accuracy": v["mlm_correct"] / max(1.0, v["mlm_count"]),
+            "rtd_accuracy": v["rtd_correct"] / max(1.0, v["rtd_count"]),
+            "rtd_precision": v["rtd_true_positive"] / max(1.0, v["rtd_predicted_positive"]),
+            "rtd_recall": v["rtd_true_positive"] / max(1.0, v["rtd_actual_positive"]),
+            "replaced_fraction": v["rtd_actual_positive"] / max(1.0, v["rtd_count"]),
         }
 
 
-def batch_order(n_blocks: int, batch_size: int, steps: int, seed: int) -> np.ndarray:
-    """Block indices for every step: seeded permutations, one per epoch, so the same seed gives the same batches."""
-    needed = steps * batch_size
-    rng = np.random.default_rng(seed)
-    epochs = math.ceil(needed / n_blocks)
-    order = np.concatenate([rng.permutation(n_blocks) for _ in range(epochs)])
-    return order[:needed].reshape(steps, batch_size)
+class BlockOrder:
+    """The blocks of each step's global batch: one seeded permutation per epoch, read in order.
+
+    The data position is a pure function of (seed, step): resuming at step k reads exactly the blocks an
+    uninterrupted run reads, and nothing of size O(steps) is ever materialised.
+    """
+
+    def __init__(self, n_blocks: int, batch_size: int, seed: int):
+        self.n_blocks, self.batch_size, self.seed = n_blocks, batch_size, seed
+        self._epochs: dict[int, np.ndarray] = {}
+
+    def _permutation(self, epoch: int) -> np.ndarray:
+        if epoch not in self._epochs:
+            self._epochs = {e: p for e, p in self._epochs.items() if e >= epoch - 1}
+            self._epochs[epoch] = np.random.default_rng([self.seed, epoch]).permutation(self.n_blocks)
+        return self._epochs[epoch]
+
+    def batch(self, step: int) -> np.ndarray:
+        """Block indices of optimizer step ``step`` (1-based)."""
+        positions = np.arange((step - 1) * self.batch_size, step * self.batch_size)
+        epochs, offsets = np.divmod(positions, self.n_blocks)
+        return np.array([self._permutation(int(e))[o] for e, o in zip(epochs, offsets)], dtype=np.int64)
+
+
+def shard_seed(seed: int, step: int, shard: int, stream: int) -> int:
+    """A well-mixed seed per (seed, step, shard) and purpose (``stream`` 0: masking + sampling, 1: dropout)."""
+    return int(np.random.SeedSequence([seed, step, shard, stream]).generate_state(1, dtype=np.uint64)[0])
 
 
 def build_model(params: PretrainParams, tokenizer: Tokenizer) -> ElectraPretrainingModel:
     """The generator/discriminator pair for the chosen preset and this vocabulary."""
     special = special_token_ids(tokenizer)
     discriminator, generator = electra_configs(
-        params.architecture, tokenizer.get_vocab_size(), params.max_seq_len, special["[PAD]"]
+        params.architecture, tokenizer.get_vocab_size(), params.max_seq_len, special["[PAD]"], params.dropout
     )
     never_sample = [special[token] for token in ("[PAD]", "[CLS]", "[SEP]", "[MASK]")]
     return ElectraPretrainingModel(discriminator, generator, params.disc_weight, never_sample)
+
+
+def run_key(params: PretrainParams, seed: int, data_key: str) -> str:
+    """Names a run's checkpoint directory: the params that shape the trajectory, the seed, the data, the code."""
+    shaping = params.model_dump_json(exclude=set(OPERATIONAL_KEYS))
+    code = [Path(__file__).parent / name for name in TRAJECTORY_CODE]
+    return checkpoint.content_digest(code, shaping, str(seed), data_key)
+
+
+@dataclass(frozen=True)
+class MicroBatch:
+    input_ids: torch.Tensor
+    masked: MaskedBatch
+    sampler: torch.Generator
+
+
+class Trainer:
+    """One pretraining run: the model, its optimizer and schedule, the data order, and the logged history."""
+
+    def __init__(self, params: PretrainParams, seed: int, tokenizer: Tokenizer, blocks: Blocks, context: Distributed):
+        self.params, self.seed, self.blocks, self.context = params, seed, blocks, context
+        self.n_shards = context.world_size * params.grad_accum_steps
+        if params.batch_size % self.n_shards:
+            raise ElectraError(
+                f"pretrain.batch_size {params.batch_size} must be a multiple of world size {context.world_size} x "
+                f"pretrain.grad_accum_steps {params.grad_accum_steps}"
+            )
+        self.device = rank_device(params.device, context)
+        special = special_token_ids(tokenizer)
+        self.mask_id = special["[MASK]"]
+        self.unmaskable = torch.tensor([special[t] for t in ("[CLS]", "[SEP]", "[PAD]", "[MASK]")], device=self.device)
+        seed_everything(seed)
+        self.model = build_model(params, tokenizer).to(self.device)
+        self.optimizer = build_optimizer(self.model, params.learning_rate, params.weight_decay, self.device)
+        self.scheduler = linear_schedule(self.optimizer, params.warmup_steps, params.max_steps)
+        self.order = BlockOrder(len(blocks), params.batch_size, seed)
+        self.step, self.history = 0, []
+        self.autocast = torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=self.device.type == "cuda")
+        self.vocab_size = tokenizer.get_vocab_size()
+
+    # -------------------------------------------------------------------------------------------- checkpoints
+    def data_position(self) -> dict[str, int]:
+        """What must match for a checkpoint's step to mean the same blocks and noise in this run."""
+        return {"seed": self.seed, "n_blocks": len(self.blocks), "batch_size": self.params.batch_size}
+
+    def resume(self, run_dir: Path) -> None:
+        """Continue from the newest checkpoint in ``run_dir``, if there is one."""
+        latest = checkpoint.latest_checkpoint(run_dir)
+        if latest is None:
+            return
+        record = checkpoint.load_checkpoint(latest, self.model, self.optimizer, self.scheduler, self.device)
+        if record["data"] != self.data_position():
+            raise ElectraError(f"{latest} was written for other data ({record['data']}); delete {run_dir} to start over")
+        self.step, self.history = record["step"], record["history"]
+        log_line(f"resumed from {latest} at step {self.step}")
+
+    def save(self, run_dir: Path) -> None:
+        record = {"data": self.data_position(), "history": self.history}
+        path = checkpoint.save_checkpoint(
+            run_dir, self.step, self.model, self.optimizer, self.scheduler, record, self.params.keep_checkpoints
+        )
+        log_line(f"checkpoint {path}")
+
+    # -------------------------------------------------------------------------------------------- one step
+    def micro_batches(self, step: int) -> Iterator[MicroBatch]:
+        """This rank's shards of the global batch of ``step``, masked, each with its own seeded generators."""
+        rows = self.order.batch(step)
+        for shard in range(self.context.rank, self.n_shards, self.context.world_size):
+            sampler = torch.Generator(device=self.device).manual_seed(shard_seed(self.seed, step, shard, 0))
+            torch.manual_seed(shard_seed(self.seed, step, shard, 1))  # dropout
+            input_ids = torch.from_numpy(self.blocks[rows[shard :: self.n_shards]].astype(np.int64))
+            if self.device.type == "cuda":
+                input_ids = input_ids.pin_memory()
+            input_ids = input_ids.to(self.device, non_blocking=True)
+            maskable = ~torch.isin(input_ids, self.unmaskable)
+            p = self.params
+            masked = mask_tokens(input_ids, maskable, self.mask_id, p.mask_prob, p.mask_token_prob, sampler)
+            yield MicroBatch(input_ids, masked, sampler)
+
+    def train_step(self, model: torch.nn.Module, stats: RunningStats) -> None:
+        """One optimizer step over the global batch; DDP all-reduces gradients on the last micro-batch only."""
+        self.step += 1
+        last = self.params.grad_accum_steps - 1
+        for index, micro in enumerate(self.micro_batches(self.step)):
+            skip_sync = index < last and isinstance(model, DistributedDataParallel)
+            with model.no_sync() if skip_sync else contextlib.nullcontext():
+                with self.autocast:
+                    output = model(micro.input_ids, None, micro.masked, micro.sampler)
+                (output.loss / self.params.grad_accum_steps).backward()
+            stats.add(output)
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.params.max_grad_norm)
+        self.optimizer.step()
+        self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+
+    def step_flops(self) -> int:
+        p = self.params
+        tokens = p.batch_size * p.max_seq_len
+        masked = p.batch_size * mask_slots(p.max_seq_len, p.mask_prob)
+        return pretraining_step_flops(p.architecture, self.vocab_size, p.max_seq_len, tokens, masked)
+
+
+def compile_bodies(model: ElectraPretrainingModel) -> None:
+    """torch.compile the two transformer bodies in place (parameter names, and so checkpoints, stay the same)."""
+    model.generator.electra.compile()
+    model.discriminator.electra.compile()
 
 
 def pretrain(
     params: PretrainParams,
     seed: int,
     tokenizer: Tokenizer,
-    blocks: np.ndarray,
+    blocks: Blocks,
     on_log: MetricsCallback,
+    checkpoint_dir: Path | None = None,
 ) -> tuple[ElectraPretrainingModel, dict[str, float]]:
-    """Train generator and discriminator jointly for ``params.max_steps`` optimizer steps."""
-    seed_everything(seed)
-    device = resolve_device(params.device)
-    special = special_token_ids(tokenizer)
-    model = build_model(params, tokenizer).to(device)
-    optimizer = build_optimizer(model, params.learning_rate, params.weight_decay, device)
-    scheduler = linear_schedule(optimizer, params.warmup_steps, params.max_steps)
-    order = batch_order(len(blocks), params.batch_size * params.grad_accum_steps, params.max_steps, seed)
-    sampler = torch.Generator(device=device).manual_seed(seed)
-    autocast = torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
-    special_ids = torch.tensor([special["[CLS]"], special["[SEP]"], special["[PAD]"]], device=device)
+    """Train generator and discriminator jointly for ``params.max_steps`` optimizer steps.
 
-    model.train()
-    stats = RunningStats.zeros(device)
-    window_start, window_tokens, final = time.perf_counter(), 0, {}
-    for step in progress(range(1, params.max_steps + 1), total=params.max_steps, description="pretraining"):
-        micro_batches = np.array_split(order[step - 1], params.grad_accum_steps)
-        for indices in micro_batches:
-            input_ids = torch.from_numpy(blocks[np.sort(indices)].astype(np.int64)).to(device, non_blocking=True)
-            attention_mask = (input_ids != special["[PAD]"]).long()
-            maskable = ~torch.isin(input_ids, special_ids)
-            masked = mask_tokens(
-                input_ids, maskable, special["[MASK]"], params.mask_prob, params.mask_token_prob, sampler
-            )
-            with autocast:
-                output = model(input_ids, attention_mask, masked, sampler)
-            (output.loss / params.grad_accum_steps).backward()
-            stats.add(output)
-            window_tokens += input_ids.numel()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), params.max_grad_norm)
-        optimizer.step()
-        scheduler.step()
-        optimizer.zero_grad(set_to_none=True)
+    With ``checkpoint_dir``, continue from its newest checkpoint (replaying the logged history to ``on_log``) and
+    checkpoint every ``checkpoint_every`` steps. Under torchrun every rank trains; only rank 0 calls ``on_log`` and
+    writes checkpoints.
+    """
+    context = init_distributed(params.device)
+    trainer = Trainer(params, seed, tokenizer, blocks, context)
+    if checkpoint_dir is not None:
+        trainer.resume(checkpoint_dir)
+    if context.is_main:
+        for row in trainer.history:
+            on_log(row["step"], {k: v for k, v in row.items() if k != "step"})
+    if params.compile:
+        compile_bodies(trainer.model)
+    model = trainer.model
+    if context.world_size > 1:
+        device_ids = [trainer.device.index] if trainer.device.type == "cuda" else None
+        model = DistributedDataParallel(trainer.model, device_ids=device_ids, broadcast_buffers=False)
+    peak = peak_flops(trainer.device, params.peak_tflops)
+    flops_per_step = trainer.step_flops()
 
-        if step % params.log_every == 0 or step == params.max_steps:
-            elapsed = time.perf_counter() - window_start
-            final = {**stats.summary(), "learning_rate": scheduler.get_last_lr()[0], "tokens_per_s": window_tokens / elapsed}
-            on_log(step, final)
+    trainer.model.train()
+    stats = RunningStats.zeros(trainer.device)
+    window_start, window_steps = time.perf_counter(), 0
+    remaining = range(trainer.step + 1, params.max_steps + 1)
+    for step in progress(remaining, total=len(remaining), description="pretraining"):
+        trainer.train_step(model, stats)
+        window_steps += 1
+        if step % params.log_every and step != params.max_steps:
+            continue
+        metrics = stats.summary(context)
+        elapsed = time.perf_counter() - window_start
+        metrics["learning_rate"] = trainer.scheduler.get_last_lr()[0]
+        metrics["tokens_per_s"] = window_steps * params.batch_size * params.max_seq_len / elapsed
+        if peak is not None:
+            metrics["mfu"] = window_steps * flops_per_step / elapsed / (peak * context.world_size)
+        trainer.history.append({"step": step, **metrics})
+        if context.is_main:
+            on_log(step, metrics)
             log_line(
-                f"step {step}/{params.max_steps} loss {final['loss']:.3f} mlm {final['mlm_loss']:.3f} "
-                f"rtd {final['rtd_loss']:.4f} rtd_acc {final['rtd_accuracy']:.3f} tok/s {final['tokens_per_s']:.0f}"
+                f"step {step}/{params.max_steps} loss {metrics['loss']:.3f} mlm {metrics['mlm_loss']:.3f} "
+                f"rtd {metrics['rtd_loss']:.4f} rtd_acc {metrics['rtd_accuracy']:.3f} "
+                f"tok/s {metrics['tokens_per_s']:.0f} mfu {metrics.get('mfu', float('nan')):.1%}"
             )
-            stats, window_start, window_tokens = RunningStats.zeros(device), time.perf_counter(), 0
-    return model, final
+            if checkpoint_dir is not None and (step % params.checkpoint_every == 0 or step == params.max_steps):
+                trainer.save(checkpoint_dir)
+        stats, window_start, window_steps = RunningStats.zeros(trainer.device), time.perf_counter(), 0
+    final = {k: v for k, v in trainer.history[-1].items() if k != "step"} if trainer.history else {}
+    return trainer.model, final
 
 
 def save_pretrained(model: ElectraPretrainingModel, tokenizer_dir: Path, out_dir: Path) -> None:

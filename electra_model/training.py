@@ -1,11 +1,17 @@
-"""Pieces every training loop here shares: seeding, device choice, AdamW groups and the warmup + linear schedule."""
+"""Pieces every training loop here shares: seeding, device choice, torchrun process groups, AdamW groups and the
+warmup + linear schedule."""
 
 from __future__ import annotations
 
+import os
 import random
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 
 import numpy as np
 import torch
+import torch.distributed as torch_dist
 from torch import nn
 from torch.optim.lr_scheduler import LambdaLR
 
@@ -26,6 +32,66 @@ def resolve_device(name: str) -> torch.device:
     if name == "cuda" and not torch.cuda.is_available():
         raise ElectraError("device is 'cuda' but no CUDA GPU is visible; set the stage's device param to auto or cpu")
     return torch.device(name)
+
+
+@dataclass(frozen=True)
+class Distributed:
+    """This process's place in a torchrun job; a plain ``python`` run is rank 0 of 1."""
+
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @property
+    def is_main(self) -> bool:
+        """Only the main process logs, checkpoints and saves, so N processes write one set of outputs."""
+        return self.rank == 0
+
+
+def init_distributed(device_name: str = "auto") -> Distributed:
+    """Join the torchrun job the environment describes (RANK, WORLD_SIZE, MASTER_ADDR, ...), once per process.
+
+    nccl between GPUs (each rank on the GPU of its LOCAL_RANK), gloo between CPU processes.
+    """
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    if world_size == 1:
+        return Distributed()
+    context = Distributed(int(os.environ["RANK"]), world_size, int(os.environ.get("LOCAL_RANK", "0")))
+    if not torch_dist.is_initialized():
+        on_gpu = resolve_device(device_name).type == "cuda"
+        if on_gpu:
+            torch.cuda.set_device(context.local_rank)
+        torch_dist.init_process_group(backend="nccl" if on_gpu else "gloo")
+    return context
+
+
+def close_distributed() -> None:
+    """Leave the process group cleanly (torch warns at exit otherwise)."""
+    if torch_dist.is_initialized():
+        torch_dist.destroy_process_group()
+
+
+def rank_device(device_name: str, context: Distributed) -> torch.device:
+    """The device of this rank: its own GPU under torchrun, else :func:`resolve_device`'s choice."""
+    device = resolve_device(device_name)
+    return torch.device("cuda", context.local_rank) if device.type == "cuda" else device
+
+
+def all_reduce_sum(tensor: torch.Tensor, context: Distributed) -> torch.Tensor:
+    """Sum ``tensor`` over all ranks in place (a no-op in a single process)."""
+    if context.world_size > 1:
+        torch_dist.all_reduce(tensor)
+    return tensor
+
+
+@contextmanager
+def local_main_first(context: Distributed) -> Iterator[None]:
+    """Let each node's first rank build a shared cache while the other ranks wait, then let them read it."""
+    if context.local_rank != 0 and context.world_size > 1:
+        torch_dist.barrier()
+    yield
+    if context.local_rank == 0 and context.world_size > 1:
+        torch_dist.barrier()
 
 
 def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict]:

@@ -1,13 +1,20 @@
-"""Pretraining input: the corpus tokenized once and packed into full-length [CLS] ... [SEP] blocks.
+"""Pretraining input: the corpus tokenized once into a memory-mapped token stream, read as full-length blocks.
 
-Packing the token stream into blocks of exactly ``max_seq_len`` wastes no compute on padding. The blocks are stored
-as a uint16 (or uint32 for large vocabularies) ``.npy`` array, memory-mapped at training time.
+:func:`cached_token_stream` tokenizes the corpus in parallel batches (the tokenizers library encodes a batch on
+all cores) with a progress bar, and writes the ids as one flat uint16 file (uint32 for vocabularies over 65,536)
+whose name carries a key of the tokenizer and the corpus; a re-run memory-maps that file instead of tokenizing
+again. :class:`PackedBlocks` cuts the stream into ``[CLS] + (max_seq_len - 2) tokens + [SEP]`` blocks on the fly:
+no padding, and one tokenization serves every ``max_seq_len``::
+
+    stream = cached_token_stream(tokenizer, lambda: corpus_lines(corpus_dir), Path("cache/pretrain/tokens-<key>"))
+    blocks = PackedBlocks.for_tokenizer(stream, tokenizer, max_seq_len=128)
+    blocks[np.array([7, 3])]   # (2, 128) array of token ids
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
-from itertools import islice
+import math
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -15,13 +22,9 @@ from tokenizers import Tokenizer
 
 from electra_model.errors import ElectraError
 from electra_model.io import atomic_file
-from electra_model.progress import log_line, progress
+from electra_model.progress import is_interactive, log_line, progress
 
-
-def _batches(lines: Iterable[str], size: int) -> Iterator[list[str]]:
-    iterator = iter(lines)
-    while batch := list(islice(iterator, size)):
-        yield batch
+BATCH_CHARS = 1 << 20  # text per encode_batch call: enough to keep every core busy, small enough to stream
 
 
 def token_dtype(vocab_size: int) -> np.dtype:
@@ -29,38 +32,100 @@ def token_dtype(vocab_size: int) -> np.dtype:
     return np.dtype(np.uint16) if vocab_size <= np.iinfo(np.uint16).max + 1 else np.dtype(np.uint32)
 
 
-def pack_blocks(tokenizer: Tokenizer, lines: Iterable[str], max_seq_len: int, batch_lines: int = 2048) -> np.ndarray:
-    """Tokenize ``lines`` (in parallel batches) and cut the stream into blocks of ``max_seq_len`` with [CLS]/[SEP]."""
-    cls_id, sep_id = tokenizer.token_to_id("[CLS]"), tokenizer.token_to_id("[SEP]")
-    body = max_seq_len - 2
+def _text_batches(lines: Iterable[str], max_chars: int) -> Iterator[list[str]]:
+    batch: list[str] = []
+    size = 0
+    for line in lines:
+        batch.append(line)
+        size += len(line)
+        if size >= max_chars:
+            yield batch
+            batch, size = [], 0
+    if batch:
+        yield batch
+
+
+def encode_stream(tokenizer: Tokenizer, lines: Iterable[str], total_chars: int | None = None) -> Iterator[np.ndarray]:
+    """Token ids of ``lines`` in order, one array per batch; a bar on a terminal, a line per 10% in CI."""
     dtype = token_dtype(tokenizer.get_vocab_size())
-    chunks: list[np.ndarray] = []
-    total_tokens = 0
-    for batch in progress(_batches(lines, batch_lines), total=None, description="tokenizing corpus"):
-        for encoding in tokenizer.encode_batch(batch, add_special_tokens=False):
-            chunks.append(np.asarray(encoding.ids, dtype=dtype))
-            total_tokens += len(encoding.ids)
-    stream = np.concatenate(chunks) if chunks else np.zeros(0, dtype=dtype)
-    n_blocks = len(stream) // body
-    if n_blocks == 0:
-        raise ElectraError(
-            f"the corpus has {len(stream)} tokens, fewer than one block of pretrain.max_seq_len={max_seq_len}; "
-            "use a larger corpus or a smaller pretrain.max_seq_len"
-        )
-    blocks = np.empty((n_blocks, max_seq_len), dtype=dtype)
-    blocks[:, 0] = cls_id
-    blocks[:, 1:-1] = stream[: n_blocks * body].reshape(n_blocks, body)
-    blocks[:, -1] = sep_id
-    log_line(f"packed {total_tokens:,} tokens into {n_blocks:,} blocks of {max_seq_len}")
-    return blocks
+    total_batches = math.ceil(total_chars / BATCH_CHARS) if total_chars else None
+    batches = progress(_text_batches(lines, BATCH_CHARS), total=total_batches, description="tokenizing corpus")
+    done, reported = 0, 0
+    for batch in batches:
+        encodings = tokenizer.encode_batch(batch, add_special_tokens=False)
+        yield np.fromiter((i for encoding in encodings for i in encoding.ids), dtype=dtype)
+        done += sum(map(len, batch))
+        if total_chars and not is_interactive() and done * 10 // total_chars > reported:
+            reported = done * 10 // total_chars
+            log_line(f"tokenizing corpus: {min(100, reported * 10)}% of {total_chars / 1e6:.0f}M characters")
 
 
-def save_blocks(blocks: np.ndarray, path: Path) -> None:
-    """Write the block array atomically, so a killed run never leaves a truncated cache behind."""
+def write_token_stream(
+    tokenizer: Tokenizer, lines: Iterable[str], path: Path, total_chars: int | None = None
+) -> np.memmap:
+    """Tokenize ``lines`` into the flat id file ``path``, atomically: a killed run leaves no truncated cache."""
+    count = 0
     with atomic_file(path, "wb") as handle:
-        np.save(handle, blocks)
+        for ids in encode_stream(tokenizer, lines, total_chars):
+            handle.write(ids.tobytes())
+            count += len(ids)
+        if count == 0:
+            raise ElectraError("the corpus holds no tokens; check the download stage output (data/corpus)")
+    log_line(f"tokenized the corpus into {count:,} tokens: {path}")
+    return np.memmap(path, dtype=token_dtype(tokenizer.get_vocab_size()), mode="r")
 
 
-def load_blocks(path: Path) -> np.ndarray:
-    """Memory-map the block array: the corpus need not fit in RAM."""
-    return np.load(path, mmap_mode="r")
+def cached_token_stream(
+    tokenizer: Tokenizer, lines: Callable[[], Iterable[str]], path_stem: Path, total_chars: int | None = None
+) -> np.memmap:
+    """The memory-mapped token stream at ``path_stem`` + dtype suffix, tokenizing ``lines()`` only if absent.
+
+    ``path_stem`` must name the tokenizer and corpus (a content hash), so a cached stream is never stale.
+    """
+    dtype = token_dtype(tokenizer.get_vocab_size())
+    path = path_stem.with_name(f"{path_stem.name}.{dtype.name}")
+    if path.is_file():
+        log_line(f"reusing the tokenized corpus {path}")
+        return np.memmap(path, dtype=dtype, mode="r")
+    return write_token_stream(tokenizer, lines(), path, total_chars)
+
+
+class PackedBlocks:
+    """A token stream read as ``[CLS] body [SEP]`` blocks of exactly ``max_seq_len`` tokens; the tail is dropped."""
+
+    def __init__(self, stream: np.ndarray, max_seq_len: int, cls_id: int, sep_id: int):
+        body = max_seq_len - 2
+        n_blocks = len(stream) // body
+        if n_blocks == 0:
+            raise ElectraError(
+                f"the corpus has {len(stream)} tokens, fewer than one block of pretrain.max_seq_len={max_seq_len}; "
+                "use a larger corpus or a smaller pretrain.max_seq_len"
+            )
+        self.bodies = stream[: n_blocks * body].reshape(n_blocks, body)
+        self.max_seq_len, self.cls_id, self.sep_id = max_seq_len, cls_id, sep_id
+
+    @classmethod
+    def for_tokenizer(cls, stream: np.ndarray, tokenizer: Tokenizer, max_seq_len: int) -> PackedBlocks:
+        return cls(stream, max_seq_len, tokenizer.token_to_id("[CLS]"), tokenizer.token_to_id("[SEP]"))
+
+    def __len__(self) -> int:
+        return len(self.bodies)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return len(self.bodies), self.max_seq_len
+
+    def __getitem__(self, indices: np.ndarray) -> np.ndarray:
+        """The blocks at ``indices`` (in that order), as a fresh in-memory array."""
+        bodies = self.bodies[indices]
+        out = np.empty((len(bodies), self.max_seq_len), dtype=bodies.dtype)
+        out[:, 0], out[:, 1:-1], out[:, -1] = self.cls_id, bodies, self.sep_id
+        return out
+
+
+def pack_blocks(tokenizer: Tokenizer, lines: Iterable[str], max_seq_len: int) -> np.ndarray:
+    """All blocks of a small corpus as one in-memory array (tests, quick experiments); the stage uses the cache."""
+    chunks = list(encode_stream(tokenizer, lines))
+    stream = np.concatenate(chunks) if chunks else np.zeros(0, dtype=token_dtype(tokenizer.get_vocab_size()))
+    blocks = PackedBlocks.for_tokenizer(stream, tokenizer, max_seq_len)
+    return blocks[np.arange(len(blocks))]

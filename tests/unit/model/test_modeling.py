@@ -9,7 +9,6 @@ from transformers import ElectraForPreTraining, ElectraForTokenClassification
 from electra_model.config import load_params
 from electra_model.modeling import (
     ElectraPretrainingModel,
-    RowNoise,
     electra_configs,
     mask_slots,
     mask_tokens,
@@ -84,16 +83,6 @@ def test_full_rows_mask_exactly_the_reference_count_of_distinct_positions():
     assert mask_slots(128, 0.15) == 19  # google-research/electra: max_predictions_per_seq for 128 tokens
     assert masked.valid.all() and (masked.is_masked.sum(1) == 19).all()
     assert torch.equal(masked.original, ids.gather(1, masked.positions))
-
-
-def test_row_noise_does_not_depend_on_how_the_batch_is_split():
-    ids = torch.randint(5, VOCAB, (6, 40))
-    maskable = torch.ones_like(ids, dtype=torch.bool)
-    whole = mask_tokens(ids, maskable, MASK, 0.15, 0.85, RowNoise(7, 3, range(6), torch.device("cpu")))
-    halves = [mask_tokens(ids[rows], maskable[rows], MASK, 0.15, 0.85, RowNoise(7, 3, rows, torch.device("cpu"))) for rows in (range(0, 3), range(3, 6))]
-    assert torch.equal(whole.input_ids, torch.cat([h.input_ids for h in halves]))
-    other_step = mask_tokens(ids, maskable, MASK, 0.15, 0.85, RowNoise(7, 4, range(6), torch.device("cpu")))
-    assert not torch.equal(whole.positions, other_step.positions)
 
 
 def test_sample_equal_to_original_is_labelled_original():

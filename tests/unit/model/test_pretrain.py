@@ -1,4 +1,5 @@
-"""The pretraining loop on a tiny corpus: it learns, it is deterministic, and its output loads in transformers."""
+"""The pretraining loop and its data path on a tiny corpus: it learns, it is deterministic, it resumes exactly,
+and its output loads in transformers."""
 
 from __future__ import annotations
 
@@ -7,9 +8,9 @@ import pytest
 from transformers import ElectraForPreTraining
 
 from electra_model.config import load_params
-from electra_model.data.blocks import load_blocks, pack_blocks, save_blocks, token_dtype
+from electra_model.data.blocks import PackedBlocks, cached_token_stream, pack_blocks, token_dtype
 from electra_model.errors import ElectraError
-from electra_model.pretrain import batch_order, pretrain, save_pretrained
+from electra_model.pretrain import BlockOrder, build_model, pretrain, run_key, save_pretrained
 from electra_model.tokenizer import as_transformers_tokenizer, train_wordpiece
 
 LINES = [
@@ -30,14 +31,36 @@ def tiny_params():
     return params.model_copy(update={"max_steps": 30, "batch_size": 8, "max_seq_len": 32, "warmup_steps": 3, "log_every": 10})
 
 
-def test_blocks_are_full_length_with_cls_and_sep(tokenizer, tmp_path):
-    blocks = pack_blocks(tokenizer, LINES, max_seq_len=32)
+@pytest.fixture(scope="module")
+def blocks(tokenizer):
+    return pack_blocks(tokenizer, LINES, max_seq_len=32)
+
+
+def record(logged: list[tuple[int, dict]]):
+    return lambda step, metrics: logged.append((step, metrics))
+
+
+def test_blocks_are_full_length_with_cls_and_sep(tokenizer, blocks):
     assert blocks.dtype == np.uint16 and blocks.shape[1] == 32
     assert (blocks[:, 0] == tokenizer.token_to_id("[CLS]")).all()
     assert (blocks[:, -1] == tokenizer.token_to_id("[SEP]")).all()
     assert not (blocks[:, 1:-1] == tokenizer.token_to_id("[PAD]")).any()
-    save_blocks(blocks, tmp_path / "blocks.npy")
-    assert np.array_equal(load_blocks(tmp_path / "blocks.npy"), blocks)
+    stream = np.concatenate([np.asarray(e.ids) for e in tokenizer.encode_batch(LINES, add_special_tokens=False)])
+    assert np.array_equal(blocks[:, 1:-1].ravel(), stream[: blocks.shape[0] * 30])  # every token, in corpus order
+
+
+def test_token_stream_is_cached_and_memory_mapped(tokenizer, blocks, tmp_path):
+    stream = cached_token_stream(tokenizer, lambda: LINES, tmp_path / "tokens-key")
+    assert isinstance(stream, np.memmap) and stream.dtype == np.uint16
+    assert [p.name for p in tmp_path.iterdir()] == ["tokens-key.uint16"]
+
+    def must_not_tokenize():
+        raise AssertionError("the cached stream was tokenized again")
+
+    again = cached_token_stream(tokenizer, must_not_tokenize, tmp_path / "tokens-key")
+    packed = PackedBlocks.for_tokenizer(again, tokenizer, 32)
+    assert packed.shape == blocks.shape
+    assert np.array_equal(packed[np.array([3, 0])], blocks[[3, 0]])
 
 
 def test_too_small_a_corpus_is_a_clear_error(tokenizer):
@@ -49,23 +72,32 @@ def test_token_dtype_fits_the_vocabulary():
     assert token_dtype(65536) == np.uint16 and token_dtype(65537) == np.uint32
 
 
-def test_batch_order_is_seeded_and_covers_every_block_per_epoch():
-    order = batch_order(n_blocks=10, batch_size=5, steps=4, seed=7)
-    assert sorted(order[:2].ravel()) == list(range(10))
-    assert np.array_equal(order, batch_order(10, 5, 4, seed=7))
-    assert not np.array_equal(order, batch_order(10, 5, 4, seed=8))
+def test_block_order_is_seeded_covers_every_block_per_epoch_and_is_a_function_of_the_step():
+    order = BlockOrder(n_blocks=10, batch_size=5, seed=7)
+    assert sorted(np.concatenate([order.batch(1), order.batch(2)])) == list(range(10))
+    assert sorted(np.concatenate([order.batch(3), order.batch(4)])) == list(range(10))
+    resumed = BlockOrder(10, 5, seed=7)
+    assert np.array_equal(resumed.batch(4), order.batch(4))  # no history needed: a resume reads the same blocks
+    assert not np.array_equal(BlockOrder(10, 5, seed=8).batch(1), order.batch(1))
 
 
-def test_pretraining_learns_and_is_deterministic(tokenizer, tiny_params, tmp_path):
-    blocks = pack_blocks(tokenizer, LINES, max_seq_len=32)
+def test_the_generator_never_samples_special_tokens(tokenizer, tiny_params):
+    model = build_model(tiny_params, tokenizer)
+    specials = {tokenizer.token_to_id(t) for t in ("[PAD]", "[CLS]", "[SEP]", "[MASK]")}
+    assert set(model.never_sample.tolist()) == specials
+
+
+def test_pretraining_learns_and_is_deterministic(tokenizer, tiny_params, blocks, tmp_path):
     logged: list[tuple[int, dict]] = []
-    model, final = pretrain(tiny_params, 3, tokenizer, blocks, lambda step, m: logged.append((step, m)))
+    model, final = pretrain(tiny_params, 3, tokenizer, blocks, record(logged))
     assert [step for step, _ in logged] == [10, 20, 30]
     first, last = logged[0][1], logged[-1][1]
-    assert last["mlm_loss"] < first["mlm_loss"]
-    assert set(final) >= {"mlm_loss", "mlm_accuracy", "rtd_loss", "rtd_accuracy", "rtd_precision", "rtd_recall", "learning_rate", "tokens_per_s"}
+    assert last["mlm_loss"] < first["mlm_loss"] and last["rtd_loss"] < first["rtd_loss"]
+    assert 0.05 < last["replaced_fraction"] < 0.15  # 15% masked, minus the samples that equal the original
+    expected = {"mlm_loss", "mlm_accuracy", "rtd_loss", "rtd_accuracy", "rtd_precision", "rtd_recall", "learning_rate", "tokens_per_s", "mfu"}
+    assert set(final) >= expected and 0 < final["mfu"] < 1
     again: list[tuple[int, dict]] = []
-    pretrain(tiny_params, 3, tokenizer, blocks, lambda step, m: again.append((step, m)))
+    pretrain(tiny_params, 3, tokenizer, blocks, record(again))
     assert [m["loss"] for _, m in again] == [m["loss"] for _, m in logged]
 
     tokenizer_dir = tmp_path / "tokenizer"
@@ -74,3 +106,37 @@ def test_pretraining_learns_and_is_deterministic(tokenizer, tiny_params, tmp_pat
     loaded = ElectraForPreTraining.from_pretrained(tmp_path / "out")
     assert loaded.config.hidden_size == tiny_params.architecture.hidden_size
     assert (tmp_path / "out" / "model.safetensors").is_file() and (tmp_path / "out" / "tokenizer.json").is_file()
+
+
+class Interrupted(Exception):
+    pass
+
+
+def interrupt_at(stop: int):
+    def on_log(step: int, metrics: dict) -> None:
+        if step == stop:
+            raise Interrupted
+
+    return on_log
+
+
+def test_a_resumed_run_continues_exactly_where_the_checkpoint_left_off(tokenizer, tiny_params, blocks, tmp_path):
+    params = tiny_params.model_copy(update={"checkpoint_every": 10, "keep_checkpoints": 1})
+    whole: list[tuple[int, dict]] = []
+    pretrain(params, 5, tokenizer, blocks, record(whole), checkpoint_dir=tmp_path / "whole")
+    with pytest.raises(Interrupted):  # dies at step 20, before its checkpoint: step 10's is the newest
+        pretrain(params, 5, tokenizer, blocks, interrupt_at(20), checkpoint_dir=tmp_path / "cut")
+    assert [p.name for p in (tmp_path / "cut").iterdir()] == ["step-00000010"]
+    resumed: list[tuple[int, dict]] = []
+    pretrain(params, 5, tokenizer, blocks, record(resumed), checkpoint_dir=tmp_path / "cut")
+    assert [step for step, _ in resumed] == [10, 20, 30]  # step 10 is replayed from the checkpoint's history
+    for (_, got), (_, expected) in zip(resumed, whole):
+        assert {k: got[k] for k in ("loss", "mlm_loss", "rtd_accuracy")} == {k: expected[k] for k in ("loss", "mlm_loss", "rtd_accuracy")}
+    assert [p.name for p in (tmp_path / "cut").iterdir()] == ["step-00000030"]  # keep_checkpoints: 1
+
+
+def test_run_key_follows_the_trajectory_not_the_reporting(tiny_params):
+    key = run_key(tiny_params, 3, "data")
+    assert run_key(tiny_params.model_copy(update={"log_every": 5}), 3, "data") == key
+    assert run_key(tiny_params.model_copy(update={"learning_rate": 1e-4}), 3, "data") != key
+    assert run_key(tiny_params, 4, "data") != key and run_key(tiny_params, 3, "other") != key

@@ -1,0 +1,54 @@
+"""Presets: each is ELECTRA's shape plus its published recipe, and every recipe key can be overridden."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import yaml
+
+from electra_model.config import parse_params
+from electra_model.errors import ElectraError
+
+
+@pytest.fixture(scope="module")
+def raw() -> dict:
+    with open("params.yaml", encoding="utf-8") as handle:
+        return yaml.safe_load(handle)
+
+
+def pretrain_with(raw: dict, **changes):
+    changed = copy.deepcopy(raw)
+    changed["pretrain"].update(changes)
+    return parse_params(changed).pretrain
+
+
+@pytest.mark.parametrize(
+    ("preset", "hidden", "layers", "heads", "embedding", "learning_rate", "batch_size"),
+    [("small", 256, 12, 4, 128, 5e-4, 128), ("base", 768, 12, 12, 768, 2e-4, 256)],
+)
+def test_presets_carry_the_papers_shape_and_recipe(raw, preset, hidden, layers, heads, embedding, learning_rate, batch_size):
+    params = pretrain_with(raw, preset=preset)
+    arch = params.architecture
+    assert (arch.hidden_size, arch.num_layers, arch.num_heads, arch.embedding_size) == (hidden, layers, heads, embedding)
+    assert (params.learning_rate, params.batch_size, params.warmup_steps) == (learning_rate, batch_size, 10_000)
+
+
+def test_a_top_level_recipe_key_overrides_the_preset(raw):
+    params = pretrain_with(raw, preset="small", max_steps=20_000, learning_rate=1e-4)
+    assert (params.max_steps, params.learning_rate, params.batch_size) == (20_000, 1e-4, 128)
+
+
+def test_the_committed_default_is_the_tiny_recipe(raw):
+    params = parse_params(raw).pretrain
+    assert params.preset == "tiny" and (params.max_steps, params.batch_size) == (300, 32)
+
+
+def test_checkpoints_must_fall_on_logging_steps(raw):
+    with pytest.raises(ElectraError, match="checkpoint_every 15 must be a multiple of log_every 10"):
+        pretrain_with(raw, checkpoint_every=15)
+
+
+def test_the_global_batch_must_split_into_micro_batches(raw):
+    with pytest.raises(ElectraError, match="batch_size 32 is not a multiple of grad_accum_steps 3"):
+        pretrain_with(raw, grad_accum_steps=3)
