@@ -278,11 +278,18 @@ class EvaluateParams(Section):
 
 
 class ExportParams(Section):
-    """ONNX export, parity gate and registry promotion."""
+    """ONNX export variants, their checks, the variant served on CPU, and registry promotion.
 
-    opset: Annotated[int, Field(ge=14, le=23)] = 17
+    ``serve_variant: auto`` serves the fastest CPU variant (batch-1 latency over ``latency_runs`` runs) whose entity
+    F1 is within ``max_f1_drop`` of the fp32 export's; F1 is a fraction, so 0.005 is half a point.
+    """
+
+    opset: Annotated[int, Field(ge=14, le=20)] = 17  # above 20 the optimizer no longer fuses the attention graph
     parity_atol: PositiveFloat = 1e-3
     min_f1: Probability = 0.3
+    serve_variant: Literal["auto", "fp32", "optimized", "int8"] = "auto"
+    max_f1_drop: Probability = 0.005
+    latency_runs: PositiveInt = 20
     model_name: Annotated[str, Field(min_length=1)] = "electra-ner"
     alias: Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_-]*$")] = "champion"
 

@@ -5,12 +5,18 @@ and returns entities with character offsets into the text it was given::
 
     from electra_model.inference import NerPredictor, predict
     predictor = NerPredictor.from_uri("models:/electra-ner@champion")   # or models:/electra-ner/3, or models/onnx
-    predictor.predict(["Angela Merkel visited Paris."])
+    predictor.predict(["Angela Merkel visited Paris.", "..."])          # a batch of texts
+    predictor.predict_words([["Angela", "Merkel", "visited", "Paris", "."]])   # pre-tokenized input
     predict(["Angela Merkel visited Paris."], model="models/onnx")
 
-Only onnxruntime, tokenizers and numpy are imported at module level (mlflow only when a ``models:/`` URI is
-resolved), so a client or a serving image needs neither torch nor transformers. From a terminal:
-``electra predict "Angela Merkel visited Paris."``.
+The directory holds several variants of one model (fp32, graph-optimized fp32, int8, fp16); ``model_meta.json``
+names the one to run on CPU (chosen by the export stage) and the one to run on GPU, and ``variant=`` overrides it.
+Texts longer than the model's ``max_len`` sub-tokens are cut into windows; windows of all texts share batches.
+
+Only onnxruntime (or onnxruntime-gpu), tokenizers and numpy are needed (mlflow only when a ``models:/`` URI is
+resolved), so this module, :mod:`electra_model.ner_encoding` and :mod:`electra_model.errors` are also packaged on
+their own as the light client ``electra-ner-client`` (``pip install ./client[cpu]``, see client/pyproject.toml).
+From a terminal in the project: ``electra predict "Angela Merkel visited Paris."``.
 """
 
 from __future__ import annotations
@@ -19,26 +25,35 @@ import json
 import os
 import re
 import tempfile
+import urllib.error
+import urllib.request
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import onnxruntime as ort
 from tokenizers import Tokenizer, pre_tokenizers
 
 from electra_model.errors import ElectraError
-from electra_model.ner_encoding import EncodedSentence, encode_words, pad_batch, word_tags
+from electra_model.ner_encoding import EncodedSentence, Example, encode_examples, pad_batch, word_tags
 
-MODEL_FILE = "model.onnx"
+MODEL_FILE = "model.onnx"  # the plain fp32 variant; the other variants' files are listed in META_FILE
 TOKENIZER_FILE = "tokenizer.json"
 LABELS_FILE = "labels.json"
 META_FILE = "model_meta.json"
+INPUT_NAMES = ("input_ids", "attention_mask")
+OUTPUT_NAME = "logits"
+CPU = "CPUExecutionProvider"
+CUDA = "CUDAExecutionProvider"
 DEFAULT_MODEL = "models:/electra-ner@champion"
+DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"  # the project's tracking.uri default
+SERVER_TIMEOUT_S = 5.0
 MODEL_URI = re.compile(r"models:/(?P<name>[^/@]+)(?:@(?P<alias>[^/@]+)|/(?P<version>\d+))/?")
 SPLITTER = pre_tokenizers.BertPreTokenizer()
 WordSpan = tuple[str, int, int]
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -90,17 +105,47 @@ def first_subtoken_probs(logits: np.ndarray, sentences: Sequence[EncodedSentence
     result = []
     for row, sentence in enumerate(sentences):
         positions = np.asarray(sentence.first_subtoken, dtype=np.int64)
-        picked = logits[row, np.clip(positions, 0, None)]
+        picked = logits[row, np.clip(positions, 0, None)].astype(np.float32)
         exp = np.exp(picked - picked.max(-1, keepdims=True))
         best = exp.max(-1) / exp.sum(-1)
         result.append(np.where(positions >= 0, best, 0.0).tolist())
     return result
 
 
+def merge_examples(
+    examples: Sequence[Example], values: Sequence[Sequence[T]], lengths: Sequence[int], fill: T
+) -> list[list[T]]:
+    """Per-example values (tags, scores) put back together per sentence, every word from the one example that
+    labels it: :func:`electra_model.ner_encoding.merge_word_tags` for any kind of value."""
+    merged = [[fill] * length for length in lengths]
+    for example, example_values in zip(examples, values, strict=True):
+        merged[example.sentence][example.start : example.start + len(example_values)] = list(example_values)
+    return merged
+
+
+def check_texts(texts: Sequence[Any]) -> list[str]:
+    """Refuse what cannot be tagged with a message naming the item: a REST client can send numbers, nulls or
+    lone UTF-16 surrogates (valid JSON, not text), which would otherwise fail deep inside the tokenizer."""
+    if isinstance(texts, str):
+        raise TypeError("predict takes a list of texts; wrap a single text in a list")
+    checked = []
+    for number, text in enumerate(texts):
+        if not isinstance(text, str):
+            raise ElectraError(f"text {number} is {type(text).__name__} {text!r}, not a string; send strings only")
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as error:
+            raise ElectraError(
+                f"text {number} is not valid Unicode (a lone surrogate at character {error.start}); send UTF-8 text"
+            ) from None
+        checked.append(text)
+    return checked
+
+
 def default_providers() -> list[str]:
     """CUDA when this onnxruntime build has it, else CPU (onnxruntime wants the choice made explicitly)."""
     available = ort.get_available_providers()
-    return [provider for provider in ("CUDAExecutionProvider", "CPUExecutionProvider") if provider in available]
+    return [provider for provider in (CUDA, CPU) if provider in available]
 
 
 def find_onnx_dir(root: Path) -> Path:
@@ -116,6 +161,57 @@ def find_onnx_dir(root: Path) -> Path:
     return found[0].parent
 
 
+def read_meta(onnx_dir: Path) -> dict[str, Any]:
+    """``model_meta.json``, checked for the keys the client needs, so a foreign or truncated file fails here."""
+    path = onnx_dir / META_FILE
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ElectraError(f"{path}: not the JSON the export stage writes ({error}); re-run `dvc repro export`") from None
+    missing = sorted({"labels", "max_len", "variants", "cpu_variant", "gpu_variant"} - set(meta))
+    if missing:
+        raise ElectraError(f"{path}: lacks {missing}; re-export the model with `dvc repro export`")
+    return meta
+
+
+def pick_variant(meta: dict[str, Any], providers: Sequence[str], variant: str | None, where: Path) -> str:
+    """The requested variant, else the GPU one when CUDA runs the session, else the one chosen for CPU."""
+    chosen = variant or (meta["gpu_variant"] if providers[0] == CUDA else meta["cpu_variant"])
+    if chosen not in meta["variants"]:
+        raise ElectraError(f"{where}: no model variant {chosen!r}; it has {sorted(meta['variants'])}")
+    return chosen
+
+
+def check_model_matches(session: ort.InferenceSession, tokenizer: Tokenizer, labels: Sequence[str], where: Path) -> None:
+    """Refuse, at load, a model that was not exported with this tokenizer and these labels: a vocabulary mismatch
+    would otherwise give out-of-range ids or silently wrong entities on the first request."""
+    names = [node.name for node in session.get_inputs()]
+    if names != list(INPUT_NAMES):
+        raise ElectraError(
+            f"{where}: the model takes inputs {names}, but the client feeds {list(INPUT_NAMES)}; "
+            "this is not a model the export stage wrote, re-export it with `dvc repro export`"
+        )
+    declared = session.get_modelmeta().custom_metadata_map.get("vocab_size")
+    vocab = tokenizer.get_vocab_size()
+    if declared is None or int(declared) != vocab:
+        raise ElectraError(
+            f"{where}: the model's vocabulary size is {declared or 'not recorded'} but {TOKENIZER_FILE} has {vocab} "
+            "tokens, so they do not belong together; re-export the model and its tokenizer with `dvc repro export`"
+        )
+    width = session.get_outputs()[0].shape[-1]
+    if width != len(labels):
+        raise ElectraError(f"{where}: the model scores {width} labels but {META_FILE} lists {len(labels)}; re-export it")
+
+
+def session_options(threads: int | None) -> ort.SessionOptions:
+    """Full graph optimization; ``threads`` caps onnxruntime's intra-op pool (e.g. one per server worker)."""
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    if threads:
+        options.intra_op_num_threads = threads
+    return options
+
+
 class NerPredictor:
     """An onnxruntime session plus the tokenizer and labels it was exported with."""
 
@@ -126,31 +222,45 @@ class NerPredictor:
         labels: Sequence[str],
         max_len: int,
         batch_size: int = 32,
+        variant: str = "fp32",
     ) -> None:
         self.session = session
         self.tokenizer = tokenizer
         self.id2label = dict(enumerate(labels))
         self.max_len = max_len
         self.batch_size = batch_size
+        self.variant = variant
         self.pad_id = tokenizer.token_to_id("[PAD]")
 
     @classmethod
-    def from_dir(cls, onnx_dir: Path | str, providers: Sequence[str] | None = None) -> NerPredictor:
+    def from_dir(
+        cls,
+        onnx_dir: Path | str,
+        providers: Sequence[str] | None = None,
+        variant: str | None = None,
+        batch_size: int = 32,
+        threads: int | None = None,
+    ) -> NerPredictor:
         """Load an exported directory; windows and offsets need the tokenizer to neither truncate nor pad."""
         onnx_dir = find_onnx_dir(Path(onnx_dir))
-        for name in (MODEL_FILE, TOKENIZER_FILE):
-            if not (onnx_dir / name).is_file():
-                raise ElectraError(f"{onnx_dir}: {name} is missing from the exported model; re-run `dvc repro export`")
-        meta = json.loads((onnx_dir / META_FILE).read_text(encoding="utf-8"))
+        meta = read_meta(onnx_dir)
+        providers = list(providers or default_providers())
+        chosen = pick_variant(meta, providers, variant, onnx_dir)
+        model_file = onnx_dir / meta["variants"][chosen]["file"]
+        for path in (model_file, onnx_dir / TOKENIZER_FILE):
+            if not path.is_file():
+                raise ElectraError(f"{onnx_dir}: {path.name} is missing from the exported model; re-run `dvc repro export`")
         tokenizer = Tokenizer.from_file(str(onnx_dir / TOKENIZER_FILE))
         tokenizer.no_truncation()
         tokenizer.no_padding()
-        session = ort.InferenceSession(str(onnx_dir / MODEL_FILE), providers=list(providers or default_providers()))
-        return cls(session, tokenizer, meta["labels"], int(meta["max_len"]))
+        session = ort.InferenceSession(str(model_file), session_options(threads), providers=providers)
+        check_model_matches(session, tokenizer, meta["labels"], model_file)
+        return cls(session, tokenizer, meta["labels"], int(meta["max_len"]), batch_size, chosen)
 
     @classmethod
-    def from_uri(cls, uri_or_path: str | Path, tracking_uri: str | None = None) -> NerPredictor:
-        """Load from a ``models:/NAME@ALIAS`` or ``models:/NAME/VERSION`` URI, or from a local directory.
+    def from_uri(cls, uri_or_path: str | Path, tracking_uri: str | None = None, **options: Any) -> NerPredictor:
+        """Load from a ``models:/NAME@ALIAS`` or ``models:/NAME/VERSION`` URI, or from a local directory;
+        ``options`` go to :meth:`from_dir`.
 
         A registered model is downloaded to a scratch directory that is removed once the session has read it, so
         repeated CLI calls leave nothing behind.
@@ -158,25 +268,27 @@ class NerPredictor:
         uri = str(uri_or_path)
         if uri.startswith("models:/"):
             with tempfile.TemporaryDirectory(prefix="electra-model-", ignore_cleanup_errors=True) as scratch:
-                return cls.from_dir(download_registered_model(uri, resolve_tracking_uri(tracking_uri), Path(scratch)))
+                local = download_registered_model(uri, resolve_tracking_uri(tracking_uri), Path(scratch))
+                return cls.from_dir(local, **options)
         path = Path(uri)
         if not path.is_dir():
             raise ElectraError(
                 f"{path}: no such model directory; pass the ONNX directory the export stage wrote (models/onnx) "
                 "or a registry URI models:/NAME@ALIAS or models:/NAME/VERSION"
             )
-        return cls.from_dir(path)
+        return cls.from_dir(path, **options)
 
     def predict(self, texts: Sequence[str]) -> list[list[Entity]]:
         """Entities per text, with character offsets into that text; blank text gives no entities."""
-        if isinstance(texts, str):
-            raise TypeError("predict takes a list of texts; wrap a single text in a list")
+        texts = check_texts(texts)
         spans = [split_words(text) for text in texts]
         predictions = self._word_predictions([[word for word, _, _ in words] for words in spans])
         return [_entities(text, words, *prediction) for text, words, prediction in zip(texts, spans, predictions)]
 
     def predict_words(self, sentences: Sequence[Sequence[str]]) -> list[list[Entity]]:
         """Entities for pre-split words; offsets index the words joined by single spaces (``" ".join(words)``)."""
+        for sentence in sentences:
+            check_texts(sentence)
         joined = [joined_spans(words) for words in sentences]
         predictions = self._word_predictions(sentences)
         return [_entities(text, spans, *prediction) for (text, spans), prediction in zip(joined, predictions)]
@@ -185,48 +297,44 @@ class NerPredictor:
         """One IOB2 tag per word, every word included however long the sentence (what entity scoring needs)."""
         return [tags for tags, _ in self._word_predictions(sentences)]
 
-    def _word_predictions(self, sentences: Sequence[Sequence[str]]) -> list[tuple[list[str], list[float]]]:
-        """Tag and probability per word: every sentence is cut into windows that fit ``max_len``, and the windows
-        of all sentences share batches."""
-        windows = [
-            (row, start, encode_words(self.tokenizer, words[start:end], self.max_len))
-            for row, words in enumerate(sentences)
-            for start, end in self._windows(words)
-        ]
-        tags: list[list[str]] = [["O"] * len(words) for words in sentences]
-        probs: list[list[float]] = [[0.0] * len(words) for words in sentences]
-        for first in range(0, len(windows), self.batch_size):
-            batch = windows[first : first + self.batch_size]
-            encoded = [window for _, _, window in batch]
-            logits = self._logits(encoded)
-            for (row, start, _), window_tags, window_probs in zip(
-                batch, word_tags(logits, encoded, self.id2label), first_subtoken_probs(logits, encoded)
-            ):
-                tags[row][start : start + len(window_tags)] = window_tags
-                probs[row][start : start + len(window_probs)] = window_probs
-        return list(zip(tags, probs))
+    def windows(self, sentences: Sequence[Sequence[str]]) -> list[Example]:
+        """Model inputs for the sentences, cut as training and evaluation cut them (a long sentence into windows
+        that overlap as context, every word labelled in exactly one), ordered by length so that batches of
+        similar lengths waste little on padding (the order changes no result).
 
-    def _windows(self, words: Sequence[str]) -> list[tuple[int, int]]:
-        """Consecutive word ranges whose sub-tokens fit between [CLS] and [SEP]; a word longer than that gets a
-        window of its own, where its first sub-token (the one its tag is read from) still fits."""
-        if not words:
-            return []
-        encoding = self.tokenizer.encode(list(words), is_pretokenized=True, add_special_tokens=False)
-        counts = np.bincount([index for index in encoding.word_ids if index is not None], minlength=len(words))
-        budget = self.max_len - 2
-        windows, start, used = [], 0, 0
-        for index, count in enumerate(counts.tolist()):
-            if used + count > budget and index > start:
-                windows.append((start, index))
-                start, used = index, 0
-            used += count
-        windows.append((start, len(words)))
-        return windows
+        A sentence is first cut into segments of ``max_len`` words, given to the encoder as consecutive sentences
+        of one document with document context on, so each segment still sees its neighbours as context: the
+        encoder's cost grows with the square of a sentence's length, and a 100k-character text is one sentence.
+        """
+        segments, documents, origins = [], [], []
+        for row, words in enumerate(sentences):
+            for offset in range(0, len(words), self.max_len):
+                segments.append(words[offset : offset + self.max_len])
+                documents.append(row)
+                origins.append(offset)
+        examples = encode_examples(self.tokenizer, segments, self.max_len, documents=documents, document_context=True)
+        placed = [Example(documents[e.sentence], origins[e.sentence] + e.start, e.encoded) for e in examples]
+        return sorted(placed, key=lambda example: len(example.encoded.input_ids))
 
-    def _logits(self, encoded: Sequence[EncodedSentence]) -> np.ndarray:
+    def logits(self, encoded: Sequence[EncodedSentence]) -> np.ndarray:
+        """Logits of one padded batch, as float32 whatever the variant computes in."""
         batch = pad_batch(encoded, self.pad_id)
-        feed = {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"]}
-        return self.session.run(["logits"], feed)[0]
+        feed = {name: batch[name] for name in INPUT_NAMES}
+        return self.session.run([OUTPUT_NAME], feed)[0].astype(np.float32, copy=False)
+
+    def _word_predictions(self, sentences: Sequence[Sequence[str]]) -> list[tuple[list[str], list[float]]]:
+        """Tag and probability per word: the windows of all sentences share batches."""
+        windows = self.windows(sentences)
+        window_tags: list[list[str]] = []
+        window_probs: list[list[float]] = []
+        for first in range(0, len(windows), self.batch_size):
+            encoded = [window.encoded for window in windows[first : first + self.batch_size]]
+            logits = self.logits(encoded)
+            window_tags += word_tags(logits, encoded, self.id2label)
+            window_probs += first_subtoken_probs(logits, encoded)
+        lengths = [len(words) for words in sentences]
+        tags = merge_examples(windows, window_tags, lengths, "O")
+        return list(zip(tags, merge_examples(windows, window_probs, lengths, 0.0)))
 
 
 def _entities(text: str, spans: Sequence[WordSpan], tags: Sequence[str], probs: Sequence[float]) -> list[Entity]:
@@ -243,20 +351,15 @@ def predict(texts: Sequence[str], model: str = DEFAULT_MODEL, tracking_uri: str 
 
 
 # ------------------------------------------------------------------------------------------ MLflow registry
-def resolve_tracking_uri(tracking_uri: str | None = None, params_file: Path | str = "params.yaml") -> str:
-    """The registry to read: the explicit URI, else ``MLFLOW_TRACKING_URI``, else ``tracking.uri`` of
-    ``params.yaml`` when run in a project, else the project's default store -- the same store the pipeline wrote."""
-    if tracking_uri:
-        return tracking_uri
-    if os.environ.get("MLFLOW_TRACKING_URI"):
-        return os.environ["MLFLOW_TRACKING_URI"]
-    from electra_model.config import TrackingParams, load_params
-
-    return load_params(params_file).tracking.uri if Path(params_file).is_file() else TrackingParams().uri
+def resolve_tracking_uri(tracking_uri: str | None = None) -> str:
+    """The registry to read: the explicit URI, else ``MLFLOW_TRACKING_URI``, else the project's default store.
+    (The ``electra`` CLI passes ``tracking.uri`` of ``params.yaml``; the light client has no params.)"""
+    return tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
 
 
 def check_store(tracking_uri: str) -> None:
-    """Refuse a sqlite store that does not exist (MLflow would create an empty one) or a server that is down."""
+    """Refuse a sqlite store that does not exist (MLflow would create an empty one), and a server that does not
+    answer within seconds (MLflow's own client would retry for minutes before saying so)."""
     if tracking_uri.startswith("sqlite:///"):
         path = Path(tracking_uri.removeprefix("sqlite:///").split("?", 1)[0])
         if not path.is_file():
@@ -264,10 +367,18 @@ def check_store(tracking_uri: str) -> None:
                 f"no MLflow store at {path} ({tracking_uri}); run the pipeline (make run) here, or pass "
                 "--tracking-uri / set MLFLOW_TRACKING_URI to the store that holds the model"
             )
-    from electra_model.config import TrackingParams
-    from electra_model.tracking import check_reachable
-
-    check_reachable(tracking_uri, TrackingParams().connect_timeout_s)
+    if tracking_uri.startswith(("http://", "https://")):
+        try:
+            with urllib.request.urlopen(f"{tracking_uri.rstrip('/')}/health", timeout=SERVER_TIMEOUT_S):
+                pass
+        except urllib.error.HTTPError:
+            return  # it answered; MLflow's own calls report auth or routing problems
+        except (urllib.error.URLError, OSError) as error:
+            reason = getattr(error, "reason", error)
+            raise ElectraError(
+                f"MLflow tracking server {tracking_uri} is unreachable ({reason}); start it or fix "
+                "--tracking-uri / MLFLOW_TRACKING_URI"
+            ) from None
 
 
 def parse_model_uri(uri: str) -> tuple[str, str | None, str | None]:
@@ -313,7 +424,13 @@ def _reraise_unless_missing(error: Exception) -> None:
 
 def download_registered_model(uri: str, tracking_uri: str, destination: Path) -> Path:
     """Download the registered MLflow model ``uri`` points to and return the exported directory inside it."""
-    import mlflow
+    try:
+        import mlflow
+    except ImportError:
+        raise ElectraError(
+            f"{uri}: reading the MLflow registry needs mlflow; pip install 'electra-ner-client[registry]', "
+            "or pass a local model directory"
+        ) from None
 
     check_store(tracking_uri)
     name, version = registered_version(uri, tracking_uri)

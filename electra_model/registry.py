@@ -2,8 +2,9 @@
 
 ``register`` logs the exported directory as an MLflow pyfunc (``electra_model/serving.py``, a model from code) in
 the active run, registers it as ``export.model_name``, and moves ``export.alias`` (``champion``) to the new version
-only when parity passed and its entity F1 reaches both ``export.min_f1`` and the current champion's F1. Every
-version carries its decision and the reason as tags, so the registry itself answers "why is this the champion?".
+only when parity passed and the entity F1 of the variant it serves on CPU reaches both ``export.min_f1`` and the
+current champion's F1. Every version carries its decision, the reason, the served variant and every variant's F1
+and latency as tags, so the registry itself answers "why is this the champion, and how fast is it?".
 Called by the export stage (``dvc repro export``) inside its MLflow run.
 """
 
@@ -28,6 +29,7 @@ PACKAGE_DIR = Path(__file__).resolve().parent
 SERVING_CODE = PACKAGE_DIR / "serving.py"
 SERVING_REQUIREMENTS = ["onnxruntime", "tokenizers", "numpy"]
 READY_TIMEOUT_S = 300
+VARIANT_TAG_KEYS = ("f1", "max_abs_logit_diff", "labels_identical", "latency_ms_b1", "latency_ms_b1_p95")
 
 
 def alias_holder(client: MlflowClient, name: str, alias: str) -> ModelVersion | None:
@@ -56,6 +58,17 @@ def parity_clause(quality: Mapping[str, Any], atol: float) -> str:
     diff = float(quality["max_abs_logit_diff"])
     clause = f"parity max diff {diff:.1e} {'<=' if diff <= atol else '>'} {atol:.0e}"
     return clause if quality.get("labels_identical", True) else f"{clause} but argmax labels differ"
+
+
+def variant_tags(variants: Mapping[str, Mapping[str, Any]]) -> dict[str, str]:
+    """``variant.<name>.<measure>`` tags: every variant's F1, latency and distance from torch stays readable on the
+    version, whichever variant the alias serves, so switching ``export.serve_variant`` is an informed choice."""
+    return {
+        f"variant.{name}.{key}": str(measures[key])
+        for name, measures in variants.items()
+        for key in VARIANT_TAG_KEYS
+        if key in measures
+    }
 
 
 def decide(quality: Mapping[str, Any], export: ExportParams, champion: ModelVersion | None) -> tuple[bool, str]:
@@ -101,8 +114,9 @@ def log_pyfunc(onnx_dir: Path | str, model_name: str) -> str:
 def register(onnx_dir: Path | str, export: ExportParams, quality: Mapping[str, Any]) -> dict[str, Any]:
     """Register the exported model and move the alias if it passes the gate.
 
-    ``quality`` is :func:`electra_model.export.check_parity`'s result (``parity_passed``, ``max_abs_logit_diff``,
-    ``f1``, ...). The champion is looked up before the new version exists, so it is never compared with itself.
+    ``quality`` is :func:`electra_model.export.summarize`'s result (``parity_passed``, ``max_abs_logit_diff``,
+    ``f1``, ``serve_variant``, ...) plus ``serve_reason`` and ``variants`` (each variant's measurements). The
+    champion is looked up before the new version exists, so it is never compared with itself.
     """
     if mlflow.active_run() is None:
         raise RuntimeError("register() logs the model into the active MLflow run; open one first (tracking.stage_run)")
@@ -113,8 +127,11 @@ def register(onnx_dir: Path | str, export: ExportParams, quality: Mapping[str, A
     tags = {
         "f1": str(float(quality["f1"])),
         "parity_max_abs_diff": str(float(quality["max_abs_logit_diff"])),
+        "serve_variant": quality["serve_variant"],
+        "serve_reason": quality["serve_reason"],
         "champion_decision": "promoted" if promote else "rejected",
         "champion_reason": reason,
+        **variant_tags(quality["variants"]),
     }
     for key, value in tags.items():
         client.set_model_version_tag(export.model_name, version, key, value)

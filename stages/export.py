@@ -1,8 +1,11 @@
-"""DVC stage `export`: ONNX export, parity check against torch, registration as ``export.model_name``.
+"""DVC stage `export`: ONNX variants (fp32, optimized fp32, int8, fp16), each checked against torch on the
+evaluation split, the CPU variant chosen, and registration as ``export.model_name``.
 
-The alias (``export.alias``, default ``champion``) moves to the new version only if parity passes, the entity F1
-reaches ``export.min_f1`` and is not below the current champion's. Outputs: ``models/onnx`` and
-``metrics/export.json``. Run with ``dvc repro export``.
+The alias (``export.alias``, default ``champion``) moves to the new version only if the fp32 graphs match torch,
+and the entity F1 of the variant served on CPU reaches ``export.min_f1`` and is not below the current champion's.
+Outputs: ``models/onnx`` and ``metrics/export.json`` (``f1`` is the served variant's; ``variants`` holds every
+variant's F1, logit difference and batch-1 latency; ``fused_operators`` the optimizer's fusions).
+Run with ``dvc repro export``.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ import mlflow
 from electra_model.config import load_params
 from electra_model.data.conll import read_conll
 from electra_model.errors import exit_on_user_error
-from electra_model.export import check_parity, export_onnx
+from electra_model.export import check_and_choose, export_onnx
 from electra_model.io import write_json
 from electra_model.registry import register
 from electra_model.tracking import stage_run
@@ -25,19 +28,28 @@ ONNX_DIR = Path("models/onnx")
 METRICS = Path("metrics/export.json")
 
 
+def run_metrics(quality: dict) -> dict[str, float]:
+    """The served variant's F1 and parity, and every variant's numbers as ``<variant>_<measure>``."""
+    metrics = {key: float(quality[key]) for key in ("f1", "max_abs_logit_diff", "parity_passed")}
+    for name, measures in quality["variants"].items():
+        metrics.update({f"{name}_{key}": float(value) for key, value in measures.items()})
+    return metrics
+
+
 @exit_on_user_error
 def main() -> None:
     params = load_params()
-    with stage_run("export", params.tracking, {"export": params.export.model_dump(), "evaluate.split": params.evaluate.split}):
+    export = params.export
+    with stage_run("export", params.tracking, {"export": export.model_dump(), "evaluate.split": params.evaluate.split}):
         sentences = read_conll(NER_DIR / f"{params.evaluate.split}.txt", scheme="iob2")
-        export_onnx(MODEL_DIR, ONNX_DIR, params.export.opset, params.finetune.max_seq_len)
-        parity = check_parity(MODEL_DIR, ONNX_DIR, sentences, params.evaluate.batch_size, params.export.parity_atol)
-        mlflow.log_metrics({k: float(v) for k, v in parity.items() if isinstance(v, (int, float, bool))})
-        registration = register(ONNX_DIR, params.export, parity)
-        write_json(METRICS, {**parity, "registered_version": int(registration["version"]),
+        export_onnx(MODEL_DIR, ONNX_DIR, export.opset, params.finetune.max_seq_len)
+        quality = check_and_choose(MODEL_DIR, ONNX_DIR, sentences, params.evaluate.batch_size, export)
+        mlflow.log_metrics(run_metrics(quality))
+        registration = register(ONNX_DIR, export, quality)
+        write_json(METRICS, {**quality, "sentences": len(sentences), "registered_version": int(registration["version"]),
                              "alias_moved": registration["alias_moved"]})
         mlflow.set_tags({"registered_model": registration["name"], "registered_version": registration["version"],
-                         "champion_reason": registration["reason"]})
+                         "champion_reason": registration["reason"], "serve_variant": quality["serve_variant"]})
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""Shared fixtures for the export / inference / registry / CLI tests: tiny models and a throwaway MLflow store.
+"""Shared fixtures for the export / inference / registry / CLI / serving tests: tiny models and a throwaway MLflow
+store (here, at the top of tests/, so that the unit tests and the end-to-end client and serving tests share them).
 
 ``random_model_dir`` (random weights, for parity and shape checks, where attention and padding matter) and
 ``pattern_model_dir`` (hand-set weights with known predictions, see tests/fixtures_models.py) are built and exported

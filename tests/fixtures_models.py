@@ -9,6 +9,7 @@ expect and fails if offsets, windows or decoding are wrong. Fixtures using these
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import torch
 from tokenizers import Tokenizer
@@ -89,3 +90,20 @@ def make_pattern(model: ElectraForTokenClassification, tokenizer: Tokenizer) -> 
         model.classifier.bias.zero_()
         for index in range(len(LABELS)):
             model.classifier.weight[index, index] = 10.0
+
+
+def quality(f1: float, parity_passed: bool = True, diff: float = 2e-6) -> dict[str, Any]:
+    """What :func:`electra_model.export.check_and_choose` returns, for a model whose int8 variant is served."""
+    variants = {
+        "fp32": {"f1": f1, "max_abs_logit_diff": diff, "latency_ms_b1": 3.5},
+        "int8": {"f1": f1, "max_abs_logit_diff": 0.02, "labels_identical": False, "latency_ms_b1": 1.25},
+    }
+    return {
+        "f1": f1,
+        "parity_passed": parity_passed,
+        "max_abs_logit_diff": diff,
+        "labels_identical": parity_passed,
+        "serve_variant": "int8",
+        "serve_reason": "int8: fastest",
+        "variants": variants,
+    }

@@ -13,10 +13,10 @@ import mlflow
 import pytest
 import yaml
 
-from electra_model.cli import main
+from electra_model.cli import main, project_tracking_uri
 from electra_model.config import ExportParams
-from electra_model.inference import resolve_tracking_uri
 from electra_model.registry import register
+from tests.fixtures_models import quality
 
 PROJECT_PARAMS = Path(__file__).resolve().parents[2] / "params.yaml"
 PROGRESS_BAR = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
@@ -39,7 +39,7 @@ def electra(*args: str, store: str, cwd: Path) -> subprocess.CompletedProcess[st
 
 def test_predict_json_from_the_champion(mlflow_store: str, pattern_onnx_dir: Path, tmp_path: Path) -> None:
     with mlflow.start_run():
-        register(pattern_onnx_dir, ExportParams(), {"f1": 0.9, "parity_passed": True, "max_abs_logit_diff": 1e-6})
+        register(pattern_onnx_dir, ExportParams(), quality(0.9))
     result = electra("predict", "--json", "Müller met John Smith in New York.", store=mlflow_store, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     [payload] = json.loads(result.stdout)
@@ -103,16 +103,32 @@ def test_user_errors_print_one_line_and_exit_2(
     assert line.startswith("error: ") and message in line
 
 
+def test_a_file_that_is_not_utf8_names_its_line(
+    pattern_onnx_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    notes = tmp_path / "latin1.txt"
+    notes.write_bytes("Paris\nZürich\n".encode("latin-1"))
+    with pytest.raises(SystemExit) as exit_info:
+        main(["predict", "--model", str(pattern_onnx_dir), "--file", str(notes)])
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err == f"error: {notes}, line 2: not UTF-8 text (byte 7 is 0xfc); convert it to UTF-8\n"
+
+
+def test_a_blank_text_argument_has_no_entities(pattern_onnx_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["predict", "--model", str(pattern_onnx_dir), "   ", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == [{"text": "   ", "entities": []}]
+
+
 def test_the_store_defaults_to_the_environment_then_params_yaml(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    assert resolve_tracking_uri() == "sqlite:///mlflow.db"
+    assert project_tracking_uri(None) == "sqlite:///mlflow.db"
     params = yaml.safe_load(PROJECT_PARAMS.read_text(encoding="utf-8"))
     params["tracking"]["uri"] = "sqlite:///elsewhere.db"
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params), encoding="utf-8")
-    assert resolve_tracking_uri() == "sqlite:///elsewhere.db"
+    assert project_tracking_uri(None) == "sqlite:///elsewhere.db"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://tracking.example:5000")
-    assert resolve_tracking_uri() == "http://tracking.example:5000"
-    assert resolve_tracking_uri("sqlite:///explicit.db") == "sqlite:///explicit.db"
+    assert project_tracking_uri(None) == "http://tracking.example:5000"
+    assert project_tracking_uri("sqlite:///explicit.db") == "sqlite:///explicit.db"

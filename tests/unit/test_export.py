@@ -1,4 +1,5 @@
-"""ONNX export: the serving directory, dynamic shapes, and the torch/onnxruntime parity check."""
+"""ONNX export: the serving directory and its variants, fused attention, parity and F1 of every variant against
+torch, latency, and the choice of the variant served on CPU."""
 
 from __future__ import annotations
 
@@ -6,15 +7,27 @@ import json
 from pathlib import Path
 
 import numpy as np
+import onnx
 import onnxruntime as ort
 import pytest
 import torch
 from tokenizers import Tokenizer
 from transformers import ElectraForTokenClassification
 
+from electra_model.config import ExportParams
 from electra_model.data.conll import Sentence
 from electra_model.errors import ElectraError
-from electra_model.export import check_parity, export_onnx
+from electra_model.export import (
+    _optimize,
+    _trace,
+    check_and_choose,
+    check_variants,
+    choose_cpu_variant,
+    export_onnx,
+    measure_latency,
+    summarize,
+)
+from electra_model.inference import NerPredictor, read_meta
 from tests.fixtures_models import LABELS, MAX_LEN, expected_tags, model_config, save_model_dir
 
 TEXTS = [
@@ -23,6 +36,7 @@ TEXTS = [
     "Paris",
     "John and Smith met Müller in New York .",
 ]  # each fits MAX_LEN sub-tokens, so no word is cut off and the pattern model scores F1 1.0
+VARIANTS = ["fp16", "fp32", "int8", "optimized"]
 
 
 def sentences(tags_of=expected_tags) -> list[Sentence]:
@@ -31,24 +45,51 @@ def sentences(tags_of=expected_tags) -> list[Sentence]:
 
 def test_export_writes_a_self_contained_serving_directory(random_model_dir: Path, random_onnx_dir: Path) -> None:
     assert sorted(path.name for path in random_onnx_dir.iterdir()) == [
-        "labels.json", "model.onnx", "model_meta.json", "tokenizer.json"
+        "labels.json", "model.fp16.onnx", "model.int8.onnx", "model.onnx", "model.optimized.onnx", "model_meta.json",
+        "tokenizer.json",
     ]
     assert json.loads((random_onnx_dir / "labels.json").read_text()) == LABELS
     meta = json.loads((random_onnx_dir / "model_meta.json").read_text())
-    assert meta == {"labels": LABELS, "max_len": MAX_LEN, "opset": 17}
+    assert {key: meta[key] for key in ("labels", "max_len", "opset", "cpu_variant", "gpu_variant")} == {
+        "labels": LABELS, "max_len": MAX_LEN, "opset": 17, "cpu_variant": "fp32", "gpu_variant": "fp16"
+    }
+    assert sorted(meta["variants"]) == VARIANTS
     assert (random_onnx_dir / "tokenizer.json").read_bytes() == (random_model_dir / "tokenizer.json").read_bytes()
     assert not [path for path in random_onnx_dir.parent.iterdir() if path.name.startswith(".")], "staging left behind"
 
 
+def test_attention_and_layer_norms_are_fused(random_onnx_dir: Path) -> None:
+    assert read_meta(random_onnx_dir)["fused_operators"] == {
+        "Attention": 1, "BiasGelu": 1, "EmbedLayerNormalization": 1, "SkipLayerNormalization": 2
+    }
+    ops = {
+        name: {node.op_type for node in onnx.load(str(random_onnx_dir / entry["file"])).graph.node}
+        for name, entry in read_meta(random_onnx_dir)["variants"].items()
+    }
+    assert "Attention" in ops["optimized"] and "Attention" in ops["fp16"]
+    assert "QAttention" in ops["int8"] and "DynamicQuantizeLinear" in ops["int8"]
+    assert "Softmax" in ops["fp32"] and "Attention" not in ops["fp32"]
+
+
+def test_a_graph_whose_attention_does_not_fuse_is_refused(random_model_dir: Path, tmp_path: Path) -> None:
+    """SDPA attention exports as a graph the optimizer cannot match; the export must say so, not ship it unfused."""
+    model = ElectraForTokenClassification.from_pretrained(random_model_dir, attn_implementation="sdpa").eval()
+    _trace(model, tmp_path / "sdpa.onnx", opset=17)
+    with pytest.raises(ElectraError, match="fused 0 Attention nodes for 1 layers"):
+        _optimize(tmp_path / "sdpa.onnx", tmp_path / "optimized.onnx", model)
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
 @pytest.mark.parametrize("shape", [(1, 5), (4, 23)])
-def test_onnx_graph_takes_any_batch_and_sequence_length(
-    random_model_dir: Path, random_onnx_dir: Path, shape: tuple[int, int]
+def test_every_variant_takes_any_batch_and_sequence_length(
+    random_model_dir: Path, random_onnx_dir: Path, variant: str, shape: tuple[int, int]
 ) -> None:
-    session = ort.InferenceSession(str(random_onnx_dir / "model.onnx"), providers=["CPUExecutionProvider"])
+    file = read_meta(random_onnx_dir)["variants"][variant]["file"]
+    session = ort.InferenceSession(str(random_onnx_dir / file), providers=["CPUExecutionProvider"])
     assert [(i.name, i.type) for i in session.get_inputs()] == [
         ("input_ids", "tensor(int64)"), ("attention_mask", "tensor(int64)")
     ]
-    assert [o.name for o in session.get_outputs()] == ["logits"]
+    assert [(o.name, o.type) for o in session.get_outputs()] == [("logits", "tensor(float)")]
     rng = np.random.default_rng(0)
     input_ids = rng.integers(5, 100, size=shape, dtype=np.int64)
     attention_mask = np.ones(shape, dtype=np.int64)
@@ -57,36 +98,88 @@ def test_onnx_graph_takes_any_batch_and_sequence_length(
     model = ElectraForTokenClassification.from_pretrained(random_model_dir, attn_implementation="eager").eval()
     with torch.no_grad():
         expected = model(input_ids=torch.from_numpy(input_ids), attention_mask=torch.from_numpy(attention_mask)).logits
+    real = attention_mask.astype(bool)
     assert logits.shape == (*shape, len(LABELS))
-    np.testing.assert_allclose(logits, expected.numpy(), atol=1e-5)
+    atol = 1e-5 if variant in ("fp32", "optimized") else 0.05  # int8 and fp16 round; padding rows are free
+    np.testing.assert_allclose(logits[real], expected.numpy()[real], atol=atol)
 
 
-def test_parity_passes_on_padded_batches(random_model_dir: Path, random_onnx_dir: Path) -> None:
-    result = check_parity(random_model_dir, random_onnx_dir, sentences(), batch_size=3, atol=1e-4)
-    assert result["parity_passed"] is True
-    assert result["labels_identical"] is True
-    assert result["max_abs_logit_diff"] < 1e-4
-    assert result["sentences"] == len(TEXTS)
-    assert 0.0 <= result["f1"] <= 1.0
+def test_variants_match_torch_on_padded_batches(random_model_dir: Path, random_onnx_dir: Path) -> None:
+    results = check_variants(random_model_dir, random_onnx_dir, sentences(), batch_size=3)
+    assert sorted(results) == VARIANTS
+    for name in ("fp32", "optimized"):
+        assert results[name]["labels_identical"] is True
+        assert results[name]["max_abs_logit_diff"] < 1e-5
+    assert 0 < results["int8"]["max_abs_logit_diff"] < 0.1 and 0 < results["fp16"]["max_abs_logit_diff"] < 0.05
+    assert all(0.0 <= result["f1"] <= 1.0 for result in results.values())
+    summary = summarize(results, "int8", atol=1e-4)
+    assert summary["parity_passed"] is True and summary["serve_variant"] == "int8"
+    assert summary["f1"] == results["int8"]["f1"]
 
 
-def test_parity_scores_the_onnx_model_on_the_gold_tags(pattern_model_dir: Path, pattern_onnx_dir: Path) -> None:
-    perfect = check_parity(pattern_model_dir, pattern_onnx_dir, sentences(), batch_size=2, atol=1e-3)
-    assert (perfect["f1"], perfect["precision"], perfect["recall"]) == (1.0, 1.0, 1.0)
+def test_every_variant_is_scored_on_the_gold_tags(pattern_model_dir: Path, pattern_onnx_dir: Path) -> None:
+    perfect = check_variants(pattern_model_dir, pattern_onnx_dir, sentences(), batch_size=2)
+    assert {name: (r["f1"], r["precision"], r["recall"]) for name, r in perfect.items()} == {
+        name: (1.0, 1.0, 1.0) for name in VARIANTS
+    }
 
     def miss_locations(words: list[str]) -> list[str]:
         return [tag if "LOC" not in tag else "O" for tag in expected_tags(words)]
 
-    partial = check_parity(pattern_model_dir, pattern_onnx_dir, sentences(miss_locations), batch_size=2, atol=1e-3)
-    assert partial["recall"] == 1.0 and partial["precision"] < 1.0
+    partial = check_variants(pattern_model_dir, pattern_onnx_dir, sentences(miss_locations), batch_size=2)
+    assert all(r["recall"] == 1.0 and r["precision"] < 1.0 for r in partial.values())
+
+
+def test_long_sentences_are_scored_word_for_word(pattern_model_dir: Path, pattern_onnx_dir: Path) -> None:
+    words = "John Smith visited Paris and New York .".split() * 6  # 48 words, three windows of MAX_LEN
+    long = [Sentence(tuple(words), tuple(expected_tags(words)))]
+    assert check_variants(pattern_model_dir, pattern_onnx_dir, long, batch_size=2)["fp32"]["f1"] == 1.0
 
 
 def test_parity_fails_against_a_different_model(tmp_path: Path, tokenizer: Tokenizer, random_onnx_dir: Path) -> None:
     torch.manual_seed(1)
     other = save_model_dir(ElectraForTokenClassification(model_config(tokenizer)), tokenizer, tmp_path / "other")
-    result = check_parity(other, random_onnx_dir, sentences(), batch_size=4, atol=1e-3)
+    result = summarize(check_variants(other, random_onnx_dir, sentences(), batch_size=4), "fp32", atol=1e-3)
     assert result["parity_passed"] is False
     assert result["max_abs_logit_diff"] > 1e-3
+
+
+def test_latency_is_measured_for_every_variant(random_onnx_dir: Path) -> None:
+    latency = measure_latency(random_onnx_dir, runs=3, threads=1)
+    assert sorted(latency) == VARIANTS
+    for timing in latency.values():
+        assert 0 < timing["median_ms"] <= timing["p95_ms"] and timing["per_s"] > 0
+
+
+def scored(f1: dict[str, float], ms: dict[str, float]) -> dict[str, dict[str, float]]:
+    return {name: {"f1": f1[name], "latency_ms_b1": ms[name]} for name in f1}
+
+
+def test_auto_serves_the_fastest_variant_within_the_f1_drop() -> None:
+    ms = {"fp32": 9.0, "optimized": 5.0, "int8": 2.0, "fp16": 1.0}
+    close = scored({"fp32": 0.900, "optimized": 0.900, "int8": 0.896, "fp16": 0.9}, ms)
+    variant, reason = choose_cpu_variant(close, ExportParams())
+    assert variant == "int8"
+    assert reason.startswith("int8: fastest at batch 1 (fp32 9.00 ms, optimized 5.00 ms, int8 2.00 ms)")
+    lossy = scored({"fp32": 0.900, "optimized": 0.900, "int8": 0.890, "fp16": 0.9}, ms)
+    assert choose_cpu_variant(lossy, ExportParams())[0] == "optimized"
+    assert choose_cpu_variant(lossy, ExportParams(max_f1_drop=0.02))[0] == "int8"
+    assert choose_cpu_variant(close, ExportParams(serve_variant="fp32")) == ("fp32", "fp32: set by export.serve_variant")
+
+
+def test_check_and_choose_records_the_choice_in_the_served_directory(
+    pattern_model_dir: Path, tmp_path: Path
+) -> None:
+    onnx_dir = export_onnx(pattern_model_dir, tmp_path / "onnx", opset=17, max_len=MAX_LEN)
+    quality = check_and_choose(pattern_model_dir, onnx_dir, sentences(), 2, ExportParams(serve_variant="int8"))
+    assert (quality["serve_variant"], quality["f1"], quality["parity_passed"]) == ("int8", 1.0, True)
+    assert quality["fused_operators"]["Attention"] == 1
+    assert all(variant["latency_ms_b1"] > 0 for variant in quality["variants"].values())
+    meta = read_meta(onnx_dir)
+    assert meta["cpu_variant"] == "int8" and meta["variants"]["int8"]["f1"] == 1.0
+    predictor = NerPredictor.from_dir(onnx_dir, providers=["CPUExecutionProvider"])
+    assert predictor.variant == "int8"
+    assert [e.text for e in predictor.predict(["John Smith left Paris."])[0]] == ["John Smith", "Paris"]
 
 
 def test_export_without_a_model_is_a_user_error(tmp_path: Path) -> None:

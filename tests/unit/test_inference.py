@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import json
+import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import onnx
 import pytest
+from tokenizers import Tokenizer
 
 from electra_model.errors import ElectraError
-from electra_model.inference import Entity, NerPredictor, entity_spans, split_words
-from tests.fixtures_models import MAX_LEN, expected_tags
+from electra_model.inference import Entity, NerPredictor, entity_spans, pick_variant, split_words
+from tests.fixtures_models import CORPUS, MAX_LEN, expected_tags
 
 
 @pytest.fixture(scope="module")
@@ -42,9 +47,40 @@ def test_a_word_without_sub_tokens_is_tagged_o(predictor: NerPredictor) -> None:
 
 
 def test_blank_texts_give_no_entities(predictor: NerPredictor) -> None:
-    results = predictor.predict(["", "   ", "\n\t", "Paris", " "])
-    assert [found(entities) for entities in results] == [[], [], [], [("LOC", "Paris", 0, 5)], []]
+    results = predictor.predict(["", "   ", "\n\t", "Paris", " ", "\u00a0\u3000\u2028"])
+    assert [found(entities) for entities in results] == [[], [], [], [("LOC", "Paris", 0, 5)], [], []]
     assert predictor.predict([]) == []
+    assert predictor.predict_words([[], ["Paris"]]) == [[], [Entity("LOC", "Paris", 0, 5, 1.0)]]
+
+
+def test_a_batch_gives_the_same_entities_as_one_text_at_a_time(predictor: NerPredictor) -> None:
+    texts = [*CORPUS, "", "Paris " * 40, "John"]  # mixed lengths share batches after sorting by length
+    batched = predictor.predict(texts)
+    assert batched == [predictor.predict([text])[0] for text in texts]
+    assert len(batched[5]) == 40
+
+
+def test_a_100k_character_text_is_tagged_in_windows_quickly(predictor: NerPredictor) -> None:
+    unit = "Müller met John Smith in New York and then flew to Paris . "
+    text = (unit * 1700)[:100_000]  # the last repetition stops at "Par", after three of its four entities
+    started = time.perf_counter()
+    [entities] = predictor.predict([text])
+    assert time.perf_counter() - started < 20
+    assert len(entities) == 4 * (100_000 // len(unit)) + 3
+    assert all(text[entity.start : entity.end] == entity.text for entity in entities)
+
+
+@pytest.mark.parametrize(
+    ("texts", "message"),
+    [
+        (["ok", None], "text 1 is NoneType None, not a string"),
+        ([3.5], "text 0 is float 3.5, not a string"),
+        (["Paris \udcff"], "text 0 is not valid Unicode (a lone surrogate at character 6)"),
+    ],
+)
+def test_what_is_not_text_is_refused_by_position(predictor: NerPredictor, texts: list, message: str) -> None:
+    with pytest.raises(ElectraError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        predictor.predict(texts)
 
 
 def test_every_word_of_a_long_text_gets_a_prediction(predictor: NerPredictor) -> None:
@@ -102,6 +138,63 @@ def test_an_unregistered_model_is_a_user_error(mlflow_store: str) -> None:
 
 
 def test_the_module_imports_neither_torch_nor_transformers_nor_mlflow() -> None:
-    code = "import sys, electra_model.inference; print(sorted({'torch', 'transformers', 'mlflow'} & set(sys.modules)))"
+    heavy = "{'torch', 'transformers', 'mlflow', 'pydantic', 'yaml'}"
+    code = f"import sys, electra_model.inference; print(sorted({heavy} & set(sys.modules)))"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"
+
+
+def test_the_variant_follows_the_device_unless_one_is_asked_for(pattern_onnx_dir: Path) -> None:
+    meta = {"variants": {"fp32": {}, "int8": {}, "fp16": {}}, "cpu_variant": "int8", "gpu_variant": "fp16"}
+    assert pick_variant(meta, ["CPUExecutionProvider"], None, pattern_onnx_dir) == "int8"
+    assert pick_variant(meta, ["CUDAExecutionProvider", "CPUExecutionProvider"], None, pattern_onnx_dir) == "fp16"
+    assert pick_variant(meta, ["CUDAExecutionProvider"], "fp32", pattern_onnx_dir) == "fp32"
+    with pytest.raises(ElectraError, match="no model variant 'bf16'; it has \\['fp16', 'fp32', 'int8'\\]"):
+        pick_variant(meta, ["CPUExecutionProvider"], "bf16", pattern_onnx_dir)
+    for variant in ("fp32", "optimized", "int8", "fp16"):
+        loaded = NerPredictor.from_dir(pattern_onnx_dir, providers=["CPUExecutionProvider"], variant=variant)
+        assert loaded.variant == variant
+        assert found(loaded.predict(["To Paris"])[0]) == [("LOC", "Paris", 3, 8)]
+
+
+@pytest.fixture
+def broken_copy(pattern_onnx_dir: Path, tmp_path: Path) -> Path:
+    """A copy of the exported directory for a test to damage."""
+    return Path(shutil.copytree(pattern_onnx_dir, tmp_path / "onnx"))
+
+
+def test_a_tokenizer_that_does_not_match_the_model_is_refused_at_load(broken_copy: Path) -> None:
+    other = Tokenizer.from_file(str(broken_copy / "tokenizer.json"))
+    other.add_tokens(["Zzyzx"])
+    other.save(str(broken_copy / "tokenizer.json"))
+    size = other.get_vocab_size()
+    with pytest.raises(ElectraError, match=f"vocabulary size is {size - 1} but tokenizer.json has {size} tokens"):
+        NerPredictor.from_dir(broken_copy, variant="fp32")
+
+
+def test_a_model_with_other_inputs_is_refused_at_load(broken_copy: Path) -> None:
+    model = onnx.load(str(broken_copy / "model.onnx"))
+    model.graph.input[1].name = "input_mask"
+    for node in model.graph.node:
+        node.input[:] = ["input_mask" if name == "attention_mask" else name for name in node.input]
+    onnx.save(model, str(broken_copy / "model.onnx"))
+    with pytest.raises(ElectraError, match=r"takes inputs \['input_ids', 'input_mask'\], but the client feeds"):
+        NerPredictor.from_dir(broken_copy, variant="fp32")
+
+
+def test_a_model_without_its_export_stamp_is_refused_at_load(broken_copy: Path) -> None:
+    model = onnx.load(str(broken_copy / "model.int8.onnx"))
+    del model.metadata_props[:]
+    onnx.save(model, str(broken_copy / "model.int8.onnx"))
+    with pytest.raises(ElectraError, match="vocabulary size is not recorded"):
+        NerPredictor.from_dir(broken_copy, variant="int8")
+
+
+def test_damaged_metadata_is_a_user_error(broken_copy: Path) -> None:
+    meta = json.loads((broken_copy / "model_meta.json").read_text())
+    (broken_copy / "model_meta.json").write_text(json.dumps({"labels": meta["labels"]}))
+    with pytest.raises(ElectraError, match="lacks \\['cpu_variant', 'gpu_variant', 'max_len', 'variants'\\]"):
+        NerPredictor.from_dir(broken_copy)
+    (broken_copy / "model_meta.json").write_bytes(b"\xff\xfe{")
+    with pytest.raises(ElectraError, match="not the JSON the export stage writes"):
+        NerPredictor.from_dir(broken_copy)

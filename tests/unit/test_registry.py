@@ -14,13 +14,10 @@ from electra_model.config import ExportParams
 from electra_model.errors import ElectraError
 from electra_model.inference import NerPredictor
 from electra_model.registry import register
+from tests.fixtures_models import quality
 
 EXPORT = ExportParams(min_f1=0.3, parity_atol=1e-3)
 NAME = EXPORT.model_name
-
-
-def quality(f1: float, parity_passed: bool = True, diff: float = 2e-6) -> dict[str, Any]:
-    return {"f1": f1, "parity_passed": parity_passed, "max_abs_logit_diff": diff, "labels_identical": parity_passed}
 
 
 def register_run(onnx_dir: Path, measured: dict[str, Any], export: ExportParams = EXPORT) -> dict[str, Any]:
@@ -49,8 +46,17 @@ def test_the_alias_moves_only_through_the_gate(mlflow_store: str, pattern_onnx_d
     assert version_tags("1") == {
         "f1": "0.81",
         "parity_max_abs_diff": "2e-06",
+        "serve_variant": "int8",
+        "serve_reason": "int8: fastest",
         "champion_decision": "promoted",
         "champion_reason": first["reason"],
+        "variant.fp32.f1": "0.81",
+        "variant.fp32.max_abs_logit_diff": "2e-06",
+        "variant.fp32.latency_ms_b1": "3.5",
+        "variant.int8.f1": "0.81",
+        "variant.int8.max_abs_logit_diff": "0.02",
+        "variant.int8.labels_identical": "False",
+        "variant.int8.latency_ms_b1": "1.25",
     }
 
     worse = register_run(pattern_onnx_dir, quality(0.78))
