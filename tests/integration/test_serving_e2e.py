@@ -1,0 +1,117 @@
+"""The registered champion behind MLflow's scoring server: `mlflow models serve -m models:/electra-ner@champion
+--env-manager local` on a loopback port, against a sqlite registry in a temporary directory, answering real HTTP
+requests -- good ones with entities, bad ones with a 400 and a message, and still up afterwards."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import pytest
+
+from electra_model.config import ExportParams
+from electra_model.errors import ElectraError
+from electra_model.export import set_cpu_variant
+from electra_model.model_server import served_model
+from electra_model.registry import register
+from tests.fixtures_models import quality
+
+pytestmark = pytest.mark.e2e
+
+CHAMPION = "models:/electra-ner@champion"
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory, migrated_store: Path, pattern_onnx_dir: Path) -> Iterator[str]:
+    """A registry whose champion is the pattern model, set to serve its int8 variant on CPU."""
+    root = tmp_path_factory.mktemp("serving")
+    shutil.copyfile(migrated_store, root / "mlflow.db")
+    onnx_dir = Path(shutil.copytree(pattern_onnx_dir, root / "onnx"))
+    set_cpu_variant(onnx_dir, "int8", {})
+    uri = f"sqlite:///{root / 'mlflow.db'}"
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_experiment(experiment_id=mlflow.create_experiment("serving", artifact_location=(root / "a").as_uri()))
+    with mlflow.start_run():
+        register(onnx_dir, ExportParams(), quality(0.9))
+    mlflow.set_tracking_uri(None)
+    yield uri
+
+
+@pytest.fixture(scope="module")
+def server(store: str) -> Iterator[str]:
+    with served_model(CHAMPION, store) as url:
+        yield url
+
+
+def post(url: str, body: bytes | dict[str, Any]) -> tuple[int, Any]:
+    data = body if isinstance(body, bytes) else json.dumps(body).encode("utf-8")
+    request = urllib.request.Request(f"{url}/invocations", data=data, headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+def spans(predictions: list[list[dict[str, Any]]]) -> list[list[tuple[str, str, int, int]]]:
+    return [[(e["type"], e["text"], e["start"], e["end"]) for e in entities] for entities in predictions]
+
+
+def test_inputs_give_entities_per_text(server: str) -> None:
+    status, body = post(server, {"inputs": ["John Smith left Paris.", "", "   ", "Nobody here."]})
+    assert status == 200
+    assert spans(body["predictions"]) == [[("PER", "John Smith", 0, 10), ("LOC", "Paris", 16, 21)], [], [], []]
+    assert all(0.5 < entity["score"] <= 1.0 for entity in body["predictions"][0])
+
+
+def test_dataframes_are_read_by_their_text_column(server: str) -> None:
+    split = {"dataframe_split": {"columns": ["id", "text"], "data": [[1, "To Paris"], [2, "Müller"]]}}
+    assert post(server, split) == (200, post(server, {"inputs": ["To Paris", "Müller"]})[1])
+    status, body = post(server, {"dataframe_records": [{"text": "New York"}]})
+    assert (status, spans(body["predictions"])) == (200, [[("LOC", "New York", 0, 8)]])
+
+
+def test_a_100k_character_text_is_answered(server: str) -> None:
+    text = ("John Smith flew to Paris . " * 4000)[:100_000]
+    status, body = post(server, {"inputs": [text]})
+    assert status == 200
+    [entities] = body["predictions"]
+    assert len(entities) == 2 * (100_000 // 27) + 1  # the cut repetition keeps "John Smith"
+    assert all(text[e["start"] : e["end"]] == e["text"] for e in entities)
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (b'{"inputs": ["Z\xfcrich"]}', "UnicodeDecodeError('utf-8'"),
+        (b'{"inputs": ["Paris"', "Invalid input"),
+        ({"inputs": ["Paris", None]}, "text 1 is NoneType None, not a string"),
+        ({"inputs": [["nested"]]}, "not a string"),
+        (b'{"inputs": ["Paris \\ud800"]}', "text 0 is not valid Unicode"),
+        ({"dataframe_split": {"columns": ["a", "b"], "data": [["x", "y"]]}}, "needs a 'text' column"),
+    ],
+)
+def test_bad_requests_get_a_400_that_says_why(server: str, body: bytes | dict, message: str) -> None:
+    status, answer = post(server, body)
+    assert status == 400
+    assert message in answer["message"]
+
+
+def test_the_server_is_still_up_after_bad_requests(server: str) -> None:
+    post(server, b"\xff\xfe\x00")
+    with urllib.request.urlopen(f"{server}/ping", timeout=10) as response:
+        assert response.status == 200
+    assert spans(post(server, {"inputs": ["Paris"]})[1]["predictions"]) == [[("LOC", "Paris", 0, 5)]]
+
+
+def test_an_alias_that_does_not_exist_stops_the_server_with_a_clear_message(store: str) -> None:
+    with pytest.raises(ElectraError, match="mlflow models serve exited") as error:
+        with served_model("models:/electra-ner@missing", store, timeout_s=120):
+            pass
+    assert "missing" in str(error.value)
