@@ -3,6 +3,8 @@
 The Prefect flow opens the parent run and hands its id to the stages through ``ELECTRA_PARENT_RUN_ID``; a stage run
 by plain ``dvc repro`` opens a parent run of its own, so nothing goes unrecorded. ``MLFLOW_TRACKING_URI`` in the
 environment wins over ``tracking.uri`` in params.yaml, so the same code logs to a local sqlite file or a team server.
+Credentials for a server with authentication come from the environment only (``MLFLOW_TRACKING_USERNAME`` and
+``MLFLOW_TRACKING_PASSWORD``, or ``MLFLOW_TRACKING_TOKEN``, read by MLflow itself): never params, never logs.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import hashlib
 import os
 import subprocess
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -20,6 +23,8 @@ from typing import Any
 import mlflow
 from mlflow.data.dataset_source_registry import resolve_dataset_source
 from mlflow.data.meta_dataset import MetaDataset
+from mlflow.environment_variables import MLFLOW_HTTP_REQUEST_MAX_RETRIES
+from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from electra_model.config import TrackingParams
@@ -33,20 +38,61 @@ def tracking_uri(params: TrackingParams) -> str:
     return os.environ.get("MLFLOW_TRACKING_URI") or params.uri
 
 
-def check_reachable(uri: str, timeout_s: float) -> None:
-    """Fail within ``timeout_s`` if an http(s) tracking server does not answer, instead of MLflow's long retries."""
+def redact(uri: str) -> str:
+    """The URI without a ``user:password@`` part, for messages: a credential in a URI must not reach a log."""
+    parts = urllib.parse.urlsplit(uri)
+    if "@" not in parts.netloc:
+        return uri
+    return urllib.parse.urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]))
+
+
+def unreachable_reason(uri: str, timeout_s: float) -> str | None:
+    """Why an http(s) tracking server does not answer within ``timeout_s``, or None when it answers (or is local)."""
     if not uri.startswith(("http://", "https://")):
-        return
+        return None
     try:
         with urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=timeout_s):
-            pass
+            return None
     except urllib.error.HTTPError:
-        return  # the server answered (auth or routing differ); MLflow's own calls will report what is wrong
+        return None  # the server answered (auth or routing differ); MLflow's own calls will report what is wrong
     except (urllib.error.URLError, TimeoutError, OSError) as error:
-        reason = getattr(error, "reason", error)
+        return str(getattr(error, "reason", error))
+
+
+def check_reachable(uri: str, timeout_s: float) -> None:
+    """Fail within ``timeout_s`` if an http(s) tracking server does not answer, instead of MLflow's long retries."""
+    reason = unreachable_reason(uri, timeout_s)
+    if reason is not None:
         raise ElectraError(
-            f"MLflow tracking server {uri} is unreachable ({reason}); start it, fix MLFLOW_TRACKING_URI, "
+            f"MLflow tracking server {redact(uri)} is unreachable ({reason}); start it, fix MLFLOW_TRACKING_URI, "
             "or unset MLFLOW_TRACKING_URI to log to the local store in params.yaml (tracking.uri)"
+        )
+
+
+@contextmanager
+def explained_server_errors(uri: str, timeout_s: float, what: str) -> Iterator[None]:
+    """Turn the two server failures a user meets into one clear :class:`ElectraError`: refused credentials, and a
+    server that went away mid-run (after MLflow's own retries). Once the server is known to be gone, MLflow's
+    retries are switched off for this process, so ending the open runs on the way out fails at once instead of
+    backing off for minutes per call."""
+    try:
+        yield
+    except MlflowException as error:
+        status = error.get_http_status_code()
+        if status in (401, 403):
+            raise ElectraError(
+                f"MLflow tracking server {redact(uri)} refused {what} (HTTP {status}); set MLFLOW_TRACKING_USERNAME "
+                "and MLFLOW_TRACKING_PASSWORD (or MLFLOW_TRACKING_TOKEN) in the environment to an account that may "
+                "write to the experiment; credentials never go in params.yaml or in the URI"
+            ) from None
+        reason = unreachable_reason(uri, timeout_s)
+        if reason is None:
+            raise
+        os.environ[MLFLOW_HTTP_REQUEST_MAX_RETRIES.name] = "0"
+        raise ElectraError(
+            f"MLflow tracking server {redact(uri)} stopped answering during {what} ({reason}); the stage failed, "
+            "so DVC recorded none of its outputs and the previous ones stay in its cache. Start the server again "
+            "and re-run `dvc repro` (MLflow retries each call MLFLOW_HTTP_REQUEST_MAX_RETRIES times before this)"
         ) from None
 
 
@@ -99,26 +145,36 @@ def flatten(section: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
 @contextmanager
 def pipeline_run(params: TrackingParams, run_name: str, tags: Mapping[str, str] | None = None) -> Iterator[str]:
     """Open the parent run of one pipeline run and yield its id (the flow passes it to the stages)."""
-    configure(params)
-    with mlflow.start_run(run_name=run_name, tags={**git_tags(), **(tags or {})}) as run:
-        yield run.info.run_id
+    uri = tracking_uri(params)
+    with explained_server_errors(uri, params.connect_timeout_s, f"pipeline run {run_name!r}"):
+        configure(params)
+        with mlflow.start_run(run_name=run_name, tags={**git_tags(), **(tags or {})}) as run:
+            yield run.info.run_id
 
 
 @contextmanager
 def stage_run(stage: str, params: TrackingParams, stage_params: Mapping[str, Any]) -> Iterator[mlflow.ActiveRun]:
-    """Open the nested run of one DVC stage, under the flow's parent run or a parent of its own."""
-    configure(params)
-    tags = {**git_tags(), "dvc.stage": stage}
-    parent_id = os.environ.get(PARENT_RUN_ENV)
-    if parent_id:
-        with mlflow.start_run(run_name=stage, parent_run_id=parent_id, tags=tags) as run:
-            mlflow.log_params(flatten(stage_params))
-            yield run
-        return
-    with mlflow.start_run(run_name=f"dvc-repro-{stage}", tags={**tags, "pipeline.trigger": "dvc"}):
-        with mlflow.start_run(run_name=stage, nested=True, tags=tags) as run:
-            mlflow.log_params(flatten(stage_params))
-            yield run
+    """Open the nested run of one DVC stage, under the flow's parent run or a parent of its own.
+
+    Server failures are explained twice: inside the runs, so that a server found gone turns MLflow's retries off
+    before the runs are ended, and around them, for the error that ending the runs then raises."""
+    uri = tracking_uri(params)
+    what = f"stage '{stage}'"
+    with explained_server_errors(uri, params.connect_timeout_s, what):
+        configure(params)
+        tags = {**git_tags(), "dvc.stage": stage}
+        parent_id = os.environ.get(PARENT_RUN_ENV)
+        if parent_id:
+            with mlflow.start_run(run_name=stage, parent_run_id=parent_id, tags=tags) as run:
+                with explained_server_errors(uri, params.connect_timeout_s, what):
+                    mlflow.log_params(flatten(stage_params))
+                    yield run
+            return
+        with mlflow.start_run(run_name=f"dvc-repro-{stage}", tags={**tags, "pipeline.trigger": "dvc"}):
+            with mlflow.start_run(run_name=stage, nested=True, tags=tags) as run:
+                with explained_server_errors(uri, params.connect_timeout_s, what):
+                    mlflow.log_params(flatten(stage_params))
+                    yield run
 
 
 def file_digest(paths: list[Path]) -> str:
