@@ -29,6 +29,7 @@ from pathlib import Path
 import pytest
 
 BIN = Path(sys.executable).parent
+REPO = Path(__file__).resolve().parents[2]
 LOOPBACK_ENV = {"NO_PROXY": "127.0.0.1,localhost", "no_proxy": "127.0.0.1,localhost"}
 # The operations tests run only the two cheapest stages (download, tokenizer), on demo data this small.
 OPS_PARAMS = {
@@ -168,32 +169,43 @@ def write_auth_config(path: Path, auth_database_uri: str) -> Path:
 
 @contextmanager
 def mlflow_server(
-    workdir: Path,
-    backend_uri: str,
-    artifacts_destination: str,
-    admin: Account | None = None,
-    auth_database_uri: str | None = None,
-    port: int | None = None,
-    env: Mapping[str, str] | None = None,
+    workdir: Path, backend_uri: str, artifacts_destination: str, admin: Account | None = None, port: int | None = None
 ) -> Iterator[Server]:
-    """``mlflow server`` with one worker and no job runner (neither is needed, both cost CPU); with basic-auth and
-    ``admin`` as its administrator when given. ``port`` lets a test bring a server back where it was."""
+    """``mlflow server`` with one worker and no job runner (neither is needed, both cost CPU); with basic-auth (its
+    user store in ``workdir``) and ``admin`` as its administrator when given. ``port`` brings a server back where it
+    was."""
     port = port or free_port()
     command = [
         str(BIN / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
         "--backend-store-uri", backend_uri, "--artifacts-destination", artifacts_destination,
     ]
-    server_env = {**os.environ, **(env or {}), "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
     if admin is not None:
-        config = write_auth_config(workdir / "basic_auth.ini", auth_database_uri or f"sqlite:///{workdir / 'auth.db'}")
+        config = write_auth_config(workdir / "basic_auth.ini", f"sqlite:///{workdir / 'auth.db'}")
         command[2:2] = ["--app-name", "basic-auth"]
-        server_env.update(
+        env.update(
             MLFLOW_AUTH_CONFIG_PATH=str(config),
             MLFLOW_AUTH_ADMIN_PASSWORD=admin.password,
             MLFLOW_FLASK_SERVER_SECRET_KEY=secrets.token_hex(16),
         )
     log = workdir / f"mlflow-server-{port}.log"
-    with serving(command, server_env, log, f"http://127.0.0.1:{port}", "/health", cwd=workdir) as server:
+    with serving(command, env, log, f"http://127.0.0.1:{port}", "/health", cwd=workdir) as server:
+        yield server
+
+
+@contextmanager
+def compose_mlflow_server(workdir: Path, settings: Mapping[str, str]) -> Iterator[Server]:
+    """The compose stack's MLflow service outside Docker: docker/mlflow/start.sh with ``settings`` as its
+    environment (the same variables docker-compose.yml sets), on a loopback port with one worker."""
+    port = free_port()
+    env = {
+        **os.environ, **settings,
+        "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
+        "MLFLOW_HOST": "127.0.0.1", "MLFLOW_PORT": str(port), "MLFLOW_WORKERS": "1",
+        "MLFLOW_AUTH_CONFIG_DIR": str(workdir), "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
+    }
+    command = ["sh", str(REPO / "docker/mlflow/start.sh")]
+    with serving(command, env, workdir / "mlflow-server.log", f"http://127.0.0.1:{port}", "/health", cwd=workdir) as server:
         yield server
 
 

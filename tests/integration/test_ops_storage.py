@@ -1,11 +1,15 @@
 """Where a team keeps its state, for real on loopback: DVC remotes (a local directory, and S3 on moto's
 S3-compatible server) from which a fresh clone gets the pipeline's outputs without re-running a stage, and the
-MLflow server on PostgreSQL (Debian's package) with its artifacts in that S3 store, behind basic-auth.
+MLflow server of docker/docker-compose.yml, run from its own start script outside Docker, on PostgreSQL (Debian's
+package) with its artifacts in that S3 store, behind basic-auth.
 """
 
 from __future__ import annotations
 
 import filecmp
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,10 +17,12 @@ import mlflow
 import pytest
 
 from tests.integration.ops_servers import (
+    LOOPBACK_ENV,
     OPS_PARAMS,
+    REPO,
     S3,
-    create_user,
-    mlflow_server,
+    Account,
+    compose_mlflow_server,
     new_account,
     postgres,
     s3_server,
@@ -46,6 +52,7 @@ def project(workdir: Path) -> Project:
     root = workdir / "project"
     root.mkdir()
     project = copy_project(root, OPS_PARAMS)
+    project.env.update(LOOPBACK_ENV)
     project.run("dvc", "repro", "download")
     commit(project, "dvc.lock", "metrics/download.json", message="download outputs")
     return project
@@ -59,7 +66,7 @@ def commit(project: Project, *paths: str, message: str) -> None:
 def fresh_clone(project: Project, root: Path, env: dict[str, str] | None = None) -> Project:
     project.run("git", "clone", "-q", str(project.root), str(root))
     clone = Project(root)
-    clone.env.update(env or {})
+    clone.env.update(LOOPBACK_ENV, **(env or {}))
     return clone
 
 
@@ -110,7 +117,9 @@ def test_an_s3_remote_gives_a_fresh_clone_the_outputs(project: Project, s3: S3, 
 def test_mlflow_on_postgres_with_artifacts_in_s3(
     workdir: Path, s3: S3, pattern_onnx_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The server holds the S3 credentials and proxies artifacts; the pipeline needs only its MLflow account."""
+    """The compose stack's MLflow service (docker/mlflow/start.sh, then create_user.py for the pipeline's account)
+    on PostgreSQL and S3. The server holds the S3 credentials and proxies artifacts: the pipeline needs only its
+    MLflow account."""
     import psycopg
 
     from electra_model.config import ExportParams, TrackingParams
@@ -125,11 +134,18 @@ def test_mlflow_on_postgres_with_artifacts_in_s3(
     with postgres(["mlflow", "mlflow_auth"]) as address:
         server_dir = workdir / "mlflow-pg"
         server_dir.mkdir()
-        with mlflow_server(
-            server_dir, f"postgresql+psycopg://postgres@{address}/mlflow", f"s3://{s3.bucket}/mlflow", admin=admin,
-            auth_database_uri=f"postgresql+psycopg://postgres@{address}/mlflow_auth", env=s3.env(),
-        ) as server:
-            create_user(server.url, admin, pipeline)
+        settings = {
+            "MLFLOW_BACKEND_STORE_URI": f"postgresql+psycopg://postgres@{address}/mlflow",
+            "MLFLOW_AUTH_DATABASE_URI": f"postgresql+psycopg://postgres@{address}/mlflow_auth",
+            "MLFLOW_ARTIFACTS_DESTINATION": f"s3://{s3.bucket}/mlflow",
+            "MLFLOW_AUTH_ADMIN_PASSWORD": admin.password,
+            "MLFLOW_FLASK_SERVER_SECRET_KEY": new_account("key").password,
+            **s3.env(),
+        }
+        with compose_mlflow_server(server_dir, settings) as server:
+            for attempt in ("created", "exists already"):
+                created = create_user_job(server.url, admin, pipeline)
+                assert created.returncode == 0 and attempt in created.stdout, created.stderr
             monkeypatch.setenv("MLFLOW_TRACKING_URI", server.url)
             for name, value in pipeline.env().items():
                 monkeypatch.setenv(name, value)
@@ -149,3 +165,12 @@ def test_mlflow_on_postgres_with_artifacts_in_s3(
     assert runs == 2  # the stage's run and the parent it opened outside a flow
     assert any(key.endswith("model.onnx") for key in s3.keys("mlflow/")), "the model's files are not in S3"
     assert list(pulled.rglob("model.onnx"))
+    assert admin.password not in (server_dir / "mlflow-server.log").read_text(encoding="utf-8")
+
+
+def create_user_job(url: str, admin: Account, account: Account) -> subprocess.CompletedProcess:
+    """Compose's one-shot ``mlflow-users`` job: docker/mlflow/create_user.py with its environment."""
+    env = {**os.environ, "MLFLOW_TRACKING_URI": url, "MLFLOW_ADMIN_PASSWORD": admin.password,
+           "NEW_USERNAME": account.username, "NEW_PASSWORD": account.password, **LOOPBACK_ENV}
+    return subprocess.run([sys.executable, str(REPO / "docker/mlflow/create_user.py")], env=env, capture_output=True,
+                          text=True, timeout=120)
