@@ -22,7 +22,7 @@ import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
-from tests.integration.ops_servers import OPS_PARAMS, free_port, mlflow_server, wait_until
+from tests.integration.ops_servers import LOOPBACK_ENV, OPS_PARAMS, free_port, mlflow_server, wait_until
 from tests.integration.project import Project, copy_project
 
 pytestmark = pytest.mark.e2e
@@ -63,6 +63,7 @@ def project(workdir: Path) -> Project:
     root = workdir / "project"
     root.mkdir()
     project = copy_project(root, OPS_PARAMS)
+    project.env.update(LOOPBACK_ENV)
     injector = workdir / "injector"
     injector.mkdir()
     (injector / "sitecustomize.py").write_text(INJECTOR, encoding="utf-8")

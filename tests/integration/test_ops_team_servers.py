@@ -24,6 +24,7 @@ from mlflow.tracking import MlflowClient
 
 from tests.integration.ops_servers import (
     BIN,
+    LOOPBACK_ENV,
     OPS_PARAMS,
     Account,
     create_user,
@@ -33,6 +34,7 @@ from tests.integration.ops_servers import (
     prefect_server,
     rest,
     serving,
+    wait_until,
 )
 from tests.integration.project import Project, copy_project
 
@@ -64,7 +66,7 @@ def project(workdir: Path, mlflow_url: str) -> Project:
     root = workdir / "project"
     root.mkdir()
     project = copy_project(root, OPS_PARAMS)
-    project.env.update(MLFLOW_TRACKING_URI=mlflow_url, **PIPELINE.env())
+    project.env.update(MLFLOW_TRACKING_URI=mlflow_url, **PIPELINE.env(), **LOOPBACK_ENV)
     return project
 
 
@@ -150,6 +152,8 @@ def test_deploy_registers_the_cron_deployment_with_its_parameters(project: Proje
     with prefect_client(prefect_env) as client:
         deployment = client.read_deployment_by_name(DEPLOYMENT)
         (schedule,) = deployment.schedules
+        # the server's scheduler service turns the cron into flow runs within seconds of a deployment's change
+        wait_until(lambda: client.get_scheduled_flow_runs_for_deployments([deployment.id]), 120, "nightly runs scheduled")
         scheduled = client.get_scheduled_flow_runs_for_deployments([deployment.id])
     assert (schedule.schedule.cron, schedule.schedule.timezone, schedule.active) == ("0 2 * * *", "UTC", True)
     assert deployment.parameters == declared["parameters"]
