@@ -5,13 +5,24 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 from transformers import ElectraForPreTraining
 
 from electra_model.config import load_params
 from electra_model.data.blocks import PackedBlocks, cached_token_stream, pack_blocks, token_dtype
 from electra_model.errors import ElectraError
-from electra_model.pretrain import BlockOrder, build_model, pretrain, run_key, save_pretrained
+from electra_model.pretrain import (
+    BlockOrder,
+    RunningStats,
+    Trainer,
+    build_model,
+    compile_bodies,
+    pretrain,
+    run_key,
+    save_pretrained,
+)
 from electra_model.tokenizer import as_transformers_tokenizer, train_wordpiece
+from electra_model.training import Distributed
 
 LINES = [
     f"{name} moved to {city} in {year} and worked for the {org} company there ."
@@ -87,6 +98,13 @@ def test_the_generator_never_samples_special_tokens(tokenizer, tiny_params):
     assert set(model.never_sample.tolist()) == specials
 
 
+def test_compiling_keeps_parameter_names_so_checkpoints_still_fit(tokenizer, tiny_params):
+    model = build_model(tiny_params, tokenizer)
+    names = list(model.state_dict())
+    compile_bodies(model)  # compilation itself happens lazily, at the first forward pass
+    assert list(model.state_dict()) == names
+
+
 def test_pretraining_learns_and_is_deterministic(tokenizer, tiny_params, blocks, tmp_path):
     logged: list[tuple[int, dict]] = []
     model, final = pretrain(tiny_params, 3, tokenizer, blocks, record(logged))
@@ -140,3 +158,15 @@ def test_run_key_follows_the_trajectory_not_the_reporting(tiny_params):
     assert run_key(tiny_params.model_copy(update={"log_every": 5}), 3, "data") == key
     assert run_key(tiny_params.model_copy(update={"learning_rate": 1e-4}), 3, "data") != key
     assert run_key(tiny_params, 4, "data") != key and run_key(tiny_params, 3, "other") != key
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="host-device synchronisation exists only with a GPU")
+def test_a_training_step_never_waits_for_the_gpu(tokenizer, tiny_params, blocks):
+    trainer = Trainer(tiny_params.model_copy(update={"device": "cuda"}), 0, tokenizer, blocks, Distributed())
+    stats = RunningStats.zeros(trainer.device)
+    trainer.train_step(trainer.model, stats)  # first step: lazy CUDA initialisation may synchronise
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        trainer.train_step(trainer.model, stats)
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
