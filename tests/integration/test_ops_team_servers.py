@@ -145,6 +145,17 @@ def test_a_stage_without_credentials_stops_with_one_clear_line(project: Project)
     assert not (project.root / "data").exists(), "a refused stage wrote outputs"
 
 
+def test_a_password_put_in_the_uri_is_not_printed(project: Project) -> None:
+    """Credentials belong in the environment, but a URI that carries them must not leak into a log either."""
+    uri = f"http://pipeline:{PIPELINE.password}@127.0.0.1:{free_port()}"  # nothing listens there
+    env = {**project.env, "MLFLOW_TRACKING_URI": uri}
+    result = subprocess.run(
+        [sys.executable, "stages/download.py"], cwd=project.root, env=env, capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 2 and "is unreachable" in result.stderr
+    assert PIPELINE.password not in result.stdout + result.stderr
+
+
 def test_deploy_registers_the_cron_deployment_with_its_parameters(project: Project, prefect_env: dict[str, str]) -> None:
     prefect(project, prefect_env, "work-pool", "create", POOL, "--type", "process")
     prefect(project, prefect_env, "deploy", "--all")
