@@ -10,10 +10,10 @@ onnxruntime alone: ``tokenizer.json``, ``labels.json``, ``model_meta.json`` and 
     fp16       model.fp16.onnx       the optimized graph in fp16 (inputs and outputs kept), for GPU
 
 ``check_variants`` runs torch and every variant on the evaluation sentences (logit difference, label agreement,
-entity F1), ``measure_latency`` times them at batch 1, ``choose_cpu_variant`` picks the one the registered
-model serves on CPU, and ``check_and_choose`` does all three for the stage. The fp16 variant can only be checked loosely here: onnxruntime's CPU provider runs it, but a
-GPU computes fp16 differently, so its CPU F1 and latency say little about a GPU. All of it runs in the DVC stage
-``dvc repro export``::
+entity F1), ``measure_latency`` times them at batch 1, ``choose_cpu_variant`` picks the one the registered model
+serves on CPU, and ``check_and_choose`` does all three for the stage. The fp16 variant can only be checked loosely
+here: onnxruntime's CPU provider runs it, but a GPU computes fp16 differently, so its CPU F1 and latency say little
+about a GPU. All of it runs in the DVC stage ``dvc repro export``::
 
     export_onnx("models/ner", "models/onnx", opset=17, max_len=128)
     quality = check_and_choose("models/ner", "models/onnx", read_conll("data/ner/test.txt"), 64, params.export)

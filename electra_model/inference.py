@@ -101,14 +101,12 @@ def entity_spans(tags: Sequence[str]) -> list[tuple[str, int, int]]:
 
 
 def first_subtoken_probs(logits: np.ndarray, sentences: Sequence[EncodedSentence]) -> list[list[float]]:
-    """Softmax probability of each word's predicted label at its first sub-token (0 for a word with none)."""
+    """Softmax probability of each word's predicted label at its first sub-token, where its tag is read."""
     result = []
     for row, sentence in enumerate(sentences):
-        positions = np.asarray(sentence.first_subtoken, dtype=np.int64)
-        picked = logits[row, np.clip(positions, 0, None)].astype(np.float32)
+        picked = logits[row, sentence.first_subtoken]
         exp = np.exp(picked - picked.max(-1, keepdims=True))
-        best = exp.max(-1) / exp.sum(-1)
-        result.append(np.where(positions >= 0, best, 0.0).tolist())
+        result.append((exp.max(-1) / exp.sum(-1)).tolist())
     return result
 
 
@@ -167,7 +165,9 @@ def read_meta(onnx_dir: Path) -> dict[str, Any]:
     try:
         meta = json.loads(path.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise ElectraError(f"{path}: not the JSON the export stage writes ({error}); re-run `dvc repro export`") from None
+        raise ElectraError(
+            f"{path}: not the JSON the export stage writes ({error}); re-run `dvc repro export`"
+        ) from None
     missing = sorted({"labels", "max_len", "variants", "cpu_variant", "gpu_variant"} - set(meta))
     if missing:
         raise ElectraError(f"{path}: lacks {missing}; re-export the model with `dvc repro export`")
@@ -182,7 +182,9 @@ def pick_variant(meta: dict[str, Any], providers: Sequence[str], variant: str | 
     return chosen
 
 
-def check_model_matches(session: ort.InferenceSession, tokenizer: Tokenizer, labels: Sequence[str], where: Path) -> None:
+def check_model_matches(
+    session: ort.InferenceSession, tokenizer: Tokenizer, labels: Sequence[str], where: Path
+) -> None:
     """Refuse, at load, a model that was not exported with this tokenizer and these labels: a vocabulary mismatch
     would otherwise give out-of-range ids or silently wrong entities on the first request."""
     names = [node.name for node in session.get_inputs()]
@@ -200,7 +202,9 @@ def check_model_matches(session: ort.InferenceSession, tokenizer: Tokenizer, lab
         )
     width = session.get_outputs()[0].shape[-1]
     if width != len(labels):
-        raise ElectraError(f"{where}: the model scores {width} labels but {META_FILE} lists {len(labels)}; re-export it")
+        raise ElectraError(
+            f"{where}: the model scores {width} labels but {META_FILE} lists {len(labels)}; re-export it"
+        )
 
 
 def session_options(threads: int | None) -> ort.SessionOptions:
@@ -249,7 +253,9 @@ class NerPredictor:
         model_file = onnx_dir / meta["variants"][chosen]["file"]
         for path in (model_file, onnx_dir / TOKENIZER_FILE):
             if not path.is_file():
-                raise ElectraError(f"{onnx_dir}: {path.name} is missing from the exported model; re-run `dvc repro export`")
+                raise ElectraError(
+                    f"{onnx_dir}: {path.name} is missing from the exported model; re-run `dvc repro export`"
+                )
         tokenizer = Tokenizer.from_file(str(onnx_dir / TOKENIZER_FILE))
         tokenizer.no_truncation()
         tokenizer.no_padding()

@@ -87,7 +87,9 @@ def served_model(
     with tempfile.TemporaryDirectory(prefix="electra-serve-") as scratch:
         log = Path(scratch) / "server.log"
         with open(log, "wb") as output:
-            process = subprocess.Popen(command, env=env, stdout=output, stderr=subprocess.STDOUT, start_new_session=True)
+            process = subprocess.Popen(
+                command, env=env, stdout=output, stderr=subprocess.STDOUT, start_new_session=True
+            )
         try:
             _wait_until_up(process, url, log, timeout_s)
             yield url

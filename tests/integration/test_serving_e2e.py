@@ -15,12 +15,15 @@ from typing import Any
 import mlflow
 import pytest
 
+from mlflow.tracking import MlflowClient
+
 from electra_model.config import ExportParams
+from electra_model.data.conll import Sentence
 from electra_model.errors import ElectraError
-from electra_model.export import set_cpu_variant
+from electra_model.export import check_and_choose, export_onnx
 from electra_model.model_server import served_model
 from electra_model.registry import register
-from tests.fixtures_models import quality
+from tests.fixtures_models import MAX_LEN, expected_tags
 
 pytestmark = pytest.mark.e2e
 
@@ -28,17 +31,21 @@ CHAMPION = "models:/electra-ner@champion"
 
 
 @pytest.fixture(scope="module")
-def store(tmp_path_factory: pytest.TempPathFactory, migrated_store: Path, pattern_onnx_dir: Path) -> Iterator[str]:
-    """A registry whose champion is the pattern model, set to serve its int8 variant on CPU."""
+def store(tmp_path_factory: pytest.TempPathFactory, migrated_store: Path, pattern_model_dir: Path) -> Iterator[str]:
+    """A registry whose champion is the pattern model, exported, checked and registered as the export stage does,
+    serving its int8 variant on CPU."""
     root = tmp_path_factory.mktemp("serving")
     shutil.copyfile(migrated_store, root / "mlflow.db")
-    onnx_dir = Path(shutil.copytree(pattern_onnx_dir, root / "onnx"))
-    set_cpu_variant(onnx_dir, "int8", {})
+    export = ExportParams(serve_variant="int8", latency_runs=3)
+    onnx_dir = export_onnx(pattern_model_dir, root / "onnx", export.opset, MAX_LEN)
+    words = "John Smith visited Paris and New York .".split()
+    evaluation = [Sentence(tuple(words), tuple(expected_tags(words)))]
+    quality = check_and_choose(pattern_model_dir, onnx_dir, evaluation, 8, export)
     uri = f"sqlite:///{root / 'mlflow.db'}"
     mlflow.set_tracking_uri(uri)
     mlflow.set_experiment(experiment_id=mlflow.create_experiment("serving", artifact_location=(root / "a").as_uri()))
     with mlflow.start_run():
-        register(onnx_dir, ExportParams(), quality(0.9))
+        register(onnx_dir, export, quality)
     mlflow.set_tracking_uri(None)
     yield uri
 
@@ -61,6 +68,15 @@ def post(url: str, body: bytes | dict[str, Any]) -> tuple[int, Any]:
 
 def spans(predictions: list[list[dict[str, Any]]]) -> list[list[tuple[str, str, int, int]]]:
     return [[(e["type"], e["text"], e["start"], e["end"]) for e in entities] for entities in predictions]
+
+
+def test_the_champion_records_every_variant(store: str) -> None:
+    champion = MlflowClient(store).get_model_version_by_alias("electra-ner", "champion")
+    assert (champion.tags["serve_variant"], champion.tags["f1"]) == ("int8", "1.0")
+    for variant in ("fp32", "optimized", "int8", "fp16"):
+        assert champion.tags[f"variant.{variant}.f1"] == "1.0"
+        assert float(champion.tags[f"variant.{variant}.latency_ms_b1"]) > 0
+    assert float(champion.tags["variant.fp32.max_abs_logit_diff"]) < 1e-4
 
 
 def test_inputs_give_entities_per_text(server: str) -> None:

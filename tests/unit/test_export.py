@@ -164,7 +164,8 @@ def test_auto_serves_the_fastest_variant_within_the_f1_drop() -> None:
     lossy = scored({"fp32": 0.900, "optimized": 0.900, "int8": 0.890, "fp16": 0.9}, ms)
     assert choose_cpu_variant(lossy, ExportParams())[0] == "optimized"
     assert choose_cpu_variant(lossy, ExportParams(max_f1_drop=0.02))[0] == "int8"
-    assert choose_cpu_variant(close, ExportParams(serve_variant="fp32")) == ("fp32", "fp32: set by export.serve_variant")
+    chosen = choose_cpu_variant(close, ExportParams(serve_variant="fp32"))
+    assert chosen == ("fp32", "fp32: set by export.serve_variant")
 
 
 def test_check_and_choose_records_the_choice_in_the_served_directory(
