@@ -1,0 +1,168 @@
+"""CPU inference latency of the exported NER model: torch eager vs onnxruntime fp32 vs optimized fp32 vs int8.
+
+One run, one model, the same inputs for every contender: an ELECTRA-Small-shaped token classifier (12 layers x 256,
+embedding 128, 4 heads, vocabulary 30522, 9 labels; random weights, which cost the same time as trained ones) is
+exported by the pipeline's own ``export_onnx`` and timed at batch 1 and batch 32 of ``--seq-len`` tokens, the
+contenders interleaved run by run so a busy period of a shared machine slows all of them alike. Then every
+variant's entity F1 on a labelled CoNLL file, for a fine-tuned model (``--f1-model``, default the pipeline's
+``models/ner`` scored on ``data/ner/test.txt``)::
+
+    python benchmarks/inference_latency.py
+    python benchmarks/inference_latency.py --f1-model FINETUNED_DIR --f1-data ../shared/data/conll2003/test.txt.gz
+
+Prints markdown tables (latency: median, p95, sequences/s, speedup over torch; F1 per variant) and, last,
+``int8 speedup b1: X.XXx, f1 drop: Y.YY`` (F1 points, fp32 minus int8). The fp16 variant is for GPUs and is not
+timed here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import torch
+from tokenizers import Tokenizer, models, pre_tokenizers
+from transformers import ElectraConfig, ElectraForTokenClassification
+
+from electra_model.data.conll import read_conll
+from electra_model.export import check_variants, export_onnx, interleaved_timings, latency_summary
+from electra_model.inference import CPU, OUTPUT_NAME, read_meta, session_options
+from electra_model.tokenizer import SPECIAL_TOKENS
+
+ROOT = Path(__file__).resolve().parents[1]
+
+SMALL = {"hidden_size": 256, "num_hidden_layers": 12, "num_attention_heads": 4, "intermediate_size": 1024,
+         "embedding_size": 128, "vocab_size": 30522}
+LABELS = ["O", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC", "B-MISC", "I-MISC"]
+ONNX_VARIANTS = ("fp32", "optimized", "int8")
+GOALS = {("optimized", 1): 2.0, ("int8", 1): 3.0, ("int8", 32): 2.0}
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seq-len", type=int, default=128)
+    parser.add_argument("--batches", type=int, nargs="+", default=[1, 32])
+    parser.add_argument("--runs", type=int, nargs="+", default=[40, 8], help="timed runs per batch size")
+    parser.add_argument("--threads", type=int, default=os.cpu_count(), help="torch and onnxruntime threads")
+    parser.add_argument("--f1-model", type=Path, default=ROOT / "models" / "ner", help="a fine-tuned model dir")
+    parser.add_argument("--f1-data", type=Path, default=ROOT / "data" / "ner" / "test.txt", help="CoNLL file")
+    parser.add_argument("--seed", type=int, default=0)
+    return parser.parse_args()
+
+
+def small_model_dir(directory: Path, max_len: int, seed: int) -> Path:
+    """An ELECTRA-Small-shaped classifier with random weights and a WordPiece vocabulary of the same size, laid
+    out as the finetune stage writes a model, so ``export_onnx`` exports it as it exports a trained one."""
+    torch.manual_seed(seed)
+    config = ElectraConfig(**SMALL, max_position_embeddings=max(512, max_len), id2label=dict(enumerate(LABELS)),
+                           label2id={label: index for index, label in enumerate(LABELS)})
+    ElectraForTokenClassification(config).save_pretrained(directory)
+    words = [*SPECIAL_TOKENS, *(f"w{index}" for index in range(SMALL["vocab_size"] - len(SPECIAL_TOKENS)))]
+    tokenizer = Tokenizer(models.WordPiece({word: index for index, word in enumerate(words)}, unk_token="[UNK]"))
+    tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    tokenizer.save(str(directory / "tokenizer.json"))
+    return directory
+
+
+def contenders(model_dir: Path, onnx_dir: Path, feed: dict[str, np.ndarray], threads: int) -> dict[str, Callable]:
+    """One zero-argument call per contender, all on the same input arrays. Torch runs as users run it eagerly:
+    default (SDPA) attention under inference_mode, with the same thread count as onnxruntime."""
+    torch.set_num_threads(threads)
+    model = ElectraForTokenClassification.from_pretrained(model_dir).eval()
+    tensors = {name: torch.from_numpy(array) for name, array in feed.items()}
+
+    def torch_eager() -> object:
+        with torch.inference_mode():
+            return model(**tensors).logits
+
+    calls: dict[str, Callable] = {"torch eager": torch_eager}
+    for name in ONNX_VARIANTS:
+        path = onnx_dir / read_meta(onnx_dir)["variants"][name]["file"]
+        session = ort.InferenceSession(str(path), session_options(threads), providers=[CPU])
+        calls[f"onnxruntime {name}"] = lambda session=session: session.run([OUTPUT_NAME], feed)
+    return calls
+
+
+def latency_rows(model_dir: Path, onnx_dir: Path, args: argparse.Namespace) -> list[dict]:
+    rng = np.random.default_rng(args.seed)
+    rows = []
+    for batch, runs in zip(args.batches, args.runs):
+        ids = rng.integers(len(SPECIAL_TOKENS), SMALL["vocab_size"], size=(batch, args.seq_len), dtype=np.int64)
+        feed = {"input_ids": ids, "attention_mask": np.ones_like(ids)}
+        timings = interleaved_timings(contenders(model_dir, onnx_dir, feed, args.threads), runs)
+        base = float(np.median(timings["torch eager"]))
+        for name, seconds in timings.items():
+            summary = latency_summary(seconds, batch)
+            rows.append({"name": name, "batch": batch, **summary, "speedup": base / float(np.median(seconds))})
+    return rows
+
+
+def latency_table(rows: list[dict], seq_len: int) -> str:
+    lines = ["| contender | batch x seq | median ms | p95 ms | sequences/s | speedup vs torch |",
+             "| --- | --- | ---: | ---: | ---: | ---: |"]
+    for row in rows:
+        lines.append(f"| {row['name']} | {row['batch']} x {seq_len} | {row['median_ms']:.1f} | {row['p95_ms']:.1f} "
+                     f"| {row['per_s']:.1f} | {row['speedup']:.2f}x |")
+    return "\n".join(lines)
+
+
+def goal_lines(rows: list[dict]) -> list[str]:
+    lines = []
+    speedups = {(row["name"], row["batch"]): row["speedup"] for row in rows}
+    for (variant, batch), goal in GOALS.items():
+        speedup = speedups.get((f"onnxruntime {variant}", batch))
+        if speedup is None:
+            continue
+        verdict = "met" if speedup >= goal else "MISSED"
+        lines.append(f"- {variant} b{batch}: {speedup:.2f}x (goal >= {goal:.0f}x): {verdict}")
+    return lines
+
+
+def f1_table(model_dir: Path, data: Path, max_len: int, scratch: Path) -> tuple[str, dict[str, float]]:
+    """Every variant of a fine-tuned model scored on ``data`` through the serving client's own decoding."""
+    onnx_dir = export_onnx(model_dir, scratch / "f1-onnx", opset=17, max_len=max_len)
+    sentences = read_conll(data, scheme="iob2")
+    results = check_variants(model_dir, onnx_dir, sentences, batch_size=64)
+    lines = [f"F1 of `{model_dir}` on `{data}` ({len(sentences)} sentences; torch eager's labels are identical to "
+             f"fp32's: {results['fp32']['labels_identical']})", "",
+             "| variant | entity F1 | max abs logit diff vs torch |", "| --- | ---: | ---: |"]
+    for name, result in results.items():
+        lines.append(f"| {name} | {100 * result['f1']:.2f} | {result['max_abs_logit_diff']:.2e} |")
+    return "\n".join(lines), {name: result["f1"] for name, result in results.items()}
+
+
+def machine() -> str:
+    load = " / ".join(f"{value:.1f}" for value in os.getloadavg())
+    return (f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, load average {load}; "
+            f"torch {torch.__version__}, onnxruntime {ort.__version__}")
+
+
+def main() -> None:
+    args = parse_args()
+    print(f"machine: {machine()}")
+    with tempfile.TemporaryDirectory(prefix="electra-bench-") as scratch_name:
+        scratch = Path(scratch_name)
+        model_dir = small_model_dir(scratch / "small", args.seq_len, args.seed)
+        onnx_dir = export_onnx(model_dir, scratch / "onnx", opset=17, max_len=args.seq_len)
+        print(f"fused operators (optimized graph): {read_meta(onnx_dir)['fused_operators']}\n")
+        rows = latency_rows(model_dir, onnx_dir, args)
+        print(latency_table(rows, args.seq_len))
+        print("\n".join(["", *goal_lines(rows), f"- after the run: load average {os.getloadavg()[0]:.1f}", ""]))
+        f1 = {"fp32": float("nan"), "int8": float("nan")}
+        if (args.f1_model / "config.json").is_file() and args.f1_data.is_file():
+            table, f1 = f1_table(args.f1_model, args.f1_data, args.seq_len, scratch)
+            print(table + "\n")
+        else:
+            print(f"no F1: {args.f1_model} (a fine-tuned model) or {args.f1_data} is missing\n")
+    speedup = next(r["speedup"] for r in rows if r["name"] == "onnxruntime int8" and r["batch"] == args.batches[0])
+    print(f"int8 speedup b{args.batches[0]}: {speedup:.2f}x, f1 drop: {100 * (f1['fp32'] - f1['int8']):.2f}")
+
+
+if __name__ == "__main__":
+    main()
