@@ -40,6 +40,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--max-seq-len", type=int, default=128)
     parser.add_argument("--patience", type=int, default=1)
     parser.add_argument("--seed", type=int, default=1234)
+    parser.add_argument("--device", default="auto", help="auto | cpu | cuda")
     return parser.parse_args()
 
 
@@ -57,7 +58,7 @@ def main() -> None:
         learning_rate=args.learning_rate,
         layer_lr_decay=args.layer_lr_decay,
         patience=args.patience,
-        device="cpu",
+        device=args.device,
     )
     started = time.perf_counter()
     model, tokenizer, summary = finetune(

@@ -1,0 +1,174 @@
+"""Pretraining quality on a real corpus within a wall-clock budget: losses, RTD accuracy on held-out text.
+
+    python benchmarks/pretrain_quality.py --corpus ../shared/data/corpus/wiki_en_train_0*.txt.gz \\
+        --valid ../shared/data/corpus/wiki_en_valid.txt.gz --preset small --minutes 60 --out /tmp/quality
+
+It runs the pretrain stage's own code path on files read in place: a cased WordPiece vocabulary trained on the
+first ``--tokenizer-lines`` paragraphs, the whole corpus tokenized once into the memory-mapped token stream,
+packed blocks, :func:`electra_model.pretrain.pretrain` with the preset's shape, and ``save_pretrained``. The step
+count is fitted to the budget: a short calibration run times the step on this machine, and the run then gets as
+many steps as the time left allows, so its learning-rate schedule (warmup ``--warmup-fraction`` of the steps, then
+linear decay) completes inside the budget.
+
+Quality is judged on held-out documents (``--valid``): the discriminator's RTD accuracy against the all-original
+baseline (the share of tokens the generator left unchanged, which a discriminator that learned nothing scores),
+its precision and recall on replaced tokens, and the generator's MLM accuracy. Written under ``--out``:
+``pretrained/`` (discriminator + tokenizer, ready for ``benchmarks/ner_real_data.py --model-dir``),
+``curve.jsonl`` (one line per logging step) and ``summary.json``; the last line printed is the held-out summary.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import time
+from collections.abc import Iterator, Sequence
+from itertools import islice
+from pathlib import Path
+
+import numpy as np
+import torch
+import yaml
+
+from electra_model.config import PretrainParams
+from electra_model.data.blocks import PackedBlocks, cached_token_stream, pack_blocks
+from electra_model.modeling import ElectraPretrainingModel, mask_tokens
+from electra_model.pretrain import RunningStats, Trainer, pretrain, save_pretrained, shard_seed
+from electra_model.tokenizer import as_transformers_tokenizer, special_token_ids, train_wordpiece
+from electra_model.training import Distributed
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def paragraphs(files: Sequence[Path]) -> Iterator[str]:
+    """Non-blank lines of .txt or .txt.gz files, in order."""
+    for path in files:
+        with gzip.open(path, "rt", encoding="utf-8") if path.suffix == ".gz" else open(path, encoding="utf-8") as f:
+            yield from (line.rstrip("\n") for line in f if line.strip())
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--corpus", type=Path, nargs="+", required=True, help="training text, one paragraph a line")
+    parser.add_argument("--valid", type=Path, required=True, help="held-out text for the quality figures")
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--preset", default="small")
+    parser.add_argument("--minutes", type=float, required=True, help="wall-clock budget, tokenization included")
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--learning-rate", type=float, default=1e-3)
+    parser.add_argument("--warmup-fraction", type=float, default=0.1)
+    parser.add_argument("--seq-len", type=int, default=128)
+    parser.add_argument("--vocab-size", type=int, default=30522)
+    parser.add_argument("--tokenizer-lines", type=int, default=100_000)
+    parser.add_argument("--calibration-steps", type=int, default=10)
+    parser.add_argument("--valid-blocks", type=int, default=2048)
+    parser.add_argument("--compile", action="store_true")
+    parser.add_argument("--seed", type=int, default=1234)
+    return parser.parse_args()
+
+
+def pretrain_params(args: argparse.Namespace, max_steps: int) -> PretrainParams:
+    """The params.yaml pretrain section with this run's preset, batch, learning rate and step count."""
+    raw = yaml.safe_load((REPO / "params.yaml").read_text(encoding="utf-8"))["pretrain"]
+    raw.update(
+        preset=args.preset,
+        batch_size=args.batch_size,
+        learning_rate=args.learning_rate,
+        max_seq_len=args.seq_len,
+        max_steps=max_steps,
+        warmup_steps=max(1, round(args.warmup_fraction * max_steps)),
+        log_every=(log_every := 10 * max(1, max_steps // 2000)),
+        checkpoint_every=log_every,  # no checkpoints are written here; the params require a multiple of log_every
+        compile=args.compile,
+    )
+    return PretrainParams.model_validate(raw)
+
+
+def seconds_per_step(args: argparse.Namespace, tokenizer, blocks: PackedBlocks) -> float:
+    """Median wall time of a training step on this machine, after two warm-up steps (compilation included there)."""
+    trainer = Trainer(pretrain_params(args, 10_000), args.seed, tokenizer, blocks, Distributed())
+    if args.compile:
+        trainer.model.generator.electra.compile()
+        trainer.model.discriminator.electra.compile()
+    stats = RunningStats.zeros(trainer.device)
+    times = []
+    for _ in range(args.calibration_steps + 2):
+        started = time.perf_counter()
+        trainer.train_step(trainer.model, stats)
+        if trainer.device.type == "cuda":
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - started)
+    return float(np.median(times[2:]))
+
+
+@torch.no_grad()
+def held_out_metrics(model: ElectraPretrainingModel, blocks: np.ndarray, params: PretrainParams, tokenizer, seed: int) -> dict:
+    """MLM and RTD figures on held-out blocks, masked and sampled as in training, dropout off."""
+    device = next(model.parameters()).device
+    special = special_token_ids(tokenizer)
+    unmaskable = torch.tensor([special[t] for t in ("[CLS]", "[SEP]", "[PAD]", "[MASK]")], device=device)
+    autocast = torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
+    stats = RunningStats.zeros(device)
+    model.eval()
+    for index, start in enumerate(range(0, len(blocks), params.batch_size)):
+        input_ids = torch.from_numpy(blocks[start : start + params.batch_size].astype(np.int64)).to(device)
+        sampler = torch.Generator(device=device).manual_seed(shard_seed(seed, index, 0, 0))
+        maskable = ~torch.isin(input_ids, unmaskable)
+        masked = mask_tokens(input_ids, maskable, special["[MASK]"], params.mask_prob, params.mask_token_prob, sampler)
+        with autocast:
+            stats.add(model(input_ids, None, masked, sampler))
+    metrics = stats.summary(Distributed())
+    metrics["all_original_baseline_accuracy"] = 1.0 - metrics["replaced_fraction"]
+    return metrics
+
+
+def main() -> None:
+    args = parse_args()
+    started = time.perf_counter()
+    budget_s = args.minutes * 60
+    args.out.mkdir(parents=True, exist_ok=True)
+    tokenizer = train_wordpiece(islice(paragraphs(args.corpus), args.tokenizer_lines), args.vocab_size, 2, False)
+    tokenizer_dir = args.out / "tokenizer"
+    as_transformers_tokenizer(tokenizer, args.seq_len).save_pretrained(tokenizer_dir)
+    stream = cached_token_stream(tokenizer, lambda: paragraphs(args.corpus), args.out / "tokens")
+    blocks = PackedBlocks.for_tokenizer(stream, tokenizer, args.seq_len)
+    valid_blocks = pack_blocks(tokenizer, paragraphs([args.valid]), args.seq_len)[: args.valid_blocks]
+    prepared_s = time.perf_counter() - started
+
+    step_s = seconds_per_step(args, tokenizer, blocks)
+    left_s = budget_s - (time.perf_counter() - started) - 30  # held-out evaluation and saving
+    max_steps = max(20, int(left_s / step_s))
+    params = pretrain_params(args, max_steps)
+    print(f"prepared in {prepared_s:.0f} s: {len(stream):,} tokens, {len(blocks):,} blocks; "
+          f"{step_s * 1000:.1f} ms/step -> {max_steps} steps", flush=True)
+
+    with open(args.out / "curve.jsonl", "w", encoding="utf-8") as curve:
+        def on_log(step: int, metrics: dict[str, float]) -> None:
+            curve.write(json.dumps({"step": step, **metrics}) + "\n")
+            curve.flush()
+
+        training_started = time.perf_counter()
+        model, final = pretrain(params, args.seed, tokenizer, blocks, on_log)
+        training_s = time.perf_counter() - training_started
+    save_pretrained(model, tokenizer_dir, args.out / "pretrained")
+    held_out = held_out_metrics(model, valid_blocks, params, tokenizer, args.seed)
+    summary = {
+        "preset": args.preset,
+        "device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu",
+        "params": params.model_dump(),
+        "corpus_tokens": len(stream),
+        "steps": max_steps,
+        "tokens_seen": max_steps * args.batch_size * args.seq_len,
+        "training_wall_s": round(training_s, 1),
+        "total_wall_s": round(time.perf_counter() - started, 1),
+        "final_train_window": final,
+        "held_out": held_out,
+    }
+    (args.out / "summary.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
+    print(json.dumps({key: summary[key] for key in ("steps", "tokens_seen", "training_wall_s", "total_wall_s")}))
+    print("held-out: " + ", ".join(f"{k} {v:.4f}" for k, v in held_out.items()))
+
+
+if __name__ == "__main__":
+    main()
