@@ -84,7 +84,7 @@ def contenders(model_dir: Path, onnx_dir: Path, feed: dict[str, np.ndarray], thr
     calls: dict[str, Callable] = {"torch eager": torch_eager}
     for name in ONNX_VARIANTS:
         path = onnx_dir / read_meta(onnx_dir)["variants"][name]["file"]
-        session = ort.InferenceSession(str(path), session_options(threads), providers=[CPU])
+        session = ort.InferenceSession(str(path), session_options(threads, spinning=False), providers=[CPU])
         calls[f"onnxruntime {name}"] = lambda session=session: session.run([OUTPUT_NAME], feed)
     return calls
 
@@ -127,7 +127,7 @@ def goal_lines(rows: list[dict]) -> list[str]:
 def f1_table(model_dir: Path, data: Path, max_len: int, scratch: Path) -> tuple[str, dict[str, float]]:
     """Every variant of a fine-tuned model scored on ``data`` through the serving client's own decoding."""
     onnx_dir = export_onnx(model_dir, scratch / "f1-onnx", opset=17, max_len=max_len)
-    sentences = read_conll(data, scheme="iob2")
+    sentences = read_conll(data, scheme="auto")
     results = check_variants(model_dir, onnx_dir, sentences, batch_size=64)
     lines = [f"F1 of `{model_dir}` on `{data}` ({len(sentences)} sentences; torch eager's labels are identical to "
              f"fp32's: {results['fp32']['labels_identical']})", "",

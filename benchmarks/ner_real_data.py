@@ -2,7 +2,8 @@
 
 Reads the CoNLL-2003 files in place (IOB1, converted to IOB2 on reading), fine-tunes with early stopping on valid,
 scores test with the conlleval rules and writes, under ``--out`` (keep it outside the repository):
-``summary.json``, ``conlleval.txt`` and ``predictions.txt`` (``word gold guess``, scorable with ``electra score``)::
+``summary.json``, ``conlleval.txt``, ``predictions.txt`` (``word gold guess``, scorable with ``electra score``) and
+``model/`` (the best checkpoint with its tokenizer, e.g. for ``inference_latency.py --f1-model``)::
 
     python benchmarks/ner_real_data.py --init random --model-dir PRETRAINED_DIR --out /tmp/ner/random
     python benchmarks/ner_real_data.py --init pretrained --model-dir PRETRAINED_DIR --out /tmp/ner/pretrained
@@ -23,6 +24,7 @@ from electra_model.conlleval import count_chunks, report, sequence_rows
 from electra_model.data.conll import check_labels_known, read_conll
 from electra_model.finetune import finetune, predict_tags
 from electra_model.metrics import entity_scores
+from electra_model.tokenizer import as_transformers_tokenizer
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "conll2003"
 
@@ -65,6 +67,8 @@ def main() -> None:
         params, args.seed, args.model_dir, splits["train"], splits["valid"], lambda step, metrics: None
     )
     train_s = time.perf_counter() - started
+    model.save_pretrained(args.out / "model", safe_serialization=True)
+    as_transformers_tokenizer(tokenizer, args.max_seq_len).save_pretrained(args.out / "model")
     test = splits["test"]
     predicted = predict_tags(model, tokenizer, test, args.max_seq_len, 64)
     gold = [sentence.tags for sentence in test]

@@ -298,7 +298,9 @@ def measure_latency(onnx_dir: Path | str, runs: int, threads: int | None = None)
     ids = np.random.default_rng(0).integers(5, meta["vocab_size"], size=(1, meta["max_len"]), dtype=np.int64)
     feed = {"input_ids": ids, "attention_mask": np.ones_like(ids)}
     sessions = {
-        name: ort.InferenceSession(str(Path(onnx_dir) / entry["file"]), session_options(threads), providers=[CPU])
+        name: ort.InferenceSession(
+            str(Path(onnx_dir) / entry["file"]), session_options(threads, spinning=False), providers=[CPU]
+        )
         for name, entry in meta["variants"].items()
     }
     calls = {name: (lambda session=session: session.run([OUTPUT_NAME], feed)) for name, session in sessions.items()}
