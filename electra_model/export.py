@@ -35,6 +35,7 @@ import onnxruntime as ort
 import torch
 from onnxruntime.quantization import QuantType, quantize_dynamic
 from onnxruntime.transformers import optimizer
+from onnxruntime.transformers.fusion_options import FusionOptions
 from onnxruntime.transformers.onnx_model import OnnxModel
 from transformers import ElectraForTokenClassification
 
@@ -116,7 +117,19 @@ def _check_dynamic_axes(path: Path, num_labels: int) -> None:
             raise RuntimeError(f"exported graph gave logits of shape {shape} for input {(batch, length)}")
 
 
-def _optimize(source: Path, target: Path, model: ElectraForTokenClassification) -> dict[str, int]:
+def _fusion_options(for_cpu: bool) -> FusionOptions:
+    """The transformer optimizer's BERT fusions; on CPU without the SkipLayerNormalization and
+    EmbedLayerNormalization kernels, which were slower on CPU than what onnxruntime makes of the unfused ops
+    (measured on 2 cores, ELECTRA-Small shape: 9.0 against 10.1 ms at batch 1, 231 against 277 ms at batch 32)."""
+    options = FusionOptions("bert")
+    if for_cpu:
+        options.enable_skip_layer_norm = False
+        options.enable_bias_skip_layer_norm = False
+        options.enable_embed_layer_norm = False
+    return options
+
+
+def _optimize(source: Path, target: Path, model: ElectraForTokenClassification, for_cpu: bool) -> dict[str, int]:
     """Fuse the graph with onnxruntime's transformer optimizer and return the fused-operator counts.
 
     The fusion is pattern matching on the exported graph, so a change of exporter, opset or attention
@@ -129,6 +142,7 @@ def _optimize(source: Path, target: Path, model: ElectraForTokenClassification) 
         model_type="bert",
         num_heads=model.config.num_attention_heads,
         hidden_size=model.config.hidden_size,
+        optimization_options=_fusion_options(for_cpu),
     )
     counts = {name: int(count) for name, count in fused.get_fused_operator_statistics().items() if count}
     layers = model.config.num_hidden_layers
@@ -190,9 +204,12 @@ def export_onnx(model_dir: Path | str, out_dir: Path | str, opset: int, max_len:
         paths = {name: staging / file for name, file in VARIANT_FILES.items()}
         _trace(model, paths["fp32"], opset)
         _check_dynamic_axes(paths["fp32"], len(labels))
-        fused = _optimize(paths["fp32"], paths["optimized"], model)
+        fused = _optimize(paths["fp32"], paths["optimized"], model, for_cpu=True)
         _quantize_int8(paths["optimized"], paths["int8"])
-        _convert_fp16(paths["optimized"], paths["fp16"])
+        gpu_graph = staging / "gpu-fused.onnx"
+        _optimize(paths["fp32"], gpu_graph, model, for_cpu=False)
+        _convert_fp16(gpu_graph, paths["fp16"])
+        gpu_graph.unlink()
         for name, path in paths.items():
             _stamp(path, {"vocab_size": model.config.vocab_size, "num_labels": len(labels), "variant": name})
         shutil.copyfile(tokenizer_file, staging / TOKENIZER_FILE)
