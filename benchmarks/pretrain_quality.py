@@ -30,11 +30,12 @@ from pathlib import Path
 import numpy as np
 import torch
 import yaml
+from tokenizers import Tokenizer
 
 from electra_model.config import PretrainParams
 from electra_model.data.blocks import PackedBlocks, cached_token_stream, pack_blocks
 from electra_model.modeling import ElectraPretrainingModel, mask_tokens
-from electra_model.pretrain import RunningStats, Trainer, pretrain, save_pretrained, shard_seed
+from electra_model.pretrain import RunningStats, Trainer, compile_bodies, pretrain, save_pretrained, shard_seed
 from electra_model.tokenizer import as_transformers_tokenizer, special_token_ids, train_wordpiece
 from electra_model.training import Distributed
 
@@ -85,12 +86,11 @@ def pretrain_params(args: argparse.Namespace, max_steps: int) -> PretrainParams:
     return PretrainParams.model_validate(raw)
 
 
-def seconds_per_step(args: argparse.Namespace, tokenizer, blocks: PackedBlocks) -> float:
+def seconds_per_step(args: argparse.Namespace, tokenizer: Tokenizer, blocks: PackedBlocks) -> float:
     """Median wall time of a training step on this machine, after two warm-up steps (compilation included there)."""
     trainer = Trainer(pretrain_params(args, 10_000), args.seed, tokenizer, blocks, Distributed())
     if args.compile:
-        trainer.model.generator.electra.compile()
-        trainer.model.discriminator.electra.compile()
+        compile_bodies(trainer.model)
     stats = RunningStats.zeros(trainer.device)
     times = []
     for _ in range(args.calibration_steps + 2):
@@ -103,7 +103,9 @@ def seconds_per_step(args: argparse.Namespace, tokenizer, blocks: PackedBlocks) 
 
 
 @torch.no_grad()
-def held_out_metrics(model: ElectraPretrainingModel, blocks: np.ndarray, params: PretrainParams, tokenizer, seed: int) -> dict:
+def held_out_metrics(
+    model: ElectraPretrainingModel, blocks: np.ndarray, params: PretrainParams, tokenizer: Tokenizer, seed: int
+) -> dict[str, float]:
     """MLM and RTD figures on held-out blocks, masked and sampled as in training, dropout off."""
     device = next(model.parameters()).device
     special = special_token_ids(tokenizer)

@@ -167,7 +167,9 @@ def main() -> None:
         trainer, special, params.disc_weight
     )}
     if on_gpu:
-        baselines["naive HF, as above under bf16 autocast"] = NaiveElectra(trainer, special, params.disc_weight, bf16=True)
+        baselines["naive HF, as above under bf16 autocast"] = NaiveElectra(
+            trainer, special, params.disc_weight, bf16=True
+        )
     shuffled = [paragraphs[i] for i in np.random.default_rng(0).permutation(len(paragraphs))]
     rows = args.batch_size
     padded = [
