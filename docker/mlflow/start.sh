@@ -21,5 +21,6 @@ INI
 export MLFLOW_AUTH_CONFIG_PATH="$config"
 exec mlflow server --app-name basic-auth \
   --host "${MLFLOW_HOST:-0.0.0.0}" --port "${MLFLOW_PORT:-5000}" --workers "${MLFLOW_WORKERS:-2}" \
+  ${MLFLOW_ALLOWED_HOSTS:+--allowed-hosts "$MLFLOW_ALLOWED_HOSTS"} \
   --backend-store-uri "$MLFLOW_BACKEND_STORE_URI" \
   --artifacts-destination "$MLFLOW_ARTIFACTS_DESTINATION"

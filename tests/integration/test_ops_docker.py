@@ -14,12 +14,14 @@ registered champion from a loopback MLflow server, and the CPU image is built an
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
 import shutil
 import subprocess
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -299,3 +301,69 @@ def test_the_mlflow_image_serves_on_postgres_and_s3(docker_base: str, tmp_path: 
             assert user.stdout.strip() == "10001"
         finally:
             subprocess.run(["docker", "rm", "-f", name], capture_output=True, timeout=120)
+
+
+def test_the_compose_stack_comes_up_on_local_standins(docker_base: str, tmp_path: Path) -> None:
+    """docker-compose.yml as shipped, with compose.standins.yml in place of the three images this machine cannot
+    pull (PostgreSQL, MinIO + mc, Prefect): every service healthy or completed, anonymous MLflow writes refused, the
+    pipeline's account (made by the mlflow-users job) logging a run whose artifact lands in the S3 bucket, and the
+    Prefect API answering only with its auth string."""
+    cli = compose_cli()
+    if cli is None:
+        pytest.skip("no Docker Compose CLI (docker compose or docker-compose) is installed")
+    import boto3
+
+    build("Dockerfile.mlflow", "electra-mlflow:3.17.2", docker_base)
+    index = os.environ.get("ELECTRA_DOCKER_TORCH_INDEX")
+    build("Dockerfile.cpu", "electra-pipeline:cpu", docker_base, *(["--build-arg", f"TORCH_INDEX_URL={index}"] if index else []))
+    build("standins/Dockerfile.postgres", "electra-standin-postgres:15", docker_base)
+    build("standins/Dockerfile.s3", "electra-standin-s3:5.2.5", docker_base)
+    env = {k: v or new_account(k.lower()).password for k, v in env_example().items()}
+    env.update(COMPOSE_PROJECT_NAME=f"electra-test-{os.getpid()}", PREFECT_AUTH_STRING=f"admin:{env['PREFECT_AUTH_STRING']}",
+               ELECTRA_UID=str(os.getuid()), ELECTRA_GID=str(os.getgid()))
+    env_file = tmp_path / ".env"
+    env_file.write_text("".join(f"{k}={v}\n" for k, v in env.items()), encoding="utf-8")
+    compose = [*cli, "-f", str(COMPOSE), "-f", str(DOCKER / "compose.standins.yml"), "--env-file", str(env_file)]
+    try:
+        up = subprocess.run([*compose, "up", "-d", "--no-build"], capture_output=True, text=True, timeout=900)
+        assert up.returncode == 0, up.stdout[-3000:] + up.stderr[-3000:]
+        def state(service: str, template: str) -> str:
+            container = subprocess.run([*compose, "ps", "-q", service], capture_output=True, text=True).stdout.strip()
+            return subprocess.run(["docker", "inspect", "-f", template, container], capture_output=True, text=True).stdout.strip()
+
+        for service in SERVICES - ONE_SHOT - {"prefect-worker"}:
+            assert state(service, "{{.State.Health.Status}}") == "healthy", service
+        for job in ONE_SHOT:
+            assert state(job, "{{.State.Status}} {{.State.ExitCode}}") == "exited 0", job
+
+        request = urllib.request.Request("http://127.0.0.1:5000/api/2.0/mlflow/experiments/create", method="POST",
+                                         data=b'{"name": "anonymous"}', headers={"Content-Type": "application/json"})
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(request, timeout=30)
+        assert refused.value.code in (401, 403)
+
+        client = mlflow.MlflowClient("http://127.0.0.1:5000")
+        os.environ.update(MLFLOW_TRACKING_USERNAME=env["MLFLOW_PIPELINE_USER"],
+                          MLFLOW_TRACKING_PASSWORD=env["MLFLOW_PIPELINE_PASSWORD"])
+        try:
+            run = client.create_run(client.create_experiment("stack"))
+            (tmp_path / "report.txt").write_text("entity F1 0.9\n", encoding="utf-8")
+            client.log_artifact(run.info.run_id, str(tmp_path / "report.txt"))
+        finally:
+            for name in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"):
+                os.environ.pop(name, None)
+        s3 = boto3.client("s3", endpoint_url="http://127.0.0.1:9000", region_name="us-east-1",
+                          aws_access_key_id=env["S3_ACCESS_KEY_ID"], aws_secret_access_key=env["S3_SECRET_ACCESS_KEY"])
+        keys = [item["Key"] for item in s3.list_objects_v2(Bucket=env["MLFLOW_BUCKET"]).get("Contents", [])]
+        assert any(key.endswith(f"{run.info.run_id}/artifacts/report.txt") for key in keys), keys
+
+        pools = urllib.request.Request("http://127.0.0.1:4200/api/work_pools/filter", data=b"{}", method="POST",
+                                       headers={"Content-Type": "application/json"})
+        with pytest.raises(urllib.error.HTTPError):
+            urllib.request.urlopen(pools, timeout=30)
+        token = base64.b64encode(env["PREFECT_AUTH_STRING"].encode()).decode()
+        pools.add_header("Authorization", f"Basic {token}")
+        with urllib.request.urlopen(pools, timeout=30) as response:
+            assert response.status == 200
+    finally:
+        subprocess.run([*compose, "down", "-v"], capture_output=True, timeout=300)
