@@ -95,18 +95,19 @@ def test_the_compose_file_follows_the_compose_specification() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def compose_cli() -> list[str] | None:
-    """`docker compose` (v2) if the plugin is there, else the older `docker-compose`, else None."""
+@pytest.fixture(scope="module")
+def compose_cli() -> list[str]:
+    """`docker compose` (v2) if the plugin is there, else the older `docker-compose`; the test is skipped without
+    either, since CI machines have no Docker tooling."""
     if shutil.which("docker") and subprocess.run(["docker", "compose", "version"], capture_output=True).returncode == 0:
         return ["docker", "compose"]
-    return ["docker-compose"] if shutil.which("docker-compose") else None
+    if shutil.which("docker-compose"):
+        return ["docker-compose"]
+    pytest.skip("no Docker Compose CLI (docker compose or docker-compose) is installed")
 
 
-def test_compose_config_accepts_a_filled_env_file_and_refuses_missing_secrets(tmp_path: Path) -> None:
-    cli = compose_cli()
-    if cli is None:
-        pytest.skip("no Docker Compose CLI (docker compose or docker-compose) is installed")
-    base = [*cli, "-f", str(COMPOSE), "--env-file"]
+def test_compose_config_accepts_a_filled_env_file_and_refuses_missing_secrets(tmp_path: Path, compose_cli: list[str]) -> None:
+    base = [*compose_cli, "-f", str(COMPOSE), "--env-file"]
     filled = subprocess.run([*base, str(filled_env_file(tmp_path / ".env")), "config", "-q"], capture_output=True, text=True)
     assert filled.returncode == 0, filled.stderr
     empty = subprocess.run([*base, str(DOCKER / ".env.example"), "config", "-q"], capture_output=True, text=True)
@@ -303,14 +304,11 @@ def test_the_mlflow_image_serves_on_postgres_and_s3(docker_base: str, tmp_path: 
             subprocess.run(["docker", "rm", "-f", name], capture_output=True, timeout=120)
 
 
-def test_the_compose_stack_comes_up_on_local_standins(docker_base: str, tmp_path: Path) -> None:
+def test_the_compose_stack_comes_up_on_local_standins(docker_base: str, compose_cli: list[str], tmp_path: Path) -> None:
     """docker-compose.yml as shipped, with compose.standins.yml in place of the three images this machine cannot
     pull (PostgreSQL, MinIO + mc, Prefect): every service healthy or completed, anonymous MLflow writes refused, the
     pipeline's account (made by the mlflow-users job) logging a run whose artifact lands in the S3 bucket, and the
     Prefect API answering only with its auth string."""
-    cli = compose_cli()
-    if cli is None:
-        pytest.skip("no Docker Compose CLI (docker compose or docker-compose) is installed")
     import boto3
 
     build("Dockerfile.mlflow", "electra-mlflow:3.17.2", docker_base)
@@ -323,7 +321,7 @@ def test_the_compose_stack_comes_up_on_local_standins(docker_base: str, tmp_path
                ELECTRA_UID=str(os.getuid()), ELECTRA_GID=str(os.getgid()))
     env_file = tmp_path / ".env"
     env_file.write_text("".join(f"{k}={v}\n" for k, v in env.items()), encoding="utf-8")
-    compose = [*cli, "-f", str(COMPOSE), "-f", str(DOCKER / "compose.standins.yml"), "--env-file", str(env_file)]
+    compose = [*compose_cli, "-f", str(COMPOSE), "-f", str(DOCKER / "compose.standins.yml"), "--env-file", str(env_file)]
     try:
         up = subprocess.run([*compose, "up", "-d", "--no-build"], capture_output=True, text=True, timeout=900)
         assert up.returncode == 0, up.stdout[-3000:] + up.stderr[-3000:]
