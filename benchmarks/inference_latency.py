@@ -2,8 +2,10 @@
 
 One run, one model, the same inputs for every contender: an ELECTRA-Small-shaped token classifier (12 layers x 256,
 embedding 128, 4 heads, vocabulary 30522, 9 labels; random weights, which cost the same time as trained ones) is
-exported by the pipeline's own ``export_onnx`` and timed at batch 1 and batch 32 of ``--seq-len`` tokens, the
-contenders interleaved run by run so a busy period of a shared machine slows all of them alike. Then every
+exported by the pipeline's own ``export_onnx`` and timed at batch 1 and batch 32 of ``--seq-len`` tokens, in
+blocks of runs per contender over several rounds so a busy period of a shared machine slows all of them alike.
+onnxruntime runs as the client serves it (:func:`electra_model.inference.open_session`: idle threads spinning,
+its default; ``--no-spinning`` times it with sleeping threads, as a process sharing its cores would). Then every
 variant's entity F1 on a labelled CoNLL file, for a fine-tuned model (``--f1-model``, default the pipeline's
 ``models/ner`` scored on ``data/ner/test.txt``)::
 
@@ -31,8 +33,8 @@ from tokenizers import Tokenizer, models, pre_tokenizers
 from transformers import ElectraConfig, ElectraForTokenClassification
 
 from electra_model.data.conll import read_conll
-from electra_model.export import check_variants, export_onnx, interleaved_timings, latency_summary
-from electra_model.inference import CPU, OUTPUT_NAME, read_meta, session_options
+from electra_model.export import block_timings, check_variants, export_onnx, latency_summary
+from electra_model.inference import CPU, OUTPUT_NAME, open_session, read_meta
 from electra_model.tokenizer import SPECIAL_TOKENS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -50,6 +52,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--batches", type=int, nargs="+", default=[1, 32])
     parser.add_argument("--runs", type=int, nargs="+", default=[40, 8], help="timed runs per batch size")
     parser.add_argument("--threads", type=int, default=os.cpu_count(), help="torch and onnxruntime threads")
+    parser.add_argument("--no-spinning", dest="spinning", action="store_false",
+                        help="onnxruntime threads sleep between runs instead of spinning (its default)")
     parser.add_argument("--f1-model", type=Path, default=ROOT / "models" / "ner", help="a fine-tuned model dir")
     parser.add_argument("--f1-data", type=Path, default=ROOT / "data" / "ner" / "test.txt", help="CoNLL file")
     parser.add_argument("--seed", type=int, default=0)
@@ -70,7 +74,9 @@ def small_model_dir(directory: Path, max_len: int, seed: int) -> Path:
     return directory
 
 
-def contenders(model_dir: Path, onnx_dir: Path, feed: dict[str, np.ndarray], threads: int) -> dict[str, Callable]:
+def contenders(
+    model_dir: Path, onnx_dir: Path, feed: dict[str, np.ndarray], threads: int, spinning: bool
+) -> dict[str, Callable]:
     """One zero-argument call per contender, all on the same input arrays. Torch runs as users run it eagerly:
     default (SDPA) attention under inference_mode, with the same thread count as onnxruntime."""
     torch.set_num_threads(threads)
@@ -84,7 +90,7 @@ def contenders(model_dir: Path, onnx_dir: Path, feed: dict[str, np.ndarray], thr
     calls: dict[str, Callable] = {"torch eager": torch_eager}
     for name in ONNX_VARIANTS:
         path = onnx_dir / read_meta(onnx_dir)["variants"][name]["file"]
-        session = ort.InferenceSession(str(path), session_options(threads, spinning=False), providers=[CPU])
+        session = open_session(path, [CPU], threads, spinning)
         calls[f"onnxruntime {name}"] = lambda session=session: session.run([OUTPUT_NAME], feed)
     return calls
 
@@ -95,7 +101,7 @@ def latency_rows(model_dir: Path, onnx_dir: Path, args: argparse.Namespace) -> l
     for batch, runs in zip(args.batches, args.runs):
         ids = rng.integers(len(SPECIAL_TOKENS), SMALL["vocab_size"], size=(batch, args.seq_len), dtype=np.int64)
         feed = {"input_ids": ids, "attention_mask": np.ones_like(ids)}
-        timings = interleaved_timings(contenders(model_dir, onnx_dir, feed, args.threads), runs)
+        timings = block_timings(contenders(model_dir, onnx_dir, feed, args.threads, args.spinning), runs)
         base = float(np.median(timings["torch eager"]))
         for name, seconds in timings.items():
             summary = latency_summary(seconds, batch)
@@ -146,6 +152,7 @@ def machine() -> str:
 def main() -> None:
     args = parse_args()
     print(f"machine: {machine()}")
+    print(f"threads: {args.threads} (torch and onnxruntime); onnxruntime spinning: {'on' if args.spinning else 'off'}")
     with tempfile.TemporaryDirectory(prefix="electra-bench-") as scratch_name:
         scratch = Path(scratch_name)
         model_dir = small_model_dir(scratch / "small", args.seq_len, args.seed)

@@ -21,6 +21,7 @@ about a GPU. All of it runs in the DVC stage ``dvc repro export``::
 
 from __future__ import annotations
 
+import itertools
 import logging
 import shutil
 import time
@@ -52,8 +53,8 @@ from electra_model.inference import (
     TOKENIZER_FILE,
     NerPredictor,
     merge_examples,
+    open_session,
     read_meta,
-    session_options,
 )
 from electra_model.io import atomic_dir, write_json
 from electra_model.metrics import entity_scores
@@ -289,17 +290,32 @@ def check_variants(
     return results
 
 
-def interleaved_timings(calls: Mapping[str, Callable[[], object]], runs: int) -> dict[str, list[float]]:
-    """Seconds per call of each function, measured round-robin after one warm-up call each, so that a slow
-    period of a shared machine slows every contender alike instead of whichever happened to run then."""
-    for call in calls.values():
-        call()
+def block_timings(
+    calls: Mapping[str, Callable[[], object]], runs: int, rounds: int = 4, settle_s: float = 0.25
+) -> dict[str, list[float]]:
+    """Seconds per call of each function: ``runs`` timed calls each, spread over ``rounds`` rounds in which every
+    contender runs one block: untimed calls for at least ``settle_s`` seconds (and at least three), then its
+    timed calls.
+
+    Blocks, not call-by-call alternation: onnxruntime's pool threads keep spinning for work after a run (its
+    default, and how the model is served), and take the cores from whatever runs next for some 50 ms (measured
+    on 2 cores: torch eager's first calls after an int8 session's took 35-60 ms against 18 ms; alternated call by
+    call, torch eager timed 57 against 22 ms). The untimed calls that open each block outlast that. Several
+    rounds, so that a slow period of a shared machine is spread over every contender.
+    """
     timings: dict[str, list[float]] = {name: [] for name in calls}
-    for _ in range(runs):
+    per_round = -(-runs // rounds)
+    for _ in range(rounds):
         for name, call in calls.items():
-            started = time.perf_counter()
-            call()
-            timings[name].append(time.perf_counter() - started)
+            settled_at = time.perf_counter() + settle_s
+            for count in itertools.count(1):
+                call()
+                if count >= 3 and time.perf_counter() >= settled_at:
+                    break
+            for _ in range(per_round):
+                started = time.perf_counter()
+                call()
+                timings[name].append(time.perf_counter() - started)
     return timings
 
 
@@ -310,18 +326,16 @@ def latency_summary(seconds: Sequence[float], batch: int) -> dict[str, float]:
 
 
 def measure_latency(onnx_dir: Path | str, runs: int, threads: int | None = None) -> dict[str, dict[str, float]]:
-    """Batch-1 latency of every variant on CPU at the full ``max_len``, the per-request cost a CPU service pays."""
+    """Batch-1 latency of every variant on CPU at the full ``max_len``, the per-request cost a CPU service pays,
+    with the session settings the client serves it with (:func:`electra_model.inference.open_session`)."""
     meta = read_meta(Path(onnx_dir))
     ids = np.random.default_rng(0).integers(5, meta["vocab_size"], size=(1, meta["max_len"]), dtype=np.int64)
     feed = {"input_ids": ids, "attention_mask": np.ones_like(ids)}
     sessions = {
-        name: ort.InferenceSession(
-            str(Path(onnx_dir) / entry["file"]), session_options(threads, spinning=False), providers=[CPU]
-        )
-        for name, entry in meta["variants"].items()
+        name: open_session(Path(onnx_dir) / entry["file"], [CPU], threads) for name, entry in meta["variants"].items()
     }
     calls = {name: (lambda session=session: session.run([OUTPUT_NAME], feed)) for name, session in sessions.items()}
-    return {name: latency_summary(seconds, 1) for name, seconds in interleaved_timings(calls, runs).items()}
+    return {name: latency_summary(seconds, 1) for name, seconds in block_timings(calls, runs).items()}
 
 
 def choose_cpu_variant(variants: Mapping[str, Mapping[str, Any]], export: ExportParams) -> tuple[str, str]:

@@ -47,6 +47,7 @@ INPUT_NAMES = ("input_ids", "attention_mask")
 OUTPUT_NAME = "logits"
 CPU = "CPUExecutionProvider"
 CUDA = "CUDAExecutionProvider"
+CPU_DISABLED_OPTIMIZERS = ("SkipLayerNormFusion",)  # see session_options
 DEFAULT_MODEL = "models:/electra-ner@champion"
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"  # the project's tracking.uri default
 SERVER_TIMEOUT_S = 5.0
@@ -207,12 +208,18 @@ def check_model_matches(
         )
 
 
-def session_options(threads: int | None, spinning: bool = True) -> ort.SessionOptions:
+def session_options(threads: int | None, spinning: bool = True, cpu: bool = True) -> ort.SessionOptions:
     """Full graph optimization; ``threads`` caps onnxruntime's intra-op pool (e.g. one per server worker).
 
-    ``spinning=False`` when several sessions are timed in turn: by default a session's idle threads keep spinning
-    after a run and take the cores from whatever runs next (measured on 2 cores: torch eager looked 3.6x slower
-    and the fused graph 2x slower than the plain one, each timed right after another session).
+    ``spinning`` is onnxruntime's default: idle pool threads spin for the next run's work instead of sleeping,
+    which saves a wake-up per parallel operator (measured on 2 cores at batch 1: int8 5.3 against 6.4 ms) but
+    keeps the cores busy after a run; ``spinning=False`` suits processes that share their cores with other work.
+
+    ``cpu`` leaves out onnxruntime's session-level ``SkipLayerNormFusion`` (applied at load, whatever the exported
+    graph): it turns each residual Add + LayerNormalization into a SkipLayerNormalization kernel that is slower on
+    CPU than the two operators it replaces (measured on 2 cores, ELECTRA-Small shape: the int8 graph ran 6.5
+    against 8.4 ms at batch 1 and 132 against 173 ms at batch 32 without it). The export stage leaves that fusion
+    out of the CPU graphs for the same reason (:func:`electra_model.export._fusion_options`).
     """
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -220,7 +227,18 @@ def session_options(threads: int | None, spinning: bool = True) -> ort.SessionOp
         options.intra_op_num_threads = threads
     if not spinning:
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    if cpu:
+        options.add_session_config_entry("optimization.disable_specified_optimizers", ";".join(CPU_DISABLED_OPTIMIZERS))
     return options
+
+
+def open_session(
+    model_file: Path, providers: Sequence[str], threads: int | None = None, spinning: bool = True
+) -> ort.InferenceSession:
+    """An onnxruntime session for one exported variant, with the settings of :func:`session_options` that suit
+    the first of ``providers``."""
+    options = session_options(threads, spinning, cpu=bool(providers) and providers[0] == CPU)
+    return ort.InferenceSession(str(model_file), options, providers=list(providers))
 
 
 class NerPredictor:
@@ -266,7 +284,7 @@ class NerPredictor:
         tokenizer = Tokenizer.from_file(str(onnx_dir / TOKENIZER_FILE))
         tokenizer.no_truncation()
         tokenizer.no_padding()
-        session = ort.InferenceSession(str(model_file), session_options(threads), providers=providers)
+        session = open_session(model_file, providers, threads)
         check_model_matches(session, tokenizer, meta["labels"], model_file)
         return cls(session, tokenizer, meta["labels"], int(meta["max_len"]), batch_size, chosen)
 

@@ -10,11 +10,19 @@ import time
 from pathlib import Path
 
 import onnx
+import onnxruntime as ort
 import pytest
 from tokenizers import Tokenizer
 
 from electra_model.errors import ElectraError
-from electra_model.inference import Entity, NerPredictor, entity_spans, pick_variant, split_words
+from electra_model.inference import (
+    Entity,
+    NerPredictor,
+    entity_spans,
+    pick_variant,
+    session_options,
+    split_words,
+)
 from tests.fixtures_models import CORPUS, MAX_LEN, expected_tags
 
 
@@ -155,6 +163,22 @@ def test_the_variant_follows_the_device_unless_one_is_asked_for(pattern_onnx_dir
         loaded = NerPredictor.from_dir(pattern_onnx_dir, providers=["CPUExecutionProvider"], variant=variant)
         assert loaded.variant == variant
         assert found(loaded.predict(["To Paris"])[0]) == [("LOC", "Paris", 3, 8)]
+
+
+def session_graph_ops(model_file: Path, options: ort.SessionOptions, saved: Path) -> set[str]:
+    """The operator types of the graph onnxruntime actually runs, after its load-time fusions."""
+    options.optimized_model_filepath = str(saved)
+    ort.InferenceSession(str(model_file), options, providers=["CPUExecutionProvider"])
+    return {node.op_type for node in onnx.load(str(saved)).graph.node}
+
+
+def test_cpu_sessions_leave_the_residual_layer_norms_unfused(pattern_onnx_dir: Path, tmp_path: Path) -> None:
+    """onnxruntime fuses Add + LayerNormalization of the int8 graph at load unless told not to; that kernel was
+    the slower one on CPU (benchmarks/RESULTS.md), so the client's CPU sessions must not get it."""
+    int8 = pattern_onnx_dir / "model.int8.onnx"
+    assert "SkipLayerNormalization" in session_graph_ops(int8, session_options(1, cpu=False), tmp_path / "gpu.onnx")
+    cpu_ops = session_graph_ops(int8, session_options(1, cpu=True), tmp_path / "cpu.onnx")
+    assert "SkipLayerNormalization" not in cpu_ops and "LayerNormalization" in cpu_ops
 
 
 @pytest.fixture
