@@ -4,11 +4,13 @@
 #      bf16), small and base presets;
 #   2. a quality run: the small preset pretrained on the Wikipedia shards for MINUTES of wall time (tokenization
 #      included), held-out RTD accuracy against the all-original baseline;
-#   3. CoNLL-2003 fine-tuning from that discriminator and from random initialisation, side by side, same settings.
+#   3. CoNLL-2003 fine-tuning from that discriminator and from random initialisation, side by side, same settings;
+#   4. inference latency: torch eager fp16 vs the exported fp16 model on onnxruntime-gpu (CUDA execution provider,
+#      TensorRT's where it loads), when this machine's onnxruntime has CUDA; it says so and times torch alone if not.
 # Usage: benchmarks/gpu_checks.sh DATA_DIR OUT_DIR [MINUTES]
 #   DATA_DIR holds corpus/ (wiki_en_train_0*.txt.gz, wiki_en_valid.txt.gz, sample.txt.gz) and conll2003/.
 # Each phase has its own time limit, so one that fails or overruns still leaves the others' results in OUT_DIR.
-# About MINUTES + 7 minutes in all. Needs the project's imports (pydantic, seqeval besides torch/transformers/
+# About MINUTES + 9 minutes in all. Needs the project's imports (pydantic, seqeval besides torch/transformers/
 # tokenizers); on a machine without them, install wheels carried along first (benchmarks/RESULTS.md says how it ran).
 set -u
 DATA=${1:?usage: gpu_checks.sh DATA_DIR OUT_DIR [MINUTES]}
@@ -46,6 +48,10 @@ for init in pretrained random; do
 done
 wait
 
+timeout 300 python3 benchmarks/inference_latency.py --device cuda --f1-model "$WORK/ner-pretrained/model" \
+  --f1-data "$DATA/conll2003/test.txt.gz" >"$OUT/inference_gpu.txt" 2>&1
+
 for f in throughput_small throughput_base; do grep -E '^\||speedup|MFU|Error|error' "$OUT/$f.txt" | tail -8; done
 grep -E '^prepared|held-out|steps|Error' "$OUT/quality.txt" | tail -4
 for init in pretrained random; do echo "$init: $(grep -E 'test entity F1|Error' "$OUT/ner_$init.txt" | tail -2)"; done
+grep -E '^\||providers|not timed|speedup|Error' "$OUT/inference_gpu.txt" | tail -12

@@ -13,8 +13,13 @@ variant's entity F1 on a labelled CoNLL file, for a fine-tuned model (``--f1-mod
     python benchmarks/inference_latency.py --f1-model FINETUNED_DIR --f1-data ../shared/data/conll2003/test.txt.gz
 
 Prints markdown tables (latency: median, p95, sequences/s, speedup over torch; F1 per variant) and, last,
-``int8 speedup b1: X.XXx, f1 drop: Y.YY`` (F1 points, fp32 minus int8). The fp16 variant is for GPUs and is not
-timed here.
+``int8 speedup b1: X.XXx, f1 drop: Y.YY`` (F1 points, fp32 minus int8).
+
+``--device cuda`` times the GPU pair instead: torch eager in fp16 against the exported fp16 variant on
+onnxruntime-gpu, with the CUDA execution provider and, where it loads, TensorRT's, both fed from and answering into
+GPU memory (IO binding), so neither pays host copies. Its last line is ``fp16 gpu speedup b1: X.XXx``::
+
+    python benchmarks/inference_latency.py --device cuda --f1-model FINETUNED_DIR --f1-data CONLL_TEST
 """
 
 from __future__ import annotations
@@ -29,12 +34,13 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 import torch
+from onnxruntime.capi.onnxruntime_pybind11_state import EPFail, Fail
 from tokenizers import Tokenizer, models, pre_tokenizers
 from transformers import ElectraConfig, ElectraForTokenClassification
 
 from electra_model.data.conll import read_conll
 from electra_model.export import block_timings, check_variants, export_onnx, latency_summary
-from electra_model.inference import CPU, OUTPUT_NAME, open_session, read_meta
+from electra_model.inference import CPU, CUDA, OUTPUT_NAME, open_session, read_meta, session_options
 from electra_model.tokenizer import SPECIAL_TOKENS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -43,7 +49,11 @@ SMALL = {"hidden_size": 256, "num_hidden_layers": 12, "num_attention_heads": 4, 
          "embedding_size": 128, "vocab_size": 30522}
 LABELS = ["O", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC", "B-MISC", "I-MISC"]
 ONNX_VARIANTS = ("fp32", "optimized", "int8")
-GOALS = {("optimized", 1): 2.0, ("int8", 1): 3.0, ("int8", 32): 2.0}
+TENSORRT = "TensorrtExecutionProvider"
+GOALS = {
+    "cpu": {("onnxruntime optimized", 1): 2.0, ("onnxruntime int8", 1): 3.0, ("onnxruntime int8", 32): 2.0},
+    "cuda": {("onnxruntime cuda fp16", 1): 2.0, ("onnxruntime tensorrt fp16", 1): 2.0},
+}
 
 
 def parse_args() -> argparse.Namespace:
@@ -57,6 +67,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--f1-model", type=Path, default=ROOT / "models" / "ner", help="a fine-tuned model dir")
     parser.add_argument("--f1-data", type=Path, default=ROOT / "data" / "ner" / "test.txt", help="CoNLL file")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu",
+                        help="cpu: torch eager fp32 vs the CPU variants; cuda: torch eager fp16 vs onnxruntime-gpu fp16")
     return parser.parse_args()
 
 
@@ -95,14 +107,74 @@ def contenders(
     return calls
 
 
+def gpu_contenders(model_dir: Path, onnx_dir: Path, feed: dict[str, np.ndarray]) -> dict[str, Callable]:
+    """torch eager fp16 against the fp16 variant on each GPU execution provider that loads; every call returns
+    once its logits are in GPU memory (torch synchronises, onnxruntime's run waits for its stream)."""
+    device = torch.device("cuda")
+    model = ElectraForTokenClassification.from_pretrained(model_dir, dtype=torch.float16).to(device).eval()
+    tensors = {name: torch.from_numpy(array).to(device) for name, array in feed.items()}
+
+    def torch_eager_fp16() -> object:
+        with torch.inference_mode():
+            logits = model(**tensors).logits
+        torch.cuda.synchronize()
+        return logits
+
+    calls: dict[str, Callable] = {"torch eager fp16": torch_eager_fp16}
+    path = onnx_dir / read_meta(onnx_dir)["variants"]["fp16"]["file"]
+    for name, providers in (("cuda", [CUDA]), ("tensorrt", [TENSORRT, CUDA])):
+        session = gpu_session(path, providers)
+        if session is not None:
+            calls[f"onnxruntime {name} fp16"] = bound_call(session, feed)
+    return calls
+
+
+def gpu_session(path: Path, providers: list[str]) -> ort.InferenceSession | None:
+    """A session whose first provider really is ``providers[0]``, or None with the reason printed: onnxruntime
+    falls back to the next provider, with only a warning, when one fails to load (TensorRT without its libraries),
+    or raises."""
+    if providers[0] not in ort.get_available_providers():
+        print(f"{providers[0]}: not in this onnxruntime build ({ort.get_available_providers()}); not timed")
+        return None
+    try:
+        session = ort.InferenceSession(str(path), session_options(None, cpu=False), providers=providers)
+    except (Fail, EPFail) as error:
+        print(f"{providers[0]}: did not load ({error}); not timed")
+        return None
+    if session.get_providers()[0] != providers[0]:
+        print(f"{providers[0]}: did not load (session runs on {session.get_providers()}); not timed")
+        return None
+    return session
+
+
+def bound_call(session: ort.InferenceSession, feed: dict[str, np.ndarray]) -> Callable[[], object]:
+    """One run with inputs already in GPU memory and the logits left there (IO binding), as a GPU service that
+    keeps its tensors on the device runs it."""
+    binding = session.io_binding()
+    for name, array in feed.items():
+        binding.bind_ortvalue_input(name, ort.OrtValue.ortvalue_from_numpy(array, "cuda", 0))
+    binding.bind_output(OUTPUT_NAME, "cuda")
+
+    def call() -> object:
+        session.run_with_iobinding(binding)
+        return binding
+
+    return call
+
+
 def latency_rows(model_dir: Path, onnx_dir: Path, args: argparse.Namespace) -> list[dict]:
     rng = np.random.default_rng(args.seed)
     rows = []
     for batch, runs in zip(args.batches, args.runs):
         ids = rng.integers(len(SPECIAL_TOKENS), SMALL["vocab_size"], size=(batch, args.seq_len), dtype=np.int64)
         feed = {"input_ids": ids, "attention_mask": np.ones_like(ids)}
-        timings = block_timings(contenders(model_dir, onnx_dir, feed, args.threads, args.spinning), runs)
-        base = float(np.median(timings["torch eager"]))
+        if args.device == "cuda":
+            calls = gpu_contenders(model_dir, onnx_dir, feed)
+        else:
+            calls = contenders(model_dir, onnx_dir, feed, args.threads, args.spinning)
+        timings = block_timings(calls, runs)
+        baseline = next(iter(timings.values()))  # torch eager comes first
+        base = float(np.median(baseline))
         for name, seconds in timings.items():
             summary = latency_summary(seconds, batch)
             rows.append({"name": name, "batch": batch, **summary, "speedup": base / float(np.median(seconds))})
@@ -118,15 +190,15 @@ def latency_table(rows: list[dict], seq_len: int) -> str:
     return "\n".join(lines)
 
 
-def goal_lines(rows: list[dict]) -> list[str]:
+def goal_lines(rows: list[dict], device: str) -> list[str]:
     lines = []
     speedups = {(row["name"], row["batch"]): row["speedup"] for row in rows}
-    for (variant, batch), goal in GOALS.items():
-        speedup = speedups.get((f"onnxruntime {variant}", batch))
+    for (contender, batch), goal in GOALS[device].items():
+        speedup = speedups.get((contender, batch))
         if speedup is None:
             continue
         verdict = "met" if speedup >= goal else "MISSED"
-        lines.append(f"- {variant} b{batch}: {speedup:.2f}x (goal >= {goal:.0f}x): {verdict}")
+        lines.append(f"- {contender} b{batch}: {speedup:.2f}x (goal >= {goal:.0f}x): {verdict}")
     return lines
 
 
@@ -152,7 +224,13 @@ def machine() -> str:
 def main() -> None:
     args = parse_args()
     print(f"machine: {machine()}")
-    print(f"threads: {args.threads} (torch and onnxruntime); onnxruntime spinning: {'on' if args.spinning else 'off'}")
+    if args.device == "cuda":
+        if not torch.cuda.is_available():
+            raise SystemExit("--device cuda needs a GPU and a CUDA build of torch; this machine has neither")
+        print(f"gpu: {torch.cuda.get_device_name()}; onnxruntime providers: {ort.get_available_providers()}")
+    else:
+        print(f"threads: {args.threads} (torch and onnxruntime); onnxruntime spinning: "
+              f"{'on' if args.spinning else 'off'}")
     with tempfile.TemporaryDirectory(prefix="electra-bench-") as scratch_name:
         scratch = Path(scratch_name)
         model_dir = small_model_dir(scratch / "small", args.seq_len, args.seed)
@@ -160,15 +238,22 @@ def main() -> None:
         print(f"fused operators (optimized graph): {read_meta(onnx_dir)['fused_operators']}\n")
         rows = latency_rows(model_dir, onnx_dir, args)
         print(latency_table(rows, args.seq_len))
-        print("\n".join(["", *goal_lines(rows), f"- after the run: load average {os.getloadavg()[0]:.1f}", ""]))
+        print("\n".join(["", *goal_lines(rows, args.device), f"- after the run: load average {os.getloadavg()[0]:.1f}",
+                         ""]))
         f1 = {"fp32": float("nan"), "int8": float("nan")}
         if (args.f1_model / "config.json").is_file() and args.f1_data.is_file():
             table, f1 = f1_table(args.f1_model, args.f1_data, args.seq_len, scratch)
             print(table + "\n")
         else:
             print(f"no F1: {args.f1_model} (a fine-tuned model) or {args.f1_data} is missing\n")
-    speedup = next(r["speedup"] for r in rows if r["name"] == "onnxruntime int8" and r["batch"] == args.batches[0])
-    print(f"int8 speedup b{args.batches[0]}: {speedup:.2f}x, f1 drop: {100 * (f1['fp32'] - f1['int8']):.2f}")
+    first = args.batches[0]
+    if args.device == "cuda":
+        speedup = next((r["speedup"] for r in rows if r["name"] == "onnxruntime cuda fp16" and r["batch"] == first),
+                       float("nan"))
+        print(f"fp16 gpu speedup b{first}: {speedup:.2f}x")
+    else:
+        speedup = next(r["speedup"] for r in rows if r["name"] == "onnxruntime int8" and r["batch"] == first)
+        print(f"int8 speedup b{first}: {speedup:.2f}x, f1 drop: {100 * (f1['fp32'] - f1['int8']):.2f}")
 
 
 if __name__ == "__main__":
