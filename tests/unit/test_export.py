@@ -3,6 +3,7 @@ torch, latency, and the choice of the variant served on CPU."""
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from electra_model.config import ExportParams
 from electra_model.data.conll import Sentence
 from electra_model.errors import ElectraError
 from electra_model.export import (
+    block_timings,
     _optimize,
     _trace,
     check_and_choose,
@@ -149,6 +151,17 @@ def test_latency_is_measured_for_every_variant(random_onnx_dir: Path) -> None:
     assert sorted(latency) == VARIANTS
     for timing in latency.values():
         assert 0 < timing["median_ms"] <= timing["p95_ms"] and timing["per_s"] > 0
+
+
+def test_contenders_are_timed_in_settled_blocks_not_alternated() -> None:
+    """Each contender runs its calls back to back, opened by untimed calls, so one contender's lingering threads
+    cannot land in another's timings; rounds repeat the blocks."""
+    order: list[str] = []
+    calls = {name: (lambda name=name: order.append(name)) for name in ("a", "b")}
+    timings = block_timings(calls, runs=4, rounds=2, settle_s=0.0)
+    assert {name: len(seconds) for name, seconds in timings.items()} == {"a": 4, "b": 4}
+    blocks = [(name, len(list(group))) for name, group in itertools.groupby(order)]
+    assert blocks == [("a", 5), ("b", 5), ("a", 5), ("b", 5)]  # 3 untimed + 2 timed calls per block
 
 
 def scored(f1: dict[str, float], ms: dict[str, float]) -> dict[str, dict[str, float]]:
