@@ -48,8 +48,7 @@ for init in pretrained random; do
 done
 wait
 
-timeout 300 python3 benchmarks/inference_latency.py --device cuda --f1-model "$WORK/ner-pretrained/model" \
-  --f1-data "$DATA/conll2003/test.txt.gz" >"$OUT/inference_gpu.txt" 2>&1
+timeout 300 python3 benchmarks/inference_latency.py --device cuda >"$OUT/inference_gpu.txt" 2>&1
 
 for f in throughput_small throughput_base; do grep -E '^\||speedup|MFU|Error|error' "$OUT/$f.txt" | tail -8; done
 grep -E '^prepared|held-out|steps|Error' "$OUT/quality.txt" | tail -4

@@ -304,8 +304,8 @@ def block_timings(
     rounds, so that a slow period of a shared machine is spread over every contender.
     """
     timings: dict[str, list[float]] = {name: [] for name in calls}
-    per_round = -(-runs // rounds)
-    for _ in range(rounds):
+    for round_index in range(rounds):
+        per_round = runs // rounds + (round_index < runs % rounds)
         for name, call in calls.items():
             settled_at = time.perf_counter() + settle_s
             for count in itertools.count(1):
