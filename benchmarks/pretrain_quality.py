@@ -58,7 +58,10 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--valid", type=Path, required=True, help="held-out text for the quality figures")
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--preset", default="small")
-    parser.add_argument("--minutes", type=float, required=True, help="wall-clock budget, tokenization included")
+    budget = parser.add_mutually_exclusive_group(required=True)
+    budget.add_argument("--minutes", type=float, help="wall-clock budget, tokenization included")
+    budget.add_argument("--steps", type=int, help="a fixed step count instead (on a shared machine, where the "
+                        "calibration's step time says little about the run's)")
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--learning-rate", type=float, default=1e-3)
     parser.add_argument("--warmup-fraction", type=float, default=0.1)
@@ -131,7 +134,6 @@ def held_out_metrics(
 def main() -> None:
     args = parse_args()
     started = time.perf_counter()
-    budget_s = args.minutes * 60
     args.out.mkdir(parents=True, exist_ok=True)
     tokenizer = train_wordpiece(islice(paragraphs(args.corpus), args.tokenizer_lines), args.vocab_size, 2, False)
     tokenizer_dir = args.out / "tokenizer"
@@ -141,12 +143,15 @@ def main() -> None:
     valid_blocks = pack_blocks(tokenizer, paragraphs([args.valid]), args.seq_len)[: args.valid_blocks]
     prepared_s = time.perf_counter() - started
 
-    step_s = seconds_per_step(args, tokenizer, blocks)
-    left_s = budget_s - (time.perf_counter() - started) - 30  # held-out evaluation and saving
-    max_steps = max(20, int(left_s / (step_s * STEP_TIME_MARGIN)))
+    if args.steps:
+        max_steps = args.steps
+    else:
+        step_s = seconds_per_step(args, tokenizer, blocks)
+        left_s = args.minutes * 60 - (time.perf_counter() - started) - 30  # held-out evaluation and saving
+        max_steps = max(20, int(left_s / (step_s * STEP_TIME_MARGIN)))
+        print(f"{step_s * 1000:.1f} ms/step in calibration", flush=True)
     params = pretrain_params(args, max_steps)
-    print(f"prepared in {prepared_s:.0f} s: {len(stream):,} tokens, {len(blocks):,} blocks; "
-          f"{step_s * 1000:.1f} ms/step -> {max_steps} steps", flush=True)
+    print(f"prepared in {prepared_s:.0f} s: {len(stream):,} tokens, {len(blocks):,} blocks; {max_steps} steps", flush=True)
 
     with open(args.out / "curve.jsonl", "w", encoding="utf-8") as curve:
         def on_log(step: int, metrics: dict[str, float]) -> None:

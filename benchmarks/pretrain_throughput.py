@@ -78,7 +78,9 @@ class NaiveElectra:
         self.discriminator = ElectraForPreTraining(discriminator).to(self.device).train()
         modules = torch.nn.ModuleList([self.generator, self.discriminator])
         self.parameters = list(modules.parameters())
-        self.optimizer = build_optimizer(modules, params.learning_rate, params.weight_decay, self.device)
+        self.optimizer = build_optimizer(
+            modules, params.learning_rate, params.weight_decay, params.adam_epsilon, self.device
+        )
         self.special, self.disc_weight, self.max_grad_norm = special, disc_weight, params.max_grad_norm
         self.autocast = torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=bf16)
 

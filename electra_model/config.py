@@ -195,6 +195,7 @@ class PretrainParams(Section):
     learning_rate: PositiveFloat = 1e-3
     warmup_steps: NonNegativeInt = 30
     weight_decay: Annotated[float, Field(ge=0.0)] = 0.01
+    adam_epsilon: PositiveFloat = 1e-6
     max_grad_norm: PositiveFloat = 1.0
     mask_prob: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.15
     mask_token_prob: Probability = 0.85
@@ -263,6 +264,7 @@ class FinetuneParams(Section):
     layer_lr_decay: Annotated[float, Field(gt=0.0, le=1.0)] = 0.8
     warmup_ratio: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.1
     weight_decay: Annotated[float, Field(ge=0.0)] = 0.01
+    adam_epsilon: PositiveFloat = 1e-6
     max_grad_norm: PositiveFloat = 1.0
     patience: PositiveInt = 2
     document_context: bool = False

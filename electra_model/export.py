@@ -6,17 +6,18 @@ onnxruntime alone: ``tokenizer.json``, ``labels.json``, ``model_meta.json`` and 
     fp32       model.onnx            the TorchScript export (eager attention, so the optimizer can fuse it)
     optimized  model.optimized.onnx  onnxruntime's transformer optimizer (model_type 'bert'): fused Attention,
                                      SkipLayerNormalization, BiasGelu, EmbedLayerNormalization
-    int8       model.int8.onnx       dynamic int8 quantization of the optimized graph, for CPU
+    int8       model.int8.onnx       dynamic int8 quantization (per channel; head and embeddings float), for CPU
     fp16       model.fp16.onnx       the optimized graph in fp16 (inputs and outputs kept), for GPU
 
-``check_variants`` runs torch and every variant on the evaluation sentences (logit difference, label agreement,
+``check_variants`` runs torch and every variant on the validation sentences (logit difference, label agreement,
 entity F1), ``measure_latency`` times them at batch 1, ``choose_cpu_variant`` picks the one the registered model
-serves on CPU, and ``check_and_choose`` does all three for the stage. The fp16 variant can only be checked loosely
+serves on CPU, and ``check_and_choose`` does all three for the stage; ``score_variants`` scores the test split
+afterwards, for the record only. The fp16 variant can only be checked loosely
 here: onnxruntime's CPU provider runs it, but a GPU computes fp16 differently, so its CPU F1 and latency say little
 about a GPU. All of it runs in the DVC stage ``dvc repro export``::
 
     export_onnx("models/ner", "models/onnx", opset=17, max_len=128)
-    quality = check_and_choose("models/ner", "models/onnx", read_conll("data/ner/test.txt"), 64, params.export)
+    quality = check_and_choose("models/ner", "models/onnx", read_conll("data/ner/valid.txt"), 64, params.export)
 """
 
 from __future__ import annotations
@@ -52,13 +53,12 @@ from electra_model.inference import (
     OUTPUT_NAME,
     TOKENIZER_FILE,
     NerPredictor,
-    merge_examples,
     open_session,
     read_meta,
 )
 from electra_model.io import atomic_dir, write_json
 from electra_model.metrics import entity_scores
-from electra_model.ner_encoding import pad_batch, word_tags
+from electra_model.ner_encoding import pad_batch, word_log_probs
 
 DYNAMIC_AXES = {name: {0: "batch", 1: "sequence"} for name in [*INPUT_NAMES, OUTPUT_NAME]}
 VARIANT_FILES = {
@@ -156,9 +156,27 @@ def _optimize(source: Path, target: Path, model: ElectraForTokenClassification, 
     return counts
 
 
-def _quantize_int8(source: Path, target: Path) -> None:
+INT8_OPERATORS = ("MatMul", "Attention")
+"""What int8 quantizes: the transformer's matrix products. The embedding lookups (Gather) stay float: quantizing
+them saves no compute (a lookup is a copy) and costs accuracy (benchmarks/RESULTS.md, "int8 that keeps quality")."""
+
+
+def classifier_nodes(model: onnx.ModelProto, num_labels: int) -> list[str]:
+    """Names of the MatMul nodes that project onto the labels (their weight is ``hidden x num_labels``): the task
+    head, kept in float because its errors go straight into the logits that pick the tags."""
+    shapes = {tensor.name: list(tensor.dims) for tensor in model.graph.initializer}
+    return [
+        node.name
+        for node in model.graph.node
+        if node.op_type == "MatMul" and any(shapes.get(name, [None])[-1] == num_labels for name in node.input)
+    ]
+
+
+def _quantize_int8(source: Path, target: Path, num_labels: int) -> None:
     """Dynamic int8 (weights int8, activations quantized per call): no calibration data needed, and the CPU
-    kernels for the fused Attention and MatMul nodes exist. ``DefaultTensorType`` covers the outputs of fused
+    kernels for the fused Attention and MatMul nodes exist. Weights are quantized per output channel (one scale per
+    column instead of one per matrix, so a column of small weights keeps its resolution); the classifier head and
+    the embedding lookups stay float (:data:`INT8_OPERATORS`). ``DefaultTensorType`` covers the outputs of fused
     contrib ops, whose types onnx shape inference cannot infer."""
     logging.disable(logging.WARNING)  # the quantizer logs a generic pre-processing tip on the root logger
     try:
@@ -166,6 +184,9 @@ def _quantize_int8(source: Path, target: Path) -> None:
             str(source),
             str(target),
             weight_type=QuantType.QInt8,
+            per_channel=True,
+            op_types_to_quantize=list(INT8_OPERATORS),
+            nodes_to_exclude=classifier_nodes(onnx.load(str(source)), num_labels),
             extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
         )
     finally:
@@ -206,7 +227,7 @@ def export_onnx(model_dir: Path | str, out_dir: Path | str, opset: int, max_len:
         _trace(model, paths["fp32"], opset)
         _check_dynamic_axes(paths["fp32"], len(labels))
         fused = _optimize(paths["fp32"], paths["optimized"], model, for_cpu=True)
-        _quantize_int8(paths["optimized"], paths["int8"])
+        _quantize_int8(paths["optimized"], paths["int8"], len(labels))
         gpu_graph = staging / "gpu-fused.onnx"
         _optimize(paths["fp32"], gpu_graph, model, for_cpu=False)
         _convert_fp16(gpu_graph, paths["fp16"])
@@ -238,32 +259,30 @@ class _Tally:
     def __init__(self) -> None:
         self.max_diff = 0.0
         self.identical = True
-        self.window_tags: list[list[str]] = []
+        self.window_scores: list[np.ndarray] = []
 
-    def add(self, logits: np.ndarray, reference: np.ndarray, real: np.ndarray, tags: list[list[str]]) -> None:
+    def add(self, logits: np.ndarray, reference: np.ndarray, real: np.ndarray, scores: list[np.ndarray]) -> None:
         self.max_diff = max(self.max_diff, float(np.abs(logits - reference)[real].max()))
         self.identical = self.identical and bool((logits.argmax(-1) == reference.argmax(-1))[real].all())
-        self.window_tags.extend(tags)
+        self.window_scores.extend(scores)
 
 
 def check_variants(
     model_dir: Path | str, onnx_dir: Path | str, sentences: Sequence[Sentence], batch_size: int
 ) -> dict[str, dict[str, Any]]:
-    """Compare every variant's logits with torch's on real evaluation inputs (padding included, where export bugs
-    hide) and score each with entity F1 through the serving client's own windows and decoding, since the ONNX
-    model, not the torch one, is what gets registered and served.
+    """Compare every variant's logits with torch's on real inputs (padding included, where export bugs hide) and
+    score each with entity F1 through the serving client's own windows and decoding, since the ONNX model, not the
+    torch one, is what gets registered and served. ``sentences`` is the selection split (validation): these
+    figures choose the served variant and gate the alias.
 
     Per variant: ``max_abs_logit_diff`` and ``labels_identical`` over every real token, and ``f1``, ``precision``,
     ``recall``. Parity (within ``parity_atol``, identical labels) is asked of the fp32 variants only, see
     :func:`summarize`.
     """
     if not sentences:
-        raise ElectraError("the export check got no evaluation sentences; check the evaluation split in data/ner")
+        raise ElectraError("the export check got no validation sentences; check data/ner/valid.txt")
     model = load_torch_model(model_dir)
-    variants = read_meta(Path(onnx_dir))["variants"]
-    predictors = {
-        name: NerPredictor.from_dir(onnx_dir, providers=[CPU], variant=name, batch_size=batch_size) for name in variants
-    }
+    predictors = _predictors(onnx_dir, batch_size)
     windows = predictors["fp32"].windows([list(sentence.tokens) for sentence in sentences])
     tallies = {name: _Tally() for name in predictors}
     for first in range(0, len(windows), batch_size):
@@ -274,12 +293,13 @@ def check_variants(
         real = feed["attention_mask"].astype(bool)
         for name, predictor in predictors.items():
             logits = predictor.logits(encoded)
-            tallies[name].add(logits, reference, real, word_tags(logits, encoded, predictor.id2label))
+            tallies[name].add(logits, reference, real, word_log_probs(logits, encoded))
     gold = [sentence.tags for sentence in sentences]
     lengths = [len(sentence.tokens) for sentence in sentences]
     results = {}
     for name, tally in tallies.items():
-        overall = entity_scores(gold, merge_examples(windows, tally.window_tags, lengths, "O"))["overall"]
+        decoded = predictors[name].decode(windows, tally.window_scores, lengths)
+        overall = entity_scores(gold, [tags for tags, _ in decoded])["overall"]
         results[name] = {
             "max_abs_logit_diff": tally.max_diff,
             "labels_identical": tally.identical,
@@ -288,6 +308,26 @@ def check_variants(
             "recall": overall["recall"],
         }
     return results
+
+
+def _predictors(onnx_dir: Path | str, batch_size: int) -> dict[str, NerPredictor]:
+    """One CPU predictor per exported variant."""
+    variants = read_meta(Path(onnx_dir))["variants"]
+    return {
+        name: NerPredictor.from_dir(onnx_dir, providers=[CPU], variant=name, batch_size=batch_size) for name in variants
+    }
+
+
+def score_variants(onnx_dir: Path | str, sentences: Sequence[Sentence], batch_size: int) -> dict[str, dict[str, float]]:
+    """Entity scores of every variant on a reporting split (test), through the client as served. Reported, never
+    used to choose: :func:`check_and_choose` does not see these sentences."""
+    gold = [sentence.tags for sentence in sentences]
+    words = [list(sentence.tokens) for sentence in sentences]
+    scores = {}
+    for name, predictor in _predictors(onnx_dir, batch_size).items():
+        overall = entity_scores(gold, predictor.tag_words(words))["overall"]
+        scores[name] = {key: overall[key] for key in ("f1", "precision", "recall")}
+    return scores
 
 
 def block_timings(

@@ -4,7 +4,8 @@ The model starts from our pretrained discriminator, from any local transformers 
 downloaded google/electra-small-discriminator, whose own tokenizer is then used), or from random weights of our
 pretrained model's shape. It is trained as ELECTRA's paper fine-tunes: AdamW with layer-wise learning-rate decay,
 no weight decay on biases and LayerNorm, warmup + linear decay; it is scored on the validation split after every
-epoch by entity F1 (conlleval rules), stopped early when that stops improving, and the best epoch's weights are kept.
+epoch by entity F1 (conlleval rules, tags decoded as everywhere else: constrained to valid IOB2), stopped early when
+that stops improving, and the best epoch's weights are kept. Test data is never read here.
 Sentences longer than ``max_seq_len`` are handled by :func:`electra_model.ner_encoding.encode_examples`.
 """
 
@@ -13,6 +14,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -23,14 +25,17 @@ from electra_model.config import FinetuneParams
 from electra_model.data.conll import Sentence
 from electra_model.errors import ElectraError
 from electra_model.metrics import entity_scores
-from electra_model.ner_encoding import Example, encode_examples, merge_word_tags, pad_batch, word_tags
+from electra_model.ner_encoding import Example, encode_examples, merge_word_scores, pad_batch, word_log_probs
 from electra_model.progress import log_line, progress
+from electra_model.tag_decoding import CONSTRAINED, decode_tags
 from electra_model.tokenizer import load_backend_tokenizer, special_token_ids
 from electra_model.training import linear_schedule, parameter_groups, resolve_device, seed_everything
 
 MetricsCallback = Callable[[int, dict[str, float]], None]
 LENGTH_GROUP = 50
 """Batches are drawn from pools of this many batches sorted by length: far less padding, still shuffled."""
+HEAD_PREFIX = "classifier."
+"""The task head's tensors: the only ones fine-tuning may initialise anew."""
 
 
 def label_list(train: Sequence[Sentence]) -> list[str]:
@@ -53,15 +58,34 @@ def model_source(init: str, pretrained_dir: Path) -> Path | None:
 
 
 def load_model(init: str, pretrained_dir: Path, labels: list[str]) -> ElectraForTokenClassification:
-    """Weights per ``finetune.init``: our pretrained discriminator, random of the same shape, or a checkpoint dir."""
+    """Weights per ``finetune.init``: our pretrained discriminator, random of the same shape, or a checkpoint dir.
+
+    Only the classification head may be newly initialised: a checkpoint of another shape or kind would otherwise
+    be loaded with its mismatched tensors silently re-initialised, and a "pretrained" model would be partly random.
+    """
     label_maps = dict(id2label=dict(enumerate(labels)), label2id={label: i for i, label in enumerate(labels)})
     source = model_source(init, pretrained_dir)
     if source is None:
         config = AutoConfig.from_pretrained(pretrained_dir, num_labels=len(labels), **label_maps)
         return ElectraForTokenClassification(config)
-    return ElectraForTokenClassification.from_pretrained(
-        source, num_labels=len(labels), ignore_mismatched_sizes=True, **label_maps
+    model, info = ElectraForTokenClassification.from_pretrained(
+        source, num_labels=len(labels), ignore_mismatched_sizes=True, output_loading_info=True, **label_maps
     )
+    check_only_head_is_new(source, info)
+    return model
+
+
+def check_only_head_is_new(source: Path, loading_info: dict[str, Any]) -> None:
+    """Refuse a load that left any tensor but the classifier head missing or re-initialised, naming the tensors."""
+    mismatched = [entry[0] if isinstance(entry, tuple) else entry for entry in loading_info.get("mismatched_keys", [])]
+    missing = list(loading_info.get("missing_keys", []))
+    body = sorted(name for name in {*missing, *mismatched} if not name.startswith(HEAD_PREFIX))
+    if body:
+        raise ElectraError(
+            f"finetune.init: {source} does not hold the whole model body; {len(body)} tensors would be initialised "
+            f"at random: {', '.join(body[:8])}{' ...' if len(body) > 8 else ''}. Point finetune.init at an ELECTRA "
+            "discriminator checkpoint of this shape, or use 'random' to train from scratch on purpose"
+        )
 
 
 def load_tokenizer(init: str, pretrained_dir: Path) -> Tokenizer:
@@ -144,6 +168,36 @@ def _sorted_batches(examples: Sequence[Example], batch_size: int) -> Iterator[li
         yield order[start : start + batch_size]
 
 
+def predict_word_log_probs(
+    model: ElectraForTokenClassification,
+    tokenizer: Tokenizer,
+    sentences: Sequence[Sentence],
+    max_len: int,
+    batch_size: int,
+    document_context: bool = False,
+) -> list[np.ndarray]:
+    """Label log-probabilities of every word of every sentence, ``(words, labels)`` per sentence, each read from its
+    word's first sub-token: the scores both decodings (constrained and argmax) read."""
+    device = next(model.parameters()).device
+    pad_id = tokenizer.token_to_id("[PAD]")
+    examples = encode_split(tokenizer, sentences, max_len, document_context)
+    example_scores: list[np.ndarray] = [np.zeros(0)] * len(examples)
+    model.eval()
+    with torch.no_grad():
+        for indices in _sorted_batches(examples, batch_size):
+            encoded = [examples[index].encoded for index in indices]
+            batch = _to_device(pad_batch(encoded, pad_id), device)
+            logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+            for index, scores in zip(indices, word_log_probs(logits.float().cpu().numpy(), encoded)):
+                example_scores[index] = scores
+    return merge_word_scores(examples, example_scores, [len(s.tokens) for s in sentences])
+
+
+def model_labels(model: ElectraForTokenClassification) -> list[str]:
+    """The model's labels in id order."""
+    return [model.config.id2label[i] for i in range(model.config.num_labels)]
+
+
 def predict_tags(
     model: ElectraForTokenClassification,
     tokenizer: Tokenizer,
@@ -151,22 +205,12 @@ def predict_tags(
     max_len: int,
     batch_size: int,
     document_context: bool = False,
+    decoding: str = CONSTRAINED,
 ) -> list[list[str]]:
-    """Word-level tags for every word of every sentence, each read from its word's first sub-token."""
-    device = next(model.parameters()).device
-    pad_id = tokenizer.token_to_id("[PAD]")
-    id2label = {int(i): label for i, label in model.config.id2label.items()}
-    examples = encode_split(tokenizer, sentences, max_len, document_context)
-    example_tags: list[list[str]] = [[] for _ in examples]
-    model.eval()
-    with torch.no_grad():
-        for indices in _sorted_batches(examples, batch_size):
-            encoded = [examples[index].encoded for index in indices]
-            batch = _to_device(pad_batch(encoded, pad_id), device)
-            logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
-            for index, tags in zip(indices, word_tags(logits.float().cpu().numpy(), encoded, id2label)):
-                example_tags[index] = tags
-    return merge_word_tags(examples, example_tags, [len(s.tokens) for s in sentences])
+    """One IOB2 tag per word of every sentence; ``constrained`` (the default everywhere) never yields an invalid
+    sequence, see :mod:`electra_model.tag_decoding`."""
+    scores = predict_word_log_probs(model, tokenizer, sentences, max_len, batch_size, document_context)
+    return decode_tags(scores, model_labels(model), decoding)
 
 
 def finetune(
@@ -187,7 +231,7 @@ def finetune(
     steps_per_epoch = -(-len(examples) // params.batch_size)
     total_steps = steps_per_epoch * params.epochs
     groups = layerwise_groups(model, params.learning_rate, params.weight_decay, params.layer_lr_decay)
-    optimizer = torch.optim.AdamW(groups, lr=params.learning_rate, fused=device.type == "cuda")
+    optimizer = torch.optim.AdamW(groups, lr=params.learning_rate, eps=params.adam_epsilon, fused=device.type == "cuda")
     scheduler = linear_schedule(optimizer, round(params.warmup_ratio * total_steps), total_steps)
     pad_id = tokenizer.token_to_id("[PAD]")
     rng = np.random.default_rng(seed)

@@ -13,8 +13,10 @@ The directory holds several variants of one model (fp32, graph-optimized fp32, i
 names the one to run on CPU (chosen by the export stage) and the one to run on GPU, and ``variant=`` overrides it.
 Texts longer than the model's ``max_len`` sub-tokens are cut into windows; windows of all texts share batches.
 
+Text is cut into words by CoNLL-2003's rules (:mod:`electra_model.text_words`), the words the model was trained on,
+and each sentence's tags are decoded as the most probable valid IOB2 sequence (:mod:`electra_model.tag_decoding`).
 Only onnxruntime (or onnxruntime-gpu), tokenizers and numpy are needed (mlflow only when a ``models:/`` URI is
-resolved), so this module, :mod:`electra_model.ner_encoding` and :mod:`electra_model.errors` are also packaged on
+resolved), so this module and the torch-free modules it imports are also packaged on
 their own as the light client ``electra-ner-client`` (``pip install ./client[cpu]``, see client/pyproject.toml).
 From a terminal in the project: ``electra predict "Angela Merkel visited Paris."``.
 """
@@ -30,14 +32,23 @@ import urllib.request
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import numpy as np
 import onnxruntime as ort
-from tokenizers import Tokenizer, pre_tokenizers
+from tokenizers import Tokenizer
 
 from electra_model.errors import ElectraError
-from electra_model.ner_encoding import EncodedSentence, Example, encode_examples, pad_batch, word_tags
+from electra_model.ner_encoding import (
+    EncodedSentence,
+    Example,
+    encode_examples,
+    merge_word_scores,
+    pad_batch,
+    word_log_probs,
+)
+from electra_model.tag_decoding import TagScheme, viterbi
+from electra_model.text_words import WordSpan, split_words
 
 MODEL_FILE = "model.onnx"  # the plain fp32 variant; the other variants' files are listed in META_FILE
 TOKENIZER_FILE = "tokenizer.json"
@@ -52,9 +63,6 @@ DEFAULT_MODEL = "models:/electra-ner@champion"
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"  # the project's tracking.uri default
 SERVER_TIMEOUT_S = 5.0
 MODEL_URI = re.compile(r"models:/(?P<name>[^/@]+)(?:@(?P<alias>[^/@]+)|/(?P<version>\d+))/?")
-SPLITTER = pre_tokenizers.BertPreTokenizer()
-WordSpan = tuple[str, int, int]
-T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -69,12 +77,6 @@ class Entity:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-def split_words(text: str) -> list[WordSpan]:
-    """Words with their character spans, split on whitespace and punctuation exactly as the model's
-    BertPreTokenizer splits, so every word the model sees maps back to a span of the original text."""
-    return [(word, start, end) for word, (start, end) in SPLITTER.pre_tokenize_str(text)]
 
 
 def joined_spans(words: Sequence[str]) -> tuple[str, list[WordSpan]]:
@@ -99,27 +101,6 @@ def entity_spans(tags: Sequence[str]) -> list[tuple[str, int, int]]:
         else:
             spans.append((kind, index, index + 1))
     return spans
-
-
-def first_subtoken_probs(logits: np.ndarray, sentences: Sequence[EncodedSentence]) -> list[list[float]]:
-    """Softmax probability of each word's predicted label at its first sub-token, where its tag is read."""
-    result = []
-    for row, sentence in enumerate(sentences):
-        picked = logits[row, sentence.first_subtoken]
-        exp = np.exp(picked - picked.max(-1, keepdims=True))
-        result.append((exp.max(-1) / exp.sum(-1)).tolist())
-    return result
-
-
-def merge_examples(
-    examples: Sequence[Example], values: Sequence[Sequence[T]], lengths: Sequence[int], fill: T
-) -> list[list[T]]:
-    """Per-example values (tags, scores) put back together per sentence, every word from the one example that
-    labels it: :func:`electra_model.ner_encoding.merge_word_tags` for any kind of value."""
-    merged = [[fill] * length for length in lengths]
-    for example, example_values in zip(examples, values, strict=True):
-        merged[example.sentence][example.start : example.start + len(example_values)] = list(example_values)
-    return merged
 
 
 def check_texts(texts: Sequence[Any]) -> list[str]:
@@ -256,6 +237,7 @@ class NerPredictor:
         self.session = session
         self.tokenizer = tokenizer
         self.id2label = dict(enumerate(labels))
+        self.scheme = TagScheme.iob2(labels)
         self.max_len = max_len
         self.batch_size = batch_size
         self.variant = variant
@@ -354,18 +336,25 @@ class NerPredictor:
         return self.session.run([OUTPUT_NAME], feed)[0].astype(np.float32, copy=False)
 
     def _word_predictions(self, sentences: Sequence[Sequence[str]]) -> list[tuple[list[str], list[float]]]:
-        """Tag and probability per word: the windows of all sentences share batches."""
+        """Tag and probability per word; the windows of all sentences share batches."""
         windows = self.windows(sentences)
-        window_tags: list[list[str]] = []
-        window_probs: list[list[float]] = []
+        window_scores: list[np.ndarray] = []
         for first in range(0, len(windows), self.batch_size):
             encoded = [window.encoded for window in windows[first : first + self.batch_size]]
-            logits = self.logits(encoded)
-            window_tags += word_tags(logits, encoded, self.id2label)
-            window_probs += first_subtoken_probs(logits, encoded)
-        lengths = [len(words) for words in sentences]
-        tags = merge_examples(windows, window_tags, lengths, "O")
-        return list(zip(tags, merge_examples(windows, window_probs, lengths, 0.0)))
+            window_scores += word_log_probs(self.logits(encoded), encoded)
+        return self.decode(windows, window_scores, [len(words) for words in sentences])
+
+    def decode(
+        self, windows: Sequence[Example], window_scores: Sequence[np.ndarray], lengths: Sequence[int]
+    ) -> list[tuple[list[str], list[float]]]:
+        """Each sentence's tags, the most probable valid IOB2 sequence (:func:`electra_model.tag_decoding.viterbi`,
+        as evaluation decodes), and each word's probability of its tag, from the windows' per-word scores."""
+        predictions = []
+        for log_probs in merge_word_scores(windows, window_scores, lengths):
+            path = viterbi(log_probs, self.scheme)
+            probs = np.exp(log_probs[np.arange(len(path)), path])
+            predictions.append(([self.id2label[int(i)] for i in path], probs.tolist()))
+        return predictions
 
 
 def _entities(text: str, spans: Sequence[WordSpan], tags: Sequence[str], probs: Sequence[float]) -> list[Entity]:

@@ -1,7 +1,7 @@
 """Words to sub-token model inputs and back: the one alignment rule used by training, evaluation and serving.
 
 The label of a word sits on its first sub-token; the other sub-tokens get ``IGNORE_INDEX`` so the loss skips them,
-and a word's prediction is read from its first sub-token. Only ``tokenizers`` and numpy are used, so the
+and a word's scores are read from its first sub-token. Only ``tokenizers`` and numpy are used, so the
 torch-free inference client shares this code with training.
 
 :func:`encode_examples` is the form training and evaluation use: every word of every sentence is labelled in
@@ -9,7 +9,8 @@ exactly one example, however long the sentence. A sentence that does not fit ``m
 *cores* of at most half the budget, and each core is given the words around it as unlabelled context, so the model
 inputs overlap while every word is predicted once, with context on both sides. With ``document_context`` the
 budget left after a sentence is filled with the neighbouring sentences of its document, as BERT did for CoNLL-2003.
-:func:`merge_word_tags` maps the examples' predictions back to one tag per word.
+:func:`merge_word_scores` maps the examples' per-word scores back to their sentences, where
+:mod:`electra_model.tag_decoding` turns them into tags.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from dataclasses import dataclass
 
 import numpy as np
 from tokenizers import Tokenizer
+
+from electra_model.tag_decoding import log_softmax
 
 IGNORE_INDEX = -100
 
@@ -171,13 +174,15 @@ def encode_examples(
     return examples
 
 
-def merge_word_tags(
-    examples: Sequence[Example], example_tags: Sequence[Sequence[str]], sentence_lengths: Sequence[int]
-) -> list[list[str]]:
-    """One tag per word of each sentence, put together from the predictions of the examples that label them."""
-    merged: list[list[str]] = [["O"] * length for length in sentence_lengths]
-    for example, tags in zip(examples, example_tags, strict=True):
-        merged[example.sentence][example.start : example.start + len(tags)] = tags
+def merge_word_scores(
+    examples: Sequence[Example], example_scores: Sequence[np.ndarray], sentence_lengths: Sequence[int]
+) -> list[np.ndarray]:
+    """Per-word score rows of each sentence, ``(words, labels)``, put together from the examples that label them
+    (every word is labelled by exactly one example, see :func:`encode_examples`)."""
+    width = example_scores[0].shape[-1] if len(example_scores) else 0
+    merged = [np.zeros((length, width)) for length in sentence_lengths]
+    for example, scores in zip(examples, example_scores, strict=True):
+        merged[example.sentence][example.start : example.start + len(scores)] = scores
     return merged
 
 
@@ -195,14 +200,14 @@ def pad_batch(sentences: Sequence[EncodedSentence], pad_id: int) -> dict[str, np
     return {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels}
 
 
-def word_tags(
-    logits: np.ndarray, sentences: Sequence[EncodedSentence], id2label: dict[int, str], fallback: str = "O"
-) -> list[list[str]]:
-    """Read each word's tag from its first sub-token's logits; a word cut off by ``max_len`` gets ``fallback``."""
-    predicted = logits.argmax(-1)
-    result = []
-    for row, sentence in enumerate(sentences):
-        result.append(
-            [id2label[int(predicted[row, position])] if position >= 0 else fallback for position in sentence.first_subtoken]
-        )
-    return result
+def word_log_probs(logits: np.ndarray, sentences: Sequence[EncodedSentence]) -> list[np.ndarray]:
+    """Each word's label log-probabilities, read at its first sub-token, as ``(words, labels)`` per sentence; a word
+    cut off by ``max_len`` (only :func:`encode_words` cuts) gets a uniform row, so decoding falls back to label 0."""
+    log_probs = log_softmax(logits)
+    uniform = np.full(logits.shape[-1], -np.log(logits.shape[-1]))
+    return [
+        np.stack([log_probs[row, position] if position >= 0 else uniform for position in sentence.first_subtoken])
+        if sentence.first_subtoken
+        else np.zeros((0, logits.shape[-1]))
+        for row, sentence in enumerate(sentences)
+    ]

@@ -180,7 +180,9 @@ class Trainer:
         self.unmaskable = torch.tensor([special[t] for t in ("[CLS]", "[SEP]", "[PAD]", "[MASK]")], device=self.device)
         seed_everything(seed)
         self.model = build_model(params, tokenizer).to(self.device)
-        self.optimizer = build_optimizer(self.model, params.learning_rate, params.weight_decay, self.device)
+        self.optimizer = build_optimizer(
+            self.model, params.learning_rate, params.weight_decay, params.adam_epsilon, self.device
+        )
         self.scheduler = linear_schedule(self.optimizer, params.warmup_steps, params.max_steps)
         self.order = BlockOrder(len(blocks), params.batch_size, seed)
         self.step, self.history = 0, []

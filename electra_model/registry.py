@@ -115,7 +115,8 @@ def register(onnx_dir: Path | str, export: ExportParams, quality: Mapping[str, A
     """Register the exported model and move the alias if it passes the gate.
 
     ``quality`` is :func:`electra_model.export.summarize`'s result (``parity_passed``, ``max_abs_logit_diff``,
-    ``f1``, ``serve_variant``, ...) plus ``serve_reason`` and ``variants`` (each variant's measurements). The
+    ``f1``, ``serve_variant``, ...) plus ``serve_reason``, ``variants`` (each variant's measurements) and
+    ``selection_split``, the split all of them were measured on (validation: the gate never reads test). The
     champion is looked up before the new version exists, so it is never compared with itself.
     """
     if mlflow.active_run() is None:
@@ -126,6 +127,7 @@ def register(onnx_dir: Path | str, export: ExportParams, quality: Mapping[str, A
     promote, reason = decide(quality, export, champion)
     tags = {
         "f1": str(float(quality["f1"])),
+        "f1_split": str(quality["selection_split"]),
         "parity_max_abs_diff": str(float(quality["max_abs_logit_diff"])),
         "serve_variant": quality["serve_variant"],
         "serve_reason": quality["serve_reason"],

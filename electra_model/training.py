@@ -105,11 +105,14 @@ def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict]:
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 
-def build_optimizer(model: nn.Module, learning_rate: float, weight_decay: float, device: torch.device) -> torch.optim.AdamW:
+def build_optimizer(
+    model: nn.Module, learning_rate: float, weight_decay: float, eps: float, device: torch.device
+) -> torch.optim.AdamW:
     """AdamW over the decay / no-decay groups, with the fused kernel on CUDA and CPU: one pass over each tensor
-    instead of one per elementwise op (measured 1.5-4x faster than the default on CPU for ELECTRA-Small)."""
+    instead of one per elementwise op (measured 1.5-4x faster than the default on CPU for ELECTRA-Small).
+    ``eps`` is a param because the reference uses 1e-6, not torch's 1e-8."""
     return torch.optim.AdamW(
-        parameter_groups(model, weight_decay), lr=learning_rate, fused=device.type in ("cuda", "cpu")
+        parameter_groups(model, weight_decay), lr=learning_rate, eps=eps, fused=device.type in ("cuda", "cpu")
     )
 
 

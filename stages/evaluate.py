@@ -1,10 +1,14 @@
 """DVC stage `evaluate`: entity-level and token-level scores of the fine-tuned model on the held-out split.
 
-Outputs: ``metrics/evaluate.json`` (entity P/R/F1 overall (micro), macro and per type; token accuracy; error
-counts), ``plots/evaluate_confusion.{csv,png}`` (gold vs predicted entity type per token) and ``reports/evaluate/``:
+Reported, never used to choose anything. Headline ``entity_f1``: tags decoded as the client decodes them (the most
+probable valid IOB2 sequence); ``entity_f1_argmax``: per-word argmax of the same scores; ``raw_text_entity_f1``: each
+sentence typed as plain text and run through the client's predictor, its entities mapped back onto the gold words.
+Outputs: ``metrics/evaluate.json`` (those three; entity P/R/F1 overall (micro), macro and per type; token accuracy;
+error counts; raw-text word-cut disagreements), ``plots/evaluate_confusion.{csv,png}`` (gold vs predicted entity type per token) and ``reports/evaluate/``:
 ``conlleval.txt`` (the conlleval report), ``predictions.txt`` (``word gold guess``, re-scorable with
 ``electra score``), ``token_report.txt`` / ``token_report_without_o.txt``, ``confusion_matrix.json`` and
-``errors.json`` / ``errors.txt`` (boundary vs type vs missed vs spurious). Run with ``dvc repro evaluate``.
+``errors.json`` / ``errors.txt`` (boundary vs type vs missed vs spurious), ``raw_text.txt`` (where the client's word
+cut differs from the data's, most frequent first). Run with ``dvc repro evaluate``.
 """
 
 from __future__ import annotations
@@ -21,9 +25,11 @@ from electra_model.conlleval import count_chunks, report, sequence_rows
 from electra_model.data.conll import Sentence, read_conll
 from electra_model.error_analysis import analyse, render
 from electra_model.errors import exit_on_user_error
-from electra_model.finetune import predict_tags
+from electra_model.finetune import model_labels, predict_word_log_probs
 from electra_model.io import atomic_dir, atomic_file, write_json
 from electra_model.metrics import entity_scores, entity_type, save_confusion_png, token_scores, type_confusion
+from electra_model.raw_text_eval import RawTextResult, raw_text_tags, torch_predictor
+from electra_model.tag_decoding import ARGMAX, CONSTRAINED, decode_tags
 from electra_model.tokenizer import load_backend_tokenizer
 from electra_model.tracking import flatten, log_dataset, stage_run
 
@@ -65,6 +71,13 @@ def write_confusion_plots(gold: list[tuple[str, ...]], predicted: list[list[str]
     save_confusion_png(type_confusion(gold, predicted), CONFUSION.with_suffix(".png"), "entity type per token")
 
 
+def render_raw_text(result: RawTextResult, sentences: int) -> str:
+    """Where the client's word cut of the typed text differs from the data's words."""
+    lines = [f"{result.sentences_split_differently} of {sentences} sentences split differently from the data", ""]
+    lines += [f"{count:6d}  data: {gold!r:40}  client: {got!r}" for gold, got, count in result.disagreements]
+    return "\n".join(lines) + "\n"
+
+
 @exit_on_user_error
 def main() -> None:
     params = load_params()
@@ -77,15 +90,29 @@ def main() -> None:
         log_dataset(split_path, name=f"ner-{params.evaluate.split}", context="evaluation")
         model = ElectraForTokenClassification.from_pretrained(MODEL_DIR)
         tokenizer = load_backend_tokenizer(MODEL_DIR)
-        predicted = predict_tags(
-            model, tokenizer, sentences, finetune.max_seq_len, params.evaluate.batch_size, finetune.document_context
+        batch_size = params.evaluate.batch_size
+        scores = predict_word_log_probs(
+            model, tokenizer, sentences, finetune.max_seq_len, batch_size, finetune.document_context
         )
+        predicted = decode_tags(scores, model_labels(model), CONSTRAINED)
+        argmax = decode_tags(scores, model_labels(model), ARGMAX)
+        raw = raw_text_tags(torch_predictor(model, tokenizer, finetune.max_seq_len, batch_size), sentences)
         gold = [s.tags for s in sentences]
         with atomic_dir(REPORTS) as staging:
             extra = write_reports(staging, sentences, predicted, params.evaluate.top_confusions)
+            (staging / "raw_text.txt").write_text(render_raw_text(raw, len(sentences)), encoding="utf-8")
         write_confusion_plots(gold, predicted)
-        metrics = {"split": params.evaluate.split, "sentences": len(sentences),
-                   "entity": entity_scores(gold, predicted), **extra}
+        entity = entity_scores(gold, predicted)
+        metrics = {
+            "split": params.evaluate.split,
+            "sentences": len(sentences),
+            "entity_f1": entity["overall"]["f1"],
+            "entity_f1_argmax": entity_scores(gold, argmax)["overall"]["f1"],
+            "raw_text_entity_f1": entity_scores(gold, raw.tags)["overall"]["f1"],
+            "raw_text_sentences_split_differently": raw.sentences_split_differently,
+            "entity": entity,
+            **extra,
+        }
         write_json(METRICS, metrics)
         mlflow.log_metrics({k: float(v) for k, v in flatten(metrics).items() if isinstance(v, (int, float))})
         mlflow.log_artifacts(str(REPORTS), artifact_path="reports")

@@ -45,8 +45,13 @@ def test_evaluate_writes_every_report(evaluated: Path, capsys: pytest.CaptureFix
     reports = evaluated / "reports/evaluate"
     assert sorted(path.name for path in reports.iterdir()) == sorted([
         "conlleval.txt", "predictions.txt", "token_report.txt", "token_report_without_o.txt",
-        "confusion_matrix.json", "errors.json", "errors.txt",
+        "confusion_matrix.json", "errors.json", "errors.txt", "raw_text.txt",
     ])
+    assert metrics["entity_f1"] == entity["overall"]["f1"]
+    assert metrics["entity_f1_argmax"] == metrics["entity_f1"]  # the pattern model makes no invalid sequences here
+    assert metrics["raw_text_entity_f1"] == metrics["entity_f1"]  # typed as text, the sentences split back the same
+    assert metrics["raw_text_sentences_split_differently"] == 0
+    assert (reports / "raw_text.txt").read_text().startswith("0 of 3 sentences split differently")
     assert " O " in (reports / "token_report.txt").read_text()
     assert " O " not in (reports / "token_report_without_o.txt").read_text()
     assert "precision:  83.33%; recall:  71.43%; FB1:  76.92" in (reports / "conlleval.txt").read_text()

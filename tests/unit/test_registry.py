@@ -45,6 +45,7 @@ def test_the_alias_moves_only_through_the_gate(mlflow_store: str, pattern_onnx_d
     assert champion() == "1"
     assert version_tags("1") == {
         "f1": "0.81",
+        "f1_split": "valid",
         "parity_max_abs_diff": "2e-06",
         "serve_variant": "int8",
         "serve_reason": "int8: fastest",

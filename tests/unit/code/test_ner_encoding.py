@@ -11,11 +11,11 @@ from electra_model.ner_encoding import (
     Example,
     encode_examples,
     encode_words,
-    merge_word_tags,
+    merge_word_scores,
     pad_batch,
     plan_cores,
     word_pieces,
-    word_tags,
+    word_log_probs,
 )
 from electra_model.tokenizer import train_wordpiece
 
@@ -45,7 +45,7 @@ def test_words_past_max_len_are_marked_cut_off(tok):
     assert encoded.first_subtoken[:4] == [1, 2, 3, 4] and encoded.first_subtoken[4:] == [-1] * 6
 
 
-def test_padding_and_word_tags_round_trip(tok):
+def test_padding_and_word_scores_round_trip(tok):
     short = encode_words(tok, ["Alice"], max_len=16, tag_ids=[1])
     long = encode_words(tok, ["Alice", "met", "Bob"], max_len=16, tag_ids=[1, 0, 1])
     batch = pad_batch([short, long], pad_id=0)
@@ -55,7 +55,15 @@ def test_padding_and_word_tags_round_trip(tok):
         for position, label in enumerate(encoded.labels):
             if label != IGNORE_INDEX:
                 logits[row, position, label] = 1.0
-    assert word_tags(logits, [short, long], {0: "O", 1: "B-PER"}) == [["B-PER"], ["B-PER", "O", "B-PER"]]
+    scores = word_log_probs(logits, [short, long])
+    assert [row.argmax(-1).tolist() for row in scores] == [[1], [1, 0, 1]]
+    assert all(np.allclose(np.exp(row).sum(-1), 1.0) for row in scores)
+
+
+def test_a_word_cut_off_gets_a_uniform_row(tok):
+    encoded = encode_words(tok, ["city"] * 10, max_len=6)
+    [scores] = word_log_probs(np.random.default_rng(0).normal(size=(1, 6, 3)), [encoded])
+    assert scores.shape == (10, 3) and np.allclose(scores[4:], np.log(1 / 3))
 
 
 # ------------------------------------------------------------------------------------- examples and windows
@@ -129,10 +137,11 @@ def test_document_context_adds_neighbours_of_the_same_document_only(tok):
     assert labelled_words(wide, 4) == labelled_words(plain, 4)
 
 
-def test_plan_cores_and_merge_word_tags():
+def test_plan_cores_and_merge_word_scores():
     assert plan_cores([1, 2, 3, 1, 9, 1], budget=4) == [(0, 2), (2, 4), (4, 5), (5, 6)]
     assert plan_cores([], budget=4) == []
     unused = EncodedSentence([], [], [])
     examples = [Example(0, 0, unused), Example(0, 2, unused), Example(1, 0, unused)]
-    merged = merge_word_tags(examples, [["B-PER", "I-PER"], ["O"], ["B-LOC"]], [3, 1])
-    assert merged == [["B-PER", "I-PER", "O"], ["B-LOC"]]
+    rows = np.eye(3)
+    merged = merge_word_scores(examples, [rows[[1, 2]], rows[[0]], rows[[1]]], [3, 1])
+    assert [m.argmax(-1).tolist() for m in merged] == [[1, 2, 0], [1]]

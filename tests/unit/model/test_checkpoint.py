@@ -26,7 +26,7 @@ class Tied(torch.nn.Module):
 def trained(steps: int = 3):
     torch.manual_seed(0)
     model = Tied()
-    optimizer = build_optimizer(model, 1e-2, 0.01, torch.device("cpu"))
+    optimizer = build_optimizer(model, 1e-2, 0.01, 1e-6, torch.device("cpu"))
     scheduler = linear_schedule(optimizer, 1, 10)
     for _ in range(steps):
         model.b(model.a(torch.randn(2, 4))).sum().backward()

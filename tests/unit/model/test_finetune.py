@@ -3,6 +3,7 @@ seeding -- on models of a few thousand weights so the whole module runs in secon
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +24,7 @@ from electra_model.finetune import (
     predict_tags,
 )
 from electra_model.metrics import entity_scores
+from electra_model.tag_decoding import ARGMAX
 from electra_model.tokenizer import as_transformers_tokenizer
 from tests.fixtures_models import CORPUS, LABELS, PATTERN, expected_tags, make_pattern, model_config
 
@@ -84,6 +86,37 @@ def test_any_local_checkpoint_directory_with_its_own_vocab_txt(tmp_path: Path, p
     ]
 
 
+def test_a_token_classifier_with_other_labels_gets_only_a_new_head(tmp_path: Path, pretrained_dir: Path) -> None:
+    """A checkpoint fine-tuned for another label set: the classifier is re-initialised, the body loads as saved."""
+    other = ElectraForTokenClassification.from_pretrained(pretrained_dir, num_labels=3)
+    other.save_pretrained(tmp_path)
+    model = load_model(str(tmp_path), pretrained_dir, LABELS)
+    assert model.classifier.out_features == len(LABELS)
+    assert torch.equal(model.electra.encoder.layer[1].output.dense.weight, other.electra.encoder.layer[1].output.dense.weight)
+
+
+def claim_in_config(directory: Path, **changes: int) -> None:
+    """Edit a saved checkpoint's config.json so that it no longer describes the weights beside it."""
+    config = json.loads((directory / "config.json").read_text(encoding="utf-8"))
+    (directory / "config.json").write_text(json.dumps({**config, **changes}), encoding="utf-8")
+
+
+def test_a_checkpoint_whose_tensors_do_not_fit_is_refused_naming_them(
+    tmp_path: Path, pretrained_dir: Path, tokenizer: Tokenizer
+) -> None:
+    ElectraForPreTraining(tiny_config(tokenizer)).save_pretrained(tmp_path)
+    claim_in_config(tmp_path, intermediate_size=48)  # the feed-forward matrices no longer fit: none may load at random
+    with pytest.raises(ElectraError, match=r"does not hold the whole model body; 6 tensors .*intermediate\.dense"):
+        load_model(str(tmp_path), pretrained_dir, LABELS)
+
+
+def test_a_checkpoint_missing_body_tensors_is_refused(tmp_path: Path, pretrained_dir: Path, tokenizer: Tokenizer) -> None:
+    ElectraForPreTraining(tiny_config(tokenizer, layers=1)).save_pretrained(tmp_path)
+    claim_in_config(tmp_path, num_hidden_layers=2)
+    with pytest.raises(ElectraError, match=r"encoder\.layer\.1\."):
+        load_model(str(tmp_path), pretrained_dir, LABELS)
+
+
 def test_a_directory_without_config_is_refused(tmp_path: Path, pretrained_dir: Path) -> None:
     with pytest.raises(ElectraError, match=r"finetune.init: .* is not a transformers checkpoint directory"):
         load_model(str(tmp_path), pretrained_dir, LABELS)
@@ -121,7 +154,9 @@ def test_every_word_of_a_1000_word_sentence_gets_its_prediction(tokenizer: Token
     torch.manual_seed(0)
     model = ElectraForTokenClassification(model_config(tokenizer)).eval()
     make_pattern(model, tokenizer)
-    words = [str(word) for word in np.random.default_rng(3).choice([*PATTERN, "visited", "café", "in"], 1000)]
+    begins = [word for word, tag in PATTERN.items() if tag.startswith("B-")]  # I- words only inside their entity
+    phrases = [*begins, "John Smith", "New York", "John Smith Smith", "visited", "café", "in"]
+    words = " ".join(np.random.default_rng(3).choice(phrases, 1000)).split()[:1000]
     short = ["John", "Smith", "visited", "Paris"]
     unlabelled = [Sentence(tuple(short), ("O",) * 4), Sentence(tuple(words), ("O",) * 1000)]
     predicted = predict_tags(model, tokenizer, unlabelled, 16, 8)
@@ -153,3 +188,13 @@ def test_early_stopping_stops_after_patience_epochs_without_gain(pretrained_dir:
     train, valid = sentences(16, 0), sentences(8, 1)
     _, _, summary = finetune(params(epochs=6, learning_rate=1e-9), 0, pretrained_dir, train, valid, lambda s, m: None)
     assert summary["best_epoch"] == 1 and summary["epochs_run"] == 2
+
+
+def test_constrained_decoding_drops_an_inside_tag_that_continues_nothing(tokenizer: Tokenizer) -> None:
+    torch.manual_seed(0)
+    model = ElectraForTokenClassification(model_config(tokenizer)).eval()
+    make_pattern(model, tokenizer)
+    sentence = [Sentence(("John", "and", "Smith", "met", "Müller"), ("O",) * 5)]
+    argmax = predict_tags(model, tokenizer, sentence, 16, 8, decoding=ARGMAX)
+    assert argmax == [["B-PER", "O", "I-PER", "O", "B-PER"]]  # conlleval counts "Smith" as a third entity
+    assert predict_tags(model, tokenizer, sentence, 16, 8) == [["B-PER", "O", "O", "O", "B-PER"]]
