@@ -153,3 +153,17 @@ def test_early_stopping_stops_after_patience_epochs_without_gain(pretrained_dir:
     train, valid = sentences(16, 0), sentences(8, 1)
     _, _, summary = finetune(params(epochs=6, learning_rate=1e-9), 0, pretrained_dir, train, valid, lambda s, m: None)
     assert summary["best_epoch"] == 1 and summary["epochs_run"] == 2
+
+
+def test_a_diverging_run_stops_at_the_first_non_finite_loss_naming_step_and_params(pretrained_dir: Path) -> None:
+    """A learning rate of 1e30 sends the weights to inf in one step; the run stops there, not epochs later."""
+    train, valid = sentences(32, 0), sentences(8, 1)
+    logged: list[tuple[int, dict]] = []
+    with pytest.raises(ElectraError) as error:
+        finetune(params(learning_rate=1e30, epochs=3), 0, pretrained_dir, train, valid, lambda s, m: logged.append((s, m)))
+    message = str(error.value)
+    step = len(logged) + 1  # every step before the bad one was logged, the bad one was not
+    assert message.startswith(f"fine-tuning diverged: the training loss is nan at step {step} ")
+    assert "finetune.learning_rate = 1e+30" in message and "finetune.batch_size = 8" in message
+    assert all(np.isfinite(metrics["train_loss"]) for _, metrics in logged)
+    assert not any("valid_f1" in metrics for _, metrics in logged), "stopped inside the first epoch"
