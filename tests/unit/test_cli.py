@@ -146,7 +146,8 @@ def user_error(args: list[str], capsys: pytest.CaptureFixture[str]) -> str:
 
 
 def test_score_a_directory_is_named(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert user_error(["score", str(tmp_path)], capsys) == f"error: {tmp_path}: is a directory, not a file; pass the file inside it"
+    expected = f"error: {tmp_path}: is a directory, not a file; pass the file inside it"
+    assert user_error(["score", str(tmp_path)], capsys) == expected
     gold = tmp_path / "gold.txt"
     gold.write_text("Paris B-LOC\n", encoding="utf-8")
     assert f"{tmp_path}: is a directory" in user_error(["score", str(tmp_path), "--gold", str(gold)], capsys)
@@ -207,4 +208,5 @@ def test_a_byte_order_mark_on_stdin_stays_out_of_the_entities(pattern_onnx_dir: 
     assert result.returncode == 0, result.stderr
     payload = json.loads(result.stdout)
     assert [item["text"] for item in payload] == ["Paris is far.", "John Smith"]
-    assert [[(e["text"], e["start"]) for e in item["entities"]] for item in payload] == [[("Paris", 0)], [("John Smith", 0)]]
+    entities = [[(e["text"], e["start"]) for e in item["entities"]] for item in payload]
+    assert entities == [[("Paris", 0)], [("John Smith", 0)]]

@@ -160,7 +160,8 @@ def test_a_diverging_run_stops_at_the_first_non_finite_loss_naming_step_and_para
     train, valid = sentences(32, 0), sentences(8, 1)
     logged: list[tuple[int, dict]] = []
     with pytest.raises(ElectraError) as error:
-        finetune(params(learning_rate=1e30, epochs=3), 0, pretrained_dir, train, valid, lambda s, m: logged.append((s, m)))
+        finetune(params(learning_rate=1e30, epochs=3), 0, pretrained_dir, train, valid,
+                 lambda step, metrics: logged.append((step, metrics)))
     message = str(error.value)
     step = len(logged) + 1  # every step before the bad one was logged, the bad one was not
     assert message.startswith(f"fine-tuning diverged: the training loss is nan at step {step} ")

@@ -173,7 +173,9 @@ def test_a_training_step_never_waits_for_the_gpu(tokenizer, tiny_params, blocks)
         torch.cuda.set_sync_debug_mode("default")
 
 
-def test_a_diverging_run_stops_naming_the_first_non_finite_step_and_writes_no_checkpoint(tokenizer, tiny_params, blocks, tmp_path):
+def test_a_diverging_run_stops_at_the_first_non_finite_step_and_checkpoints_nothing(
+    tokenizer, tiny_params, blocks, tmp_path
+):
     """The loss is checked at logging steps (no per-step host sync), yet the step named is the exact first one."""
     params = tiny_params.model_copy(update={"learning_rate": 1e30, "checkpoint_every": 10})
     logged: list[tuple[int, dict]] = []
