@@ -36,13 +36,16 @@ Subcommands: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"  
 
 
 def read_texts(path: Path) -> list[str]:
-    """The non-empty lines of ``path`` (``-`` reads stdin), kept verbatim so offsets index the line as written."""
+    """The non-empty lines of ``path`` (``-`` reads stdin), kept verbatim so offsets index the line as written.
+
+    A UTF-8 byte-order mark (Windows editors and PowerShell pipes write one) is not text: left in, it would become
+    part of the first word and of any entity that starts the first line."""
     try:
         raw = sys.stdin.buffer.read() if str(path) == "-" else path.read_bytes()
     except OSError as error:
         raise ElectraError(f"{path}: cannot read it ({error.strerror}); pass a text file, one text per line") from None
     try:
-        content = raw.decode("utf-8")
+        content = raw.decode("utf-8").removeprefix("\ufeff")
     except UnicodeDecodeError as error:
         line = raw.count(b"\n", 0, error.start) + 1
         raise ElectraError(
@@ -87,12 +90,12 @@ def quiet_downloads_off_terminal() -> None:
 
 def project_tracking_uri(explicit: str | None, params_file: Path = Path("params.yaml")) -> str:
     """``--tracking-uri``, else ``MLFLOW_TRACKING_URI``, else ``tracking.uri`` of ``params.yaml`` when run in a
-    project, else the default store -- the same store the pipeline wrote."""
+    project, else the default store -- the same store the pipeline wrote. Only the ``tracking`` section is read."""
     if explicit or os.environ.get("MLFLOW_TRACKING_URI") or not params_file.is_file():
         return resolve_tracking_uri(explicit)
-    from electra_model.config import load_params
+    from electra_model.config import load_tracking_params
 
-    return load_params(params_file).tracking.uri
+    return load_tracking_params(params_file).uri
 
 
 def run_predict(args: argparse.Namespace) -> int:
@@ -100,7 +103,9 @@ def run_predict(args: argparse.Namespace) -> int:
         raise ElectraError("electra predict takes TEXT arguments or --file PATH (one of the two)")
     texts = args.texts or read_texts(args.file)
     quiet_downloads_off_terminal()
-    predictor = NerPredictor.from_uri(args.model, project_tracking_uri(args.tracking_uri))
+    from_registry = str(args.model).startswith("models:/")  # an exported directory needs no tracking store
+    tracking_uri = project_tracking_uri(args.tracking_uri) if from_registry else None
+    predictor = NerPredictor.from_uri(args.model, tracking_uri)
     results = predictor.predict(texts)
     print(format_json(texts, results) if args.json else format_human(texts, results))
     return 0
@@ -132,7 +137,10 @@ def add_predict(subcommands: Subcommands) -> None:
 
 def run_score(args: argparse.Namespace) -> int:
     rows = aligned_rows(args.gold, args.file) if args.gold else file_rows(args.file)
-    print(report(count_chunks(rows)), end="")
+    counts = count_chunks(rows)
+    if counts.tokens == 0:  # conlleval.pl prints a zero report; a score of nothing is a mistake worth naming
+        raise ElectraError(f"{args.file}: has no sentences (no token lines), so there is nothing to score")
+    print(report(counts), end="")
     return 0
 
 

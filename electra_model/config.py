@@ -11,10 +11,11 @@ work, with a message naming the key, the bad value and what is allowed::
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from types import UnionType
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from electra_model.errors import ElectraError
 
@@ -25,10 +26,33 @@ PositiveFloat = Annotated[float, Field(gt=0.0)]
 Device = Literal["auto", "cpu", "cuda"]
 
 
-class Section(BaseModel):
-    """Base for every params section: unknown keys are errors, values are immutable once loaded."""
+def leaf_types(annotation: Any) -> set[Any]:
+    """The plain types a field accepts, looking through ``Annotated``, ``Optional`` and unions."""
+    origin = get_origin(annotation)
+    if origin is Annotated:
+        return leaf_types(get_args(annotation)[0])
+    if origin is Union or isinstance(annotation, UnionType):
+        return set().union(*(leaf_types(arg) for arg in get_args(annotation)))
+    return {annotation}
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+
+class Section(BaseModel):
+    """Base for every params section: unknown keys are errors, values are immutable once loaded.
+
+    Numbers must be finite (``.inf`` or ``nan`` trains a NaN model that fails minutes later, far from the key that
+    caused it), and a boolean is not a number: pydantic's lax mode would read ``epochs: true`` as 1.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_booleans_for_numbers(cls, value: Any, info: ValidationInfo) -> Any:
+        if isinstance(value, bool) and info.field_name:
+            types = leaf_types(cls.model_fields[info.field_name].annotation)
+            if bool not in types and types & {int, float}:
+                raise ValueError("true/false is not a number here; give a number")
+        return value
 
 
 # --------------------------------------------------------------------------------------------- data sources
@@ -338,28 +362,52 @@ def _describe(error: dict[str, Any]) -> str:
     return f"{key}{shown}: {error['msg']}"
 
 
-def parse_params(raw: Any, source: str = "params.yaml") -> Params:
-    """Validate a params mapping; raise :class:`ElectraError` listing every bad key at once."""
+def _validate(model: type[Section], raw: Any, source: str) -> Any:
+    """Validate ``raw`` as ``model``; raise :class:`ElectraError` listing every bad key at once."""
     if not isinstance(raw, dict):
         raise ElectraError(f"{source}: expected a mapping of sections at the top level, got {type(raw).__name__}")
     try:
-        return Params.model_validate(raw)
+        return model.model_validate(raw)
     except ValidationError as error:
         problems = "\n  ".join(_describe(item) for item in error.errors())
         raise ElectraError(f"{source} has invalid params:\n  {problems}") from None
 
 
-def load_params(path: Path | str = "params.yaml") -> Params:
-    """Load and validate ``params.yaml``; a YAML syntax error names the line."""
+def parse_params(raw: Any, source: str = "params.yaml") -> Params:
+    """Validate a params mapping; raise :class:`ElectraError` listing every bad key at once."""
+    return _validate(Params, raw, source)
+
+
+def read_params_file(path: Path | str) -> Any:
+    """The parsed YAML of a params file, unvalidated; a missing file or a YAML syntax error names the file (and
+    line)."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ElectraError(f"{path}: params file not found; run from the project root or pass its path") from None
     try:
-        raw = yaml.safe_load(text)
+        return yaml.safe_load(text)
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark else str(path)
         raise ElectraError(f"{where}: not valid YAML ({getattr(error, 'problem', error)})") from None
-    return parse_params(raw, str(path))
+
+
+def load_params(path: Path | str = "params.yaml") -> Params:
+    """Load and validate ``params.yaml``; a YAML syntax error names the line."""
+    return parse_params(read_params_file(path), str(path))
+
+
+class TrackingOnly(Section):
+    """The ``tracking`` section alone, so that its errors carry the same ``tracking.`` keys as a full load."""
+
+    tracking: TrackingParams = TrackingParams()
+
+
+def load_tracking_params(path: Path | str = "params.yaml") -> TrackingParams:
+    """Only the ``tracking`` section of a params file, validated: a client that reads the registry needs nothing
+    else, so a bad key elsewhere (a half-edited experiment, say) must not stop it."""
+    raw = read_params_file(path)
+    only = {key: value for key, value in raw.items() if key == "tracking"} if isinstance(raw, dict) else raw
+    return _validate(TrackingOnly, only, str(path)).tracking

@@ -29,7 +29,7 @@ from electra_model.ner_encoding import Example, encode_examples, merge_word_scor
 from electra_model.progress import log_line, progress
 from electra_model.tag_decoding import CONSTRAINED, decode_tags
 from electra_model.tokenizer import load_backend_tokenizer, special_token_ids
-from electra_model.training import linear_schedule, parameter_groups, resolve_device, seed_everything
+from electra_model.training import linear_schedule, parameter_groups, resolve_device, seed_everything, stop_if_diverged
 
 MetricsCallback = Callable[[int, dict[str, float]], None]
 LENGTH_GROUP = 50
@@ -251,7 +251,11 @@ def finetune(
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
             step += 1
-            losses.append(loss.item())
+            losses.append(loss.item())  # read every step anyway: checking it adds no host sync
+            stop_if_diverged(losses[-1], f"at step {step}", "fine-tuning", {
+                "finetune.learning_rate": params.learning_rate, "learning rate at this step": head_lr,
+                "finetune.batch_size": params.batch_size,
+            })
             on_log(step, {"train_loss": losses[-1], "learning_rate": head_lr})
 
         valid_tags = predict_tags(

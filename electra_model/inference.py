@@ -36,6 +36,7 @@ from typing import Any
 
 import numpy as np
 import onnxruntime as ort
+from onnxruntime.capi import onnxruntime_pybind11_state as ort_state
 from tokenizers import Tokenizer
 
 from electra_model.errors import ElectraError
@@ -222,6 +223,33 @@ def open_session(
     return ort.InferenceSession(str(model_file), options, providers=list(providers))
 
 
+REEXPORT = "re-run `dvc repro export`"
+CORRUPT_MODEL = (
+    ort_state.InvalidProtobuf, ort_state.InvalidGraph, ort_state.InvalidArgument, ort_state.Fail, ort_state.NoSuchFile
+)
+"""What onnxruntime raises for a truncated, corrupt or incomplete model file (not for a missing provider)."""
+
+
+def first_line(error: BaseException) -> str:
+    return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+
+
+def read_tokenizer_file(path: Path) -> Tokenizer:
+    """``tokenizer.json`` of an exported model; a truncated or corrupt one is named, with what to do."""
+    try:
+        return Tokenizer.from_file(str(path))
+    except Exception as error:  # tokenizers raises a bare Exception for any file it cannot read
+        raise ElectraError(f"{path}: not a readable tokenizer ({first_line(error)}); {REEXPORT}") from None
+
+
+def open_model_file(model_file: Path, providers: Sequence[str], threads: int | None) -> ort.InferenceSession:
+    """:func:`open_session`, naming a truncated or corrupt ``.onnx`` file instead of raising onnxruntime's error."""
+    try:
+        return open_session(model_file, providers, threads)
+    except CORRUPT_MODEL as error:
+        raise ElectraError(f"{model_file}: not a loadable ONNX model ({first_line(error)}); {REEXPORT}") from None
+
+
 class NerPredictor:
     """An onnxruntime session plus the tokenizer and labels it was exported with."""
 
@@ -263,10 +291,10 @@ class NerPredictor:
                 raise ElectraError(
                     f"{onnx_dir}: {path.name} is missing from the exported model; re-run `dvc repro export`"
                 )
-        tokenizer = Tokenizer.from_file(str(onnx_dir / TOKENIZER_FILE))
+        tokenizer = read_tokenizer_file(onnx_dir / TOKENIZER_FILE)
         tokenizer.no_truncation()
         tokenizer.no_padding()
-        session = open_session(model_file, providers, threads)
+        session = open_model_file(model_file, providers, threads)
         check_model_matches(session, tokenizer, meta["labels"], model_file)
         return cls(session, tokenizer, meta["labels"], int(meta["max_len"]), batch_size, chosen)
 

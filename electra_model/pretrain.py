@@ -13,12 +13,14 @@ micro-batches compute.
 
 Per logging step it reports the generator's MLM loss and accuracy, the RTD loss, accuracy, precision and recall
 on replaced tokens, the learning rate, tokens/s and MFU (see :mod:`electra_model.flops`); between logging steps
-nothing waits for the device.
+nothing waits for the device. A non-finite loss stops the run at the next logging step, naming the step where it
+first appeared (tracked on the device, see :meth:`Trainer.stop_if_diverged`), before any checkpoint of NaN weights.
 """
 
 from __future__ import annotations
 
 import contextlib
+import math
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, fields
@@ -45,6 +47,7 @@ from electra_model.training import (
     linear_schedule,
     rank_device,
     seed_everything,
+    stop_if_diverged,
 )
 
 MetricsCallback = Callable[[int, dict[str, float]], None]
@@ -186,6 +189,7 @@ class Trainer:
         self.scheduler = linear_schedule(self.optimizer, params.warmup_steps, params.max_steps)
         self.order = BlockOrder(len(blocks), params.batch_size, seed)
         self.step, self.history = 0, []
+        self.first_nonfinite_step = torch.zeros((), dtype=torch.long, device=self.device)  # 0: none so far
         self.autocast = torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=self.device.type == "cuda")
         self.vocab_size = tokenizer.get_vocab_size()
 
@@ -239,10 +243,33 @@ class Trainer:
                     output = model(micro.input_ids, None, micro.masked, micro.sampler)
                 (output.loss / self.params.grad_accum_steps).backward()
             stats.add(output)
+            self._note_nonfinite(output.loss.detach())
         torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.params.max_grad_norm)
         self.optimizer.step()
         self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
+
+    def _note_nonfinite(self, loss: torch.Tensor) -> None:
+        """Record on the device the first step whose loss is not finite; no host sync (see stop_if_diverged)."""
+        first = (self.first_nonfinite_step == 0) & ~torch.isfinite(loss)
+        self.first_nonfinite_step = torch.where(first, self.step, self.first_nonfinite_step)
+
+    def stop_if_diverged(self, window_loss: float, window_first_step: int) -> None:
+        """Stop when the logging window's mean loss is not finite (one NaN or inf micro-batch makes the sum so).
+
+        The check rides on the logging step's one host sync instead of reading every step's loss, which would
+        stall the GPU's queue each step; the step it names is exact all the same, recorded on the device by
+        :meth:`_note_nonfinite` (on another rank's shard, the window is named). Checkpoints are written only at
+        logging steps after this check, so none ever holds NaN weights.
+        """
+        if math.isfinite(window_loss):
+            return
+        first = int(self.first_nonfinite_step.item())
+        p = self.params
+        knobs = {"pretrain.learning_rate": p.learning_rate, "pretrain.warmup_steps": p.warmup_steps,
+                 "pretrain.batch_size": p.batch_size, "pretrain.grad_accum_steps": p.grad_accum_steps}
+        where = f"at step {first}" if first else f"in steps {window_first_step}-{self.step}"
+        stop_if_diverged(window_loss, where, "pretraining", knobs)
 
     def step_flops(self) -> int:
         p = self.params
@@ -297,6 +324,7 @@ def pretrain(
         if step % params.log_every and step != params.max_steps:
             continue
         metrics = stats.summary(context)
+        trainer.stop_if_diverged(metrics["loss"], step - window_steps + 1)
         elapsed = time.perf_counter() - window_start
         metrics["learning_rate"] = trainer.scheduler.get_last_lr()[0]
         metrics["tokens_per_s"] = window_steps * params.batch_size * params.max_seq_len / elapsed

@@ -75,8 +75,16 @@ def special_token_ids(tokenizer: Tokenizer) -> dict[str, int]:
 
 
 def load_backend_tokenizer(tokenizer_dir: Path | str) -> Tokenizer:
-    """Load ``tokenizer.json`` with the tokenizers library alone (no transformers needed)."""
+    """Load ``tokenizer.json`` with the tokenizers library alone (no transformers needed); a truncated or corrupt
+    file is named with the stage that rewrites it, instead of the tokenizers library's bare parse error."""
     path = Path(tokenizer_dir) / "tokenizer.json"
     if not path.is_file():
         raise ElectraError(f"{path}: tokenizer file not found; run the tokenizer stage or check the model directory")
-    return Tokenizer.from_file(str(path))
+    try:
+        return Tokenizer.from_file(str(path))
+    except Exception as error:  # tokenizers raises a bare Exception for any file it cannot read
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ElectraError(
+            f"{path}: not a readable tokenizer ({reason}); rebuild it with `dvc repro tokenizer` (or `dvc repro` for "
+            "a model directory)"
+        ) from None

@@ -3,6 +3,7 @@ warmup + linear schedule."""
 
 from __future__ import annotations
 
+import math
 import os
 import random
 from collections.abc import Iterator
@@ -92,6 +93,23 @@ def local_main_first(context: Distributed) -> Iterator[None]:
     yield
     if context.local_rank == 0 and context.world_size > 1:
         torch_dist.barrier()
+
+
+def stop_if_diverged(loss: float, where: str, stage: str, knobs: dict[str, float]) -> None:
+    """Stop a run whose training loss is no longer finite, naming ``where`` (the step) and the params that set the
+    step size.
+
+    From that step on every weight is NaN, yet the loop would run to the end, evaluation would "succeed" and the
+    export would fail minutes later far from the cause (an onnxruntime assertion). A diverged run is fixed by the
+    user's params, so it is an :class:`ElectraError` (exit code 2), not a crash.
+    """
+    if math.isfinite(loss):
+        return
+    shown = ", ".join(f"{key} = {value:g}" for key, value in knobs.items())
+    raise ElectraError(
+        f"{stage} diverged: the training loss is {loss} {where} ({shown}); lower the learning rate or "
+        "lengthen the warmup, then re-run the stage"
+    )
 
 
 def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict]:

@@ -172,6 +172,8 @@ def read_lines(path: Path | str) -> Iterator[tuple[int, str]]:
                     ) from None
     except FileNotFoundError:
         raise ElectraError(f"{path}: file not found; check the path") from None
+    except IsADirectoryError:
+        raise ElectraError(f"{path}: is a directory, not a file; pass the file inside it") from None
     except (gzip.BadGzipFile, EOFError, zlib.error) as error:
         raise ElectraError(
             f"{path}: not a readable gzip file ({error}); re-download it or drop the .gz suffix if it is plain text"

@@ -106,3 +106,29 @@ def test_stages_log_to_a_tracking_server(project, tmp_path):
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+def test_a_diverging_learning_rate_stops_pretrain_and_finetune_with_one_line(project):
+    """learning_rate 1e30 is a valid number but sends the weights to inf: each training stage exits 2 at once with
+    the step and the params to change, instead of training a NaN model that fails later in export."""
+    params = project.params()
+    params["data"]["source"] = "demo"
+    params["data"]["demo"] = SMALL_DEMO["data"]["demo"]
+    params["pretrain"].update(max_steps=4, warmup_steps=1, batch_size=8, max_seq_len=32, log_every=2,
+                              checkpoint_every=2, learning_rate=1e30)
+    params["finetune"].update(epochs=1, max_seq_len=32, batch_size=8, learning_rate=1e30)
+    project.write_params(params)
+    project.run(sys.executable, "stages/download.py")
+    project.run(sys.executable, "stages/tokenizer.py")
+    result = project.run(sys.executable, "stages/pretrain.py", check=False)
+    assert_clean_failure(result, "error: pretraining diverged: the training loss is nan at step ",
+                         "pretrain.learning_rate = 1e+30", "pretrain.batch_size = 8")
+    assert not (project.root / "models/pretrained").exists()
+
+    params["pretrain"]["learning_rate"] = 1e-3
+    project.write_params(params)
+    project.run(sys.executable, "stages/pretrain.py")
+    result = project.run(sys.executable, "stages/finetune.py", check=False)
+    assert_clean_failure(result, "error: fine-tuning diverged: the training loss is nan at step ",
+                         "finetune.learning_rate = 1e+30", "finetune.batch_size = 8")
+    assert not (project.root / "models/ner").exists()

@@ -132,3 +132,81 @@ def test_the_store_defaults_to_the_environment_then_params_yaml(
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://tracking.example:5000")
     assert project_tracking_uri(None) == "http://tracking.example:5000"
     assert project_tracking_uri("sqlite:///explicit.db") == "sqlite:///explicit.db"
+
+
+# ------------------------------------------------------------------------------------------ small user errors
+def user_error(args: list[str], capsys: pytest.CaptureFixture[str]) -> str:
+    """The one stderr line of a command that must exit 2."""
+    with pytest.raises(SystemExit) as exit_info:
+        main(args)
+    assert exit_info.value.code == 2
+    [line] = capsys.readouterr().err.splitlines()
+    assert line.startswith("error: ")
+    return line
+
+
+def test_score_a_directory_is_named(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    expected = f"error: {tmp_path}: is a directory, not a file; pass the file inside it"
+    assert user_error(["score", str(tmp_path)], capsys) == expected
+    gold = tmp_path / "gold.txt"
+    gold.write_text("Paris B-LOC\n", encoding="utf-8")
+    assert f"{tmp_path}: is a directory" in user_error(["score", str(tmp_path), "--gold", str(gold)], capsys)
+
+
+@pytest.mark.parametrize("content", ["", "\n\n  \n", "-X- -X- O O\n\n"])
+def test_score_a_file_without_sentences_is_an_error_not_a_zero_report(
+    content: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    empty = tmp_path / "predictions.txt"
+    empty.write_text(content, encoding="utf-8")
+    assert user_error(["score", str(empty)], capsys) == (
+        f"error: {empty}: has no sentences (no token lines), so there is nothing to score"
+    )
+    assert capsys.readouterr().out == ""
+
+
+def test_predict_from_a_directory_ignores_a_broken_params_yaml(
+    pattern_onnx_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A user editing params.yaml for the next experiment can still tag text with the exported model."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    (tmp_path / "params.yaml").write_text("finetune:\n  epochs: [unclosed\n", encoding="utf-8")
+    assert main(["predict", "--model", str(pattern_onnx_dir), "To Paris"]) == 0
+    assert capsys.readouterr().out.splitlines() == ['LOC  3-8  "Paris"  1.000']
+
+
+def test_the_registry_store_is_read_from_the_tracking_section_alone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Only tracking.* matters to a models:/ URI: errors elsewhere are ignored, errors there are named."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    params = yaml.safe_load(PROJECT_PARAMS.read_text(encoding="utf-8"))
+    params["tracking"]["uri"] = "sqlite:///elsewhere.db"
+    params["finetune"]["learnin_rate"] = 1e-4  # a typo elsewhere: not the registry client's business
+    params["pretrain"]["max_steps"] = float("inf")
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params), encoding="utf-8")
+    assert project_tracking_uri(None) == "sqlite:///elsewhere.db"
+    params["tracking"]["connect_timeout_s"] = True
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params), encoding="utf-8")
+    with pytest.raises(SystemExit):
+        main(["predict", "John"])
+    error = capsys.readouterr().err
+    assert error.splitlines() == [
+        "error: params.yaml has invalid params:",
+        "  tracking.connect_timeout_s = True: Value error, true/false is not a number here; give a number",
+    ]
+
+
+def test_a_byte_order_mark_on_stdin_stays_out_of_the_entities(pattern_onnx_dir: Path, tmp_path: Path) -> None:
+    script = shutil.which("electra", path=str(Path(sys.executable).parent))
+    assert script, "the electra console script is not installed; run `pip install -e . --no-deps`"
+    result = subprocess.run([script, "predict", "--model", str(pattern_onnx_dir), "--file", "-", "--json"],
+                            input="\ufeffParis is far.\nJohn Smith\n".encode("utf-8"), capture_output=True,
+                            cwd=tmp_path, timeout=120)
+    assert result.returncode == 0, result.stderr
+    payload = json.loads(result.stdout)
+    assert [item["text"] for item in payload] == ["Paris is far.", "John Smith"]
+    entities = [[(e["text"], e["start"]) for e in item["entities"]] for item in payload]
+    assert entities == [[("Paris", 0)], [("John Smith", 0)]]

@@ -224,3 +224,46 @@ def test_damaged_metadata_is_a_user_error(broken_copy: Path) -> None:
     (broken_copy / "model_meta.json").write_bytes(b"\xff\xfe{")
     with pytest.raises(ElectraError, match="not the JSON the export stage writes"):
         NerPredictor.from_dir(broken_copy)
+
+
+def truncate(path: Path, keep: float) -> None:
+    data = path.read_bytes()
+    path.write_bytes(data[: int(len(data) * keep)])
+
+
+@pytest.mark.parametrize(
+    ("damage", "variant"),
+    [
+        (lambda path: truncate(path, 0.5), "fp32"),  # a copy cut off half way
+        (lambda path: truncate(path, 0.999), "int8"),  # the last bytes missing
+        (lambda path: path.write_bytes(b"\x00" * 4096), "fp32"),  # zeroed by a failing disk
+        (lambda path: path.write_bytes(b""), "int8"),
+    ],
+)
+def test_a_corrupt_onnx_file_is_named_with_a_hint_to_re_export(broken_copy: Path, damage, variant: str) -> None:
+    meta = json.loads((broken_copy / "model_meta.json").read_text())
+    model_file = broken_copy / meta["variants"][variant]["file"]
+    damage(model_file)
+    with pytest.raises(ElectraError) as error:
+        NerPredictor.from_dir(broken_copy, variant=variant)
+    message = str(error.value)
+    assert message.startswith(f"{model_file}: not a loadable ONNX model (") and "re-run `dvc repro export`" in message
+    assert "\n" not in message
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda path: truncate(path, 0.5),
+        lambda path: path.write_text("", encoding="utf-8"),
+        lambda path: path.write_text('{"version": "1.0"}', encoding="utf-8"),  # JSON, but no tokenizer
+        lambda path: path.write_bytes(b"\xff\xfe\x00{"),
+    ],
+)
+def test_a_corrupt_tokenizer_json_is_named_with_a_hint_to_re_export(broken_copy: Path, damage) -> None:
+    damage(broken_copy / "tokenizer.json")
+    with pytest.raises(ElectraError) as error:
+        NerPredictor.from_dir(broken_copy)
+    message = str(error.value)
+    assert message.startswith(f"{broken_copy / 'tokenizer.json'}: not a readable tokenizer (")
+    assert message.endswith("re-run `dvc repro export`") and "\n" not in message

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import copy
+from collections.abc import Iterator
 
 import pytest
 import yaml
+from pydantic import BaseModel
 
-from electra_model.config import load_params, parse_params
+from electra_model.config import Params, leaf_types, load_params, parse_params
 from electra_model.errors import ElectraError
 
 
@@ -80,3 +82,70 @@ def test_yaml_syntax_error_names_the_line(tmp_path):
 def test_missing_file_says_what_to_do(tmp_path):
     with pytest.raises(ElectraError, match="params file not found"):
         load_params(tmp_path / "nope.yaml")
+
+
+# ------------------------------------------------------------------------------------ non-finite and boolean
+def numeric_keys(model: type[BaseModel], prefix: tuple[str, ...] = ()) -> Iterator[tuple[str, ...]]:
+    """Every int or float key of the params, found by walking the models (a preset stands for all presets)."""
+    for name, field in model.model_fields.items():
+        types = leaf_types(field.annotation)
+        if types & {int, float} and bool not in types:
+            yield (*prefix, name)
+        for kind in types:
+            args = getattr(kind, "__args__", ())
+            if isinstance(kind, type) and issubclass(kind, BaseModel):
+                yield from numeric_keys(kind, (*prefix, name))
+            elif len(args) == 2 and isinstance(args[1], type) and issubclass(args[1], BaseModel):  # dict[str, Model]
+                yield from numeric_keys(args[1], (*prefix, name, "tiny"))
+
+
+NUMERIC_KEYS = sorted(set(numeric_keys(Params)))
+
+
+def test_the_walk_finds_the_numeric_keys_of_every_section():
+    dotted = {".".join(key) for key in NUMERIC_KEYS}
+    assert {"seed", "finetune.epochs", "finetune.learning_rate", "pretrain.presets.tiny.generator_fraction",
+            "data.hf.max_corpus_lines", "tracking.connect_timeout_s", "export.max_f1_drop"} <= dotted
+    assert len(dotted) > 40
+
+
+def set_key(raw: dict, key: tuple[str, ...], value: object) -> None:
+    section = raw
+    for part in key[:-1]:
+        if not isinstance(section.get(part), dict):
+            section[part] = {}
+        section = section[part]
+    section[key[-1]] = value
+
+
+@pytest.mark.parametrize("value", [float("inf"), float("-inf"), float("nan"), "inf", "-inf", "nan", True, False])
+def test_every_numeric_key_refuses_non_finite_values_and_booleans(raw, value):
+    for key in NUMERIC_KEYS:
+        message = invalid(raw, lambda r, key=key: set_key(r, key, value))
+        assert f"{'.'.join(key)} = {value!r}: " in message, (key, message)
+        allowed = ("not a number here",) if isinstance(value, bool) else ("finite number", "valid integer")
+        assert any(reason in message for reason in allowed), (key, message)
+
+
+def test_yaml_infinity_and_nan_are_refused_by_key(tmp_path):
+    text = open("params.yaml", encoding="utf-8").read()
+    text = text.replace("  learning_rate: 3.0e-4", "  learning_rate: .inf").replace("  epochs: 8", "  epochs: .nan")
+    path = tmp_path / "params.yaml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(ElectraError) as error:
+        load_params(path)
+    assert "finetune.learning_rate = inf: Input should be a finite number" in str(error.value)
+    assert "finetune.epochs = nan" in str(error.value)
+
+
+def test_true_for_epochs_is_not_one(raw):
+    message = invalid(raw, lambda r: r["finetune"].update(epochs=True))
+    assert "finetune.epochs = True: Value error, true/false is not a number here" in message
+
+
+def test_booleans_stay_valid_where_a_boolean_is_meant(raw):
+    changed = copy.deepcopy(raw)
+    changed["finetune"]["document_context"] = True
+    changed["tokenizer"]["lowercase"] = True
+    params = parse_params(changed)
+    assert params.finetune.document_context is True and params.tokenizer.lowercase is True

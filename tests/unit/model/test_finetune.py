@@ -198,3 +198,18 @@ def test_constrained_decoding_drops_an_inside_tag_that_continues_nothing(tokeniz
     argmax = predict_tags(model, tokenizer, sentence, 16, 8, decoding=ARGMAX)
     assert argmax == [["B-PER", "O", "I-PER", "O", "B-PER"]]  # conlleval counts "Smith" as a third entity
     assert predict_tags(model, tokenizer, sentence, 16, 8) == [["B-PER", "O", "O", "O", "B-PER"]]
+
+
+def test_a_diverging_run_stops_at_the_first_non_finite_loss_naming_step_and_params(pretrained_dir: Path) -> None:
+    """A learning rate of 1e30 sends the weights to inf in one step; the run stops there, not epochs later."""
+    train, valid = sentences(32, 0), sentences(8, 1)
+    logged: list[tuple[int, dict]] = []
+    with pytest.raises(ElectraError) as error:
+        finetune(params(learning_rate=1e30, epochs=3), 0, pretrained_dir, train, valid,
+                 lambda step, metrics: logged.append((step, metrics)))
+    message = str(error.value)
+    step = len(logged) + 1  # every step before the bad one was logged, the bad one was not
+    assert message.startswith(f"fine-tuning diverged: the training loss is nan at step {step} ")
+    assert "finetune.learning_rate = 1e+30" in message and "finetune.batch_size = 8" in message
+    assert all(np.isfinite(metrics["train_loss"]) for _, metrics in logged)
+    assert not any("valid_f1" in metrics for _, metrics in logged), "stopped inside the first epoch"

@@ -171,3 +171,28 @@ def test_a_training_step_never_waits_for_the_gpu(tokenizer, tiny_params, blocks)
         trainer.train_step(trainer.model, stats)
     finally:
         torch.cuda.set_sync_debug_mode("default")
+
+
+def test_a_diverging_run_stops_at_the_first_non_finite_step_and_checkpoints_nothing(
+    tokenizer, tiny_params, blocks, tmp_path
+):
+    """The loss is checked at logging steps (no per-step host sync), yet the step named is the exact first one."""
+    params = tiny_params.model_copy(update={"learning_rate": 1e30, "checkpoint_every": 10})
+    logged: list[tuple[int, dict]] = []
+    with pytest.raises(ElectraError) as error:
+        pretrain(params, 3, tokenizer, blocks, record(logged), checkpoint_dir=tmp_path / "run")
+    message = str(error.value)
+    assert message.startswith("pretraining diverged: the training loss is nan at step 2 ("), message
+    assert "pretrain.learning_rate = 1e+30" in message and "pretrain.batch_size = 8" in message
+    assert logged == [] and not (tmp_path / "run").exists(), "no metrics or checkpoint of a NaN model"
+
+
+def test_the_first_non_finite_step_is_recorded_without_reading_the_loss(tokenizer, tiny_params, blocks):
+    trainer = Trainer(tiny_params, 0, tokenizer, blocks, Distributed())
+    for step, loss in [(1, 2.0), (2, 1.5), (3, float("inf")), (4, float("nan"))]:
+        trainer.step = step
+        trainer._note_nonfinite(torch.tensor(loss))
+    assert trainer.first_nonfinite_step.item() == 3
+    with pytest.raises(ElectraError, match=r"the training loss is nan at step 3 \(pretrain.learning_rate"):
+        trainer.stop_if_diverged(float("nan"), 1)
+    trainer.stop_if_diverged(1.0, 1)  # a finite window passes

@@ -41,3 +41,13 @@ def test_empty_corpus_is_a_clear_error(tmp_path):
 def test_missing_shards_name_the_directory(tmp_path):
     with pytest.raises(ElectraError, match="no \\*.txt corpus shards"):
         list(corpus_lines(tmp_path))
+
+
+@pytest.mark.parametrize("content", [b"", b'{"version": "1.0", "truncat', b"\x00" * 64])
+def test_a_corrupt_tokenizer_json_is_named_with_the_stage_that_rebuilds_it(tmp_path, content):
+    (tmp_path / "tokenizer.json").write_bytes(content)
+    with pytest.raises(ElectraError) as error:
+        load_backend_tokenizer(tmp_path)
+    message = str(error.value)
+    assert message.startswith(f"{tmp_path / 'tokenizer.json'}: not a readable tokenizer (")
+    assert "`dvc repro tokenizer`" in message and "\n" not in message
