@@ -156,7 +156,7 @@ class DataParams(Section):
 class TokenizerParams(Section):
     """Cased WordPiece vocabulary trained on the corpus."""
 
-    vocab_size: Annotated[int, Field(ge=100, le=65535)] = 8000
+    vocab_size: Annotated[int, Field(ge=100, le=65535)] = 4000
     min_frequency: PositiveInt = 2
     lowercase: bool = False
 
@@ -226,7 +226,7 @@ class PretrainParams(Section):
     disc_weight: PositiveFloat = 50.0
     dropout: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.1
     log_every: PositiveInt = 10
-    checkpoint_every: PositiveInt = 1000
+    checkpoint_every: PositiveInt = 100
     keep_checkpoints: PositiveInt = 2
     compile: bool = False
     peak_tflops: PositiveFloat | None = None
@@ -283,7 +283,7 @@ class FinetuneParams(Section):
     )
     max_seq_len: Annotated[int, Field(ge=8, le=4096)] = 128
     batch_size: PositiveInt = 16
-    epochs: PositiveInt = 4
+    epochs: PositiveInt = 8
     learning_rate: PositiveFloat = 3e-4
     layer_lr_decay: Annotated[float, Field(gt=0.0, le=1.0)] = 0.8
     warmup_ratio: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.1
