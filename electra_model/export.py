@@ -172,21 +172,29 @@ def classifier_nodes(model: onnx.ModelProto, num_labels: int) -> list[str]:
     ]
 
 
-def _quantize_int8(source: Path, target: Path, num_labels: int) -> None:
+def quantize_int8(
+    source: Path,
+    target: Path,
+    num_labels: int,
+    per_channel: bool = True,
+    operators: Sequence[str] = INT8_OPERATORS,
+    head_in_float: bool = True,
+) -> None:
     """Dynamic int8 (weights int8, activations quantized per call): no calibration data needed, and the CPU
-    kernels for the fused Attention and MatMul nodes exist. Weights are quantized per output channel (one scale per
-    column instead of one per matrix, so a column of small weights keeps its resolution); the classifier head and
-    the embedding lookups stay float (:data:`INT8_OPERATORS`). ``DefaultTensorType`` covers the outputs of fused
-    contrib ops, whose types onnx shape inference cannot infer."""
+    kernels for the fused Attention and MatMul nodes exist. By default weights are quantized per output channel
+    (one scale per column instead of one per matrix, so a column of small weights keeps its resolution) and the
+    classifier head and the embedding lookups stay float (:data:`INT8_OPERATORS`); the other settings exist for
+    benchmarks/int8_variants.py, which measures what each choice costs. ``DefaultTensorType`` covers the outputs of
+    fused contrib ops, whose types onnx shape inference cannot infer."""
     logging.disable(logging.WARNING)  # the quantizer logs a generic pre-processing tip on the root logger
     try:
         quantize_dynamic(
             str(source),
             str(target),
             weight_type=QuantType.QInt8,
-            per_channel=True,
-            op_types_to_quantize=list(INT8_OPERATORS),
-            nodes_to_exclude=classifier_nodes(onnx.load(str(source)), num_labels),
+            per_channel=per_channel,
+            op_types_to_quantize=list(operators),
+            nodes_to_exclude=classifier_nodes(onnx.load(str(source)), num_labels) if head_in_float else [],
             extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
         )
     finally:
@@ -227,7 +235,7 @@ def export_onnx(model_dir: Path | str, out_dir: Path | str, opset: int, max_len:
         _trace(model, paths["fp32"], opset)
         _check_dynamic_axes(paths["fp32"], len(labels))
         fused = _optimize(paths["fp32"], paths["optimized"], model, for_cpu=True)
-        _quantize_int8(paths["optimized"], paths["int8"], len(labels))
+        quantize_int8(paths["optimized"], paths["int8"], len(labels))
         gpu_graph = staging / "gpu-fused.onnx"
         _optimize(paths["fp32"], gpu_graph, model, for_cpu=False)
         _convert_fp16(gpu_graph, paths["fp16"])

@@ -1,0 +1,44 @@
+"""dvc.yaml's deps are complete: every project module a stage imports, directly or not, is a dep of that stage,
+so that changing it re-runs the stage (modules that cannot change a stage's outputs are named in
+:data:`electra_model.code_closure.OUTPUT_NEUTRAL`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from electra_model.code_closure import ROOT, project_closure
+
+STAGES = yaml.safe_load((ROOT / "dvc.yaml").read_text(encoding="utf-8"))["stages"]
+
+
+def covered(path: str, deps: list[str]) -> bool:
+    return any(path == dep or path.startswith(dep.rstrip("/") + "/") for dep in deps)
+
+
+@pytest.mark.parametrize("stage", sorted(STAGES))
+def test_every_module_a_stage_imports_is_a_dep(stage: str) -> None:
+    script = STAGES[stage]["cmd"].split()[1]
+    deps = STAGES[stage]["deps"]
+    assert covered(script, deps), f"{stage}: its own script {script} is not a dep"
+    missing = sorted(path for path in project_closure(ROOT / script) if not covered(path, deps))
+    assert missing == [], f"dvc.yaml stage {stage!r} lacks deps {missing}"
+
+
+def test_the_closure_follows_imports_through_other_modules(tmp_path: Path) -> None:
+    package = tmp_path / "electra_model"
+    (package / "data").mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    (package / "data" / "__init__.py").write_text("")
+    (package / "a.py").write_text("from electra_model.data import b\nimport json\n")
+    (package / "data" / "b.py").write_text("from electra_model.errors import ElectraError\nimport electra_model.c\n")
+    (package / "c.py").write_text("")
+    (package / "errors.py").write_text("from electra_model import d\n")  # not followed: errors is output-neutral
+    (package / "d.py").write_text("")
+    script = tmp_path / "stage.py"
+    script.write_text("from electra_model.a import x\n")
+    assert project_closure(script, tmp_path) == {
+        "electra_model/a.py", "electra_model/data/__init__.py", "electra_model/data/b.py", "electra_model/c.py"
+    }
