@@ -6,14 +6,15 @@ SHELL := /bin/bash
 VENV := .venv
 BIN := $(abspath $(VENV))/bin
 UV := $(BIN)/uv
+UV_INSTALL := $(UV) pip install --python $(BIN)/python
 UV_VERSION ?= 0.13.9
 # torch is not in requirements.lock: which build a machine needs depends on its GPU. The Dockerfiles pin the same.
 TORCH_VERSION ?= 2.13.0
 # Without a GPU, take the CPU build of torch: a bare `torch` from PyPI is a multi-GB CUDA build.
 TORCH_CPU_INDEX ?= https://download.pytorch.org/whl/cpu
 TORCH_WHEEL_CACHE ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/electra-pipeline/wheels
-# With a GPU, onnxruntime-gpu replaces onnxruntime, as in Dockerfile.gpu: both install the `onnxruntime` module, so
-# both go before the GPU build is installed, or a re-run would leave files of one deleted under the other.
+# With a GPU, onnxruntime-gpu replaces onnxruntime, as in Dockerfile.gpu. Both install the `onnxruntime` module, so
+# only one may be installed at a time: a re-run takes the GPU build out before the lock puts onnxruntime back.
 ORT_GPU_VERSION ?= 1.31.1
 # Where `make lock` reads torch's CPU wheel (for its dependencies); a folder holding it works too:
 #   make lock TORCH_WHEELS=/opt/wheels      `make lock LOCK_ARGS=--upgrade` moves every pin to the newest allowed.
@@ -35,22 +36,25 @@ $(UV):
 # index this machine cannot reach costs a second, not pip's retries per package. Without it, pip's own
 # configuration (a mirror, a wheel folder) finds the wheel; pip only fetches it into TORCH_WHEEL_CACHE, where the
 # file keeps its date, so uv's cache knows it the next time (uv unpacks a 190 MB wheel once; pip would every time).
+# --compile-bytecode (all of site-packages) does what pip does on install: where PYTHONDONTWRITEBYTECODE is set,
+# as on CI, each process would otherwise compile torch, mlflow and prefect from source again (imports 10 s -> 30 s).
 $(VENV)/.installed: $(UV) pyproject.toml requirements.lock
 	if command -v nvidia-smi >/dev/null 2>&1; then \
-	  $(UV) pip install --python $(BIN)/python --constraint requirements.lock "torch==$(TORCH_VERSION)"; \
+	  $(UV_INSTALL) --constraint requirements.lock "torch==$(TORCH_VERSION)"; \
 	elif $(BIN)/python -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=5)' \
 	    "$(TORCH_CPU_INDEX)/torch/" 2>/dev/null; then \
-	  $(UV) pip install --python $(BIN)/python --no-deps --index-url $(TORCH_CPU_INDEX) "torch==$(TORCH_VERSION)"; \
+	  $(UV_INSTALL) --no-deps --index-url $(TORCH_CPU_INDEX) "torch==$(TORCH_VERSION)"; \
 	else \
 	  echo "$(TORCH_CPU_INDEX) cannot be reached: torch $(TORCH_VERSION) from pip's configured sources"; \
 	  $(BIN)/python -m pip download --quiet --no-deps --dest "$(TORCH_WHEEL_CACHE)" "torch==$(TORCH_VERSION)"; \
-	  $(UV) pip install --python $(BIN)/python --no-deps --no-index --find-links "$(TORCH_WHEEL_CACHE)" "torch==$(TORCH_VERSION)"; \
+	  $(UV_INSTALL) --no-deps --no-index --find-links "$(TORCH_WHEEL_CACHE)" "torch==$(TORCH_VERSION)"; \
 	fi
-	$(UV) pip install --python $(BIN)/python --no-deps -r requirements.lock -e .
+	if command -v nvidia-smi >/dev/null 2>&1; then $(UV) pip uninstall --python $(BIN)/python onnxruntime-gpu; fi
+	$(UV_INSTALL) --no-deps --compile-bytecode -r requirements.lock -e .
 	$(UV) pip check --python $(BIN)/python
 	if command -v nvidia-smi >/dev/null 2>&1; then \
-	  $(UV) pip uninstall --python $(BIN)/python onnxruntime onnxruntime-gpu; \
-	  $(UV) pip install --python $(BIN)/python --no-deps "onnxruntime-gpu==$(ORT_GPU_VERSION)"; \
+	  $(UV) pip uninstall --python $(BIN)/python onnxruntime; \
+	  $(UV_INSTALL) --no-deps --compile-bytecode "onnxruntime-gpu==$(ORT_GPU_VERSION)"; \
 	fi
 	touch $@
 
