@@ -20,6 +20,10 @@ ORT_GPU_VERSION ?= 1.31.1
 #   make lock TORCH_WHEELS=/opt/wheels      `make lock LOCK_ARGS=--upgrade` moves every pin to the newest allowed.
 TORCH_WHEELS ?= $(TORCH_CPU_INDEX)/torch/
 LOCK_ARGS ?=
+# Python caches bytecode as it imports, except where PYTHONDONTWRITEBYTECODE is set (as on CI): there each process
+# would compile torch, transformers, mlflow and prefect from source again (importing them: 10 s -> 30 s), so setup
+# compiles site-packages once, as pip does on every install (on the 2-core machine that costs about 45 s).
+COMPILE := $(if $(PYTHONDONTWRITEBYTECODE),--compile-bytecode)
 export PATH := $(BIN):$(PATH)
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS ?= 180
 export DVC_NO_ANALYTICS := 1
@@ -36,25 +40,23 @@ $(UV):
 # index this machine cannot reach costs a second, not pip's retries per package. Without it, pip's own
 # configuration (a mirror, a wheel folder) finds the wheel; pip only fetches it into TORCH_WHEEL_CACHE, where the
 # file keeps its date, so uv's cache knows it the next time (uv unpacks a 190 MB wheel once; pip would every time).
-# --compile-bytecode (all of site-packages) does what pip does on install: where PYTHONDONTWRITEBYTECODE is set,
-# as on CI, each process would otherwise compile torch, mlflow and prefect from source again (imports 10 s -> 30 s).
 $(VENV)/.installed: $(UV) pyproject.toml requirements.lock
 	if command -v nvidia-smi >/dev/null 2>&1; then \
-	  $(UV_INSTALL) --constraint requirements.lock "torch==$(TORCH_VERSION)"; \
+	  $(UV_INSTALL) $(COMPILE) --constraint requirements.lock "torch==$(TORCH_VERSION)"; \
 	elif $(BIN)/python -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=5)' \
 	    "$(TORCH_CPU_INDEX)/torch/" 2>/dev/null; then \
-	  $(UV_INSTALL) --no-deps --index-url $(TORCH_CPU_INDEX) "torch==$(TORCH_VERSION)"; \
+	  $(UV_INSTALL) --no-deps $(COMPILE) --index-url $(TORCH_CPU_INDEX) "torch==$(TORCH_VERSION)"; \
 	else \
 	  echo "$(TORCH_CPU_INDEX) cannot be reached: torch $(TORCH_VERSION) from pip's configured sources"; \
 	  $(BIN)/python -m pip download --quiet --no-deps --dest "$(TORCH_WHEEL_CACHE)" "torch==$(TORCH_VERSION)"; \
-	  $(UV_INSTALL) --no-deps --no-index --find-links "$(TORCH_WHEEL_CACHE)" "torch==$(TORCH_VERSION)"; \
+	  $(UV_INSTALL) --no-deps $(COMPILE) --no-index --find-links "$(TORCH_WHEEL_CACHE)" "torch==$(TORCH_VERSION)"; \
 	fi
 	if command -v nvidia-smi >/dev/null 2>&1; then $(UV) pip uninstall --python $(BIN)/python onnxruntime-gpu; fi
-	$(UV_INSTALL) --no-deps --compile-bytecode -r requirements.lock -e .
+	$(UV_INSTALL) --no-deps $(COMPILE) -r requirements.lock -e .
 	$(UV) pip check --python $(BIN)/python
 	if command -v nvidia-smi >/dev/null 2>&1; then \
 	  $(UV) pip uninstall --python $(BIN)/python onnxruntime; \
-	  $(UV_INSTALL) --no-deps --compile-bytecode "onnxruntime-gpu==$(ORT_GPU_VERSION)"; \
+	  $(UV_INSTALL) --no-deps $(COMPILE) "onnxruntime-gpu==$(ORT_GPU_VERSION)"; \
 	fi
 	touch $@
 
