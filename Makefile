@@ -22,7 +22,7 @@ TORCH_WHEELS ?= $(TORCH_CPU_INDEX)/torch/
 LOCK_ARGS ?=
 # Python caches bytecode as it imports, except where PYTHONDONTWRITEBYTECODE is set (as on CI): there each process
 # would compile torch, transformers, mlflow and prefect from source again (importing them: 10 s -> 30 s), so setup
-# compiles site-packages once, as pip does on every install (on the 2-core machine that costs about 45 s).
+# compiles site-packages once, as pip does on every install (a minute or more on the shared 2-core machine).
 COMPILE := $(if $(PYTHONDONTWRITEBYTECODE),--compile-bytecode)
 export PATH := $(BIN):$(PATH)
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS ?= 180
