@@ -1,28 +1,63 @@
 # Two commands on a fresh machine:
 #   make run    set up .venv and run the whole pipeline on the embedded demo data (offline, CPU, minutes)
 #   make test   set up .venv and run the test suite (what CI runs, through .ci/run)
+# For maintainers: `make lock` refreshes requirements.lock after a change to pyproject.toml's dependencies.
 SHELL := /bin/bash
 VENV := .venv
 BIN := $(abspath $(VENV))/bin
+UV := $(BIN)/uv
+UV_INSTALL := $(UV) pip install --python $(BIN)/python
+UV_VERSION ?= 0.13.9
+# torch is not in requirements.lock: which build a machine needs depends on its GPU. The Dockerfiles pin the same.
 TORCH_VERSION ?= 2.13.0
 # Without a GPU, take the CPU build of torch: a bare `torch` from PyPI is a multi-GB CUDA build.
 TORCH_CPU_INDEX ?= https://download.pytorch.org/whl/cpu
+TORCH_WHEEL_CACHE ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/electra-pipeline/wheels
+# With a GPU, onnxruntime-gpu replaces onnxruntime, as in Dockerfile.gpu. Both install the `onnxruntime` module, so
+# only one may be installed at a time: a re-run takes the GPU build out before the lock puts onnxruntime back.
+ORT_GPU_VERSION ?= 1.31.1
+# Where `make lock` reads torch's CPU wheel (for its dependencies); a folder holding it works too:
+#   make lock TORCH_WHEELS=/opt/wheels      `make lock LOCK_ARGS=--upgrade` moves every pin to the newest allowed.
+TORCH_WHEELS ?= $(TORCH_CPU_INDEX)/torch/
+LOCK_ARGS ?=
+# Python caches bytecode as it imports, except where PYTHONDONTWRITEBYTECODE is set (as on CI): there each process
+# would compile torch, transformers, mlflow and prefect from source again (importing them: 10 s -> 30 s), so setup
+# compiles site-packages once, as pip does on every install (a minute or more on the shared 2-core machine).
+COMPILE := $(if $(PYTHONDONTWRITEBYTECODE),--compile-bytecode)
 export PATH := $(BIN):$(PATH)
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS ?= 180
 export DVC_NO_ANALYTICS := 1
 export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 
-.PHONY: setup run test clean
+.PHONY: setup run test lock clean
 
-$(VENV)/.installed: pyproject.toml
+$(UV):
 	python3 -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet "uv==$(UV_VERSION)"
+
+# uv installs the locked versions as they are (--no-deps: no resolver runs), then `uv pip check` fails the setup
+# if the lock misses a dependency. torch goes first, on its own: the CPU index is asked only when it answers, so an
+# index this machine cannot reach costs a second, not pip's retries per package. Without it, pip's own
+# configuration (a mirror, a wheel folder) finds the wheel; pip only fetches it into TORCH_WHEEL_CACHE, where the
+# file keeps its date, so uv's cache knows it the next time (uv unpacks a 190 MB wheel once; pip would every time).
+$(VENV)/.installed: $(UV) pyproject.toml requirements.lock
 	if command -v nvidia-smi >/dev/null 2>&1; then \
-	  $(BIN)/python -m pip install --quiet "torch==$(TORCH_VERSION)"; \
+	  $(UV_INSTALL) $(COMPILE) --constraint requirements.lock "torch==$(TORCH_VERSION)"; \
+	elif $(BIN)/python -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=5)' \
+	    "$(TORCH_CPU_INDEX)/torch/" 2>/dev/null; then \
+	  $(UV_INSTALL) --no-deps $(COMPILE) --index-url $(TORCH_CPU_INDEX) "torch==$(TORCH_VERSION)"; \
 	else \
-	  $(BIN)/python -m pip install --quiet --extra-index-url $(TORCH_CPU_INDEX) "torch==$(TORCH_VERSION)"; \
+	  echo "$(TORCH_CPU_INDEX) cannot be reached: torch $(TORCH_VERSION) from pip's configured sources"; \
+	  $(BIN)/python -m pip download --quiet --no-deps --dest "$(TORCH_WHEEL_CACHE)" "torch==$(TORCH_VERSION)"; \
+	  $(UV_INSTALL) --no-deps $(COMPILE) --no-index --find-links "$(TORCH_WHEEL_CACHE)" "torch==$(TORCH_VERSION)"; \
 	fi
-	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	if command -v nvidia-smi >/dev/null 2>&1; then $(UV) pip uninstall --python $(BIN)/python onnxruntime-gpu; fi
+	$(UV_INSTALL) --no-deps $(COMPILE) -r requirements.lock -e .
+	$(UV) pip check --python $(BIN)/python
+	if command -v nvidia-smi >/dev/null 2>&1; then \
+	  $(UV) pip uninstall --python $(BIN)/python onnxruntime; \
+	  $(UV_INSTALL) --no-deps $(COMPILE) "onnxruntime-gpu==$(ORT_GPU_VERSION)"; \
+	fi
 	touch $@
 
 setup: $(VENV)/.installed
@@ -32,6 +67,13 @@ run: setup
 
 test: setup
 	$(BIN)/python -m pytest
+
+# Exact versions of everything but torch, for Python >= 3.11 on any platform, resolved against torch's CPU build.
+# Existing pins are kept where pyproject.toml still allows them.
+lock: $(UV)
+	$(UV) pip compile pyproject.toml --extra dev --universal --quiet \
+	  --find-links $(TORCH_WHEELS) --override <(echo "torch==$(TORCH_VERSION)+cpu") --no-emit-package torch \
+	  --custom-compile-command "make lock" $(LOCK_ARGS) --output-file requirements.lock
 
 clean:
 	rm -rf data models reports metrics plots cache mlflow.db mlartifacts dvc.lock
