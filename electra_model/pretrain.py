@@ -32,6 +32,7 @@ from tokenizers import Tokenizer
 from torch.nn.parallel import DistributedDataParallel
 
 from electra_model import checkpoint
+from electra_model.code_closure import ROOT, project_closure
 from electra_model.config import PretrainParams
 from electra_model.data.blocks import PackedBlocks
 from electra_model.errors import ElectraError
@@ -54,8 +55,6 @@ MetricsCallback = Callable[[int, dict[str, float]], None]
 Blocks = np.ndarray | PackedBlocks
 # Knobs that change what is reported or kept, not the trajectory: a run may resume with other values.
 OPERATIONAL_KEYS = ("log_every", "checkpoint_every", "keep_checkpoints", "peak_tflops")
-# Modules whose code decides the trajectory; editing one starts a fresh run instead of resuming a stale one.
-TRAJECTORY_CODE = ("pretrain.py", "modeling.py", "training.py", "checkpoint.py", "data/blocks.py")
 
 
 @dataclass
@@ -153,9 +152,11 @@ def build_model(params: PretrainParams, tokenizer: Tokenizer) -> ElectraPretrain
 
 
 def run_key(params: PretrainParams, seed: int, data_key: str) -> str:
-    """Names a run's checkpoint directory: the params that shape the trajectory, the seed, the data, the code."""
+    """Names a run's checkpoint directory: the params that shape the trajectory, the seed, the data, and the code
+    of this module and every project module it imports (editing one starts a fresh run instead of resuming a stale
+    one; the list comes from the imports, so it cannot drift from them)."""
     shaping = params.model_dump_json(exclude=set(OPERATIONAL_KEYS))
-    code = [Path(__file__).parent / name for name in TRAJECTORY_CODE]
+    code = [Path(__file__), *(ROOT / name for name in sorted(project_closure(Path(__file__))))]
     return checkpoint.content_digest(code, shaping, str(seed), data_key)
 
 
