@@ -411,3 +411,21 @@ def load_tracking_params(path: Path | str = "params.yaml") -> TrackingParams:
     raw = read_params_file(path)
     only = {key: value for key, value in raw.items() if key == "tracking"} if isinstance(raw, dict) else raw
     return _validate(TrackingOnly, only, str(path)).tracking
+
+
+def stage_params(params: Params, stage: str, dvc_file: Path | str = "dvc.yaml") -> dict[str, Any]:
+    """The params dvc.yaml gives ``stage`` (its ``params:`` list, keys like ``finetune`` or ``evaluate.split``) with
+    their values, so that a stage logs exactly what DVC tracks for it: dvc.yaml is the map, nothing restates it."""
+    if not Path(dvc_file).is_file():
+        raise ElectraError(f"{dvc_file} not found; run stages from the project root, e.g. `dvc repro {stage}`")
+    stages = yaml.safe_load(Path(dvc_file).read_text(encoding="utf-8")).get("stages", {})
+    if stage not in stages:
+        raise ElectraError(f"{dvc_file}: no stage {stage!r}; run the stage through `dvc repro {stage}` from the project")
+    values = params.model_dump()
+    logged = {}
+    for key in stages[stage].get("params", []):
+        value: Any = values
+        for part in str(key).split("."):
+            value = value[part]
+        logged[str(key)] = value
+    return logged

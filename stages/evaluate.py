@@ -3,9 +3,9 @@
 Reported, never used to choose anything. Headline ``entity_f1``: tags decoded as the client decodes them (the most
 probable valid IOB2 sequence); ``entity_f1_argmax``: per-word argmax of the same scores; ``raw_text_entity_f1``: each
 sentence typed as plain text and run through the client's predictor, its entities mapped back onto the gold words.
-Outputs: ``metrics/evaluate.json`` (those three; entity P/R/F1 overall (micro), macro and per type; token accuracy;
-error counts; raw-text word-cut disagreements), ``plots/evaluate_confusion.{csv,png}`` (gold vs predicted entity type per token) and ``reports/evaluate/``:
-``conlleval.txt`` (the conlleval report), ``predictions.txt`` (``word gold guess``, re-scorable with
+Outputs, at the paths dvc.yaml's ``cmd`` gives: the metrics JSON (those three; entity P/R/F1 overall (micro),
+macro and per type; token accuracy; error counts; raw-text word-cut disagreements), the confusion plot (CSV and
+PNG: gold vs predicted entity type per token) and the reports folder: ``conlleval.txt`` (the conlleval report), ``predictions.txt`` (``word gold guess``, re-scorable with
 ``electra score``), ``token_report.txt`` / ``token_report_without_o.txt``, ``confusion_matrix.json`` and
 ``errors.json`` / ``errors.txt`` (boundary vs type vs missed vs spurious), ``raw_text.txt`` (where the client's word
 cut differs from the data's, most frequent first). Run with ``dvc repro evaluate``.
@@ -13,6 +13,7 @@ cut differs from the data's, most frequent first). Run with ``dvc repro evaluate
 
 from __future__ import annotations
 
+import argparse
 import csv
 import json
 from pathlib import Path
@@ -20,7 +21,7 @@ from pathlib import Path
 import mlflow
 from transformers import ElectraForTokenClassification
 
-from electra_model.config import load_params
+from electra_model.config import load_params, stage_params
 from electra_model.conlleval import count_chunks, report, sequence_rows
 from electra_model.data.conll import Sentence, read_conll
 from electra_model.error_analysis import analyse, render
@@ -33,11 +34,6 @@ from electra_model.tag_decoding import ARGMAX, CONSTRAINED, decode_tags
 from electra_model.tokenizer import load_backend_tokenizer
 from electra_model.tracking import flatten, log_dataset, stage_run
 
-NER_DIR = Path("data/ner")
-MODEL_DIR = Path("models/ner")
-METRICS = Path("metrics/evaluate.json")
-REPORTS = Path("reports/evaluate")
-CONFUSION = Path("plots/evaluate_confusion.csv")
 
 
 def write_reports(staging: Path, sentences: list[Sentence], predicted: list[list[str]], top: int) -> dict:
@@ -61,14 +57,14 @@ def write_reports(staging: Path, sentences: list[Sentence], predicted: list[list
     return {"token_accuracy": tokens["accuracy"], "errors": errors["counts"]}
 
 
-def write_confusion_plots(gold: list[tuple[str, ...]], predicted: list[list[str]]) -> None:
-    """One ``actual,predicted`` row per token for DVC's confusion template, and the same matrix as a PNG."""
-    with atomic_file(CONFUSION) as handle:
+def write_confusion_plots(gold: list[tuple[str, ...]], predicted: list[list[str]], csv_path: Path) -> None:
+    """One ``actual,predicted`` row per token for DVC's confusion template, and the same matrix as a PNG beside it."""
+    with atomic_file(csv_path) as handle:
         writer = csv.writer(handle)
         writer.writerow(["actual", "predicted"])
         for gold_tags, tags in zip(gold, predicted):
             writer.writerows((entity_type(g), entity_type(p)) for g, p in zip(gold_tags, tags))
-    save_confusion_png(type_confusion(gold, predicted), CONFUSION.with_suffix(".png"), "entity type per token")
+    save_confusion_png(type_confusion(gold, predicted), csv_path.with_suffix(".png"), "entity type per token")
 
 
 def render_raw_text(result: RawTextResult, sentences: int) -> str:
@@ -78,18 +74,27 @@ def render_raw_text(result: RawTextResult, sentences: int) -> str:
     return "\n".join(lines) + "\n"
 
 
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--data", type=Path, required=True, help="input: NER folder (the split is evaluate.split)")
+    parser.add_argument("--model", type=Path, required=True, help="input: fine-tuned model folder")
+    parser.add_argument("--reports", type=Path, required=True, help="output: reports folder")
+    parser.add_argument("--metrics", type=Path, required=True)
+    parser.add_argument("--confusion", type=Path, required=True, help="output: confusion CSV (a PNG is written beside)")
+    return parser.parse_args(argv)
+
+
 @exit_on_user_error
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
     params = load_params()
     finetune = params.finetune
-    stage_params = {"evaluate": params.evaluate.model_dump(), "finetune.max_seq_len": finetune.max_seq_len,
-                    "finetune.document_context": finetune.document_context}
-    with stage_run("evaluate", params.tracking, stage_params):
-        split_path = NER_DIR / f"{params.evaluate.split}.txt"
+    with stage_run("evaluate", params.tracking, stage_params(params, "evaluate")):
+        split_path = args.data / f"{params.evaluate.split}.txt"
         sentences = read_conll(split_path, scheme="iob2")
         log_dataset(split_path, name=f"ner-{params.evaluate.split}", context="evaluation")
-        model = ElectraForTokenClassification.from_pretrained(MODEL_DIR)
-        tokenizer = load_backend_tokenizer(MODEL_DIR)
+        model = ElectraForTokenClassification.from_pretrained(args.model)
+        tokenizer = load_backend_tokenizer(args.model)
         batch_size = params.evaluate.batch_size
         scores = predict_word_log_probs(
             model, tokenizer, sentences, finetune.max_seq_len, batch_size, finetune.document_context
@@ -98,10 +103,10 @@ def main() -> None:
         argmax = decode_tags(scores, model_labels(model), ARGMAX)
         raw = raw_text_tags(torch_predictor(model, tokenizer, finetune.max_seq_len, batch_size), sentences)
         gold = [s.tags for s in sentences]
-        with atomic_dir(REPORTS) as staging:
+        with atomic_dir(args.reports) as staging:
             extra = write_reports(staging, sentences, predicted, params.evaluate.top_confusions)
             (staging / "raw_text.txt").write_text(render_raw_text(raw, len(sentences)), encoding="utf-8")
-        write_confusion_plots(gold, predicted)
+        write_confusion_plots(gold, predicted, args.confusion)
         entity = entity_scores(gold, predicted)
         metrics = {
             "split": params.evaluate.split,
@@ -113,10 +118,10 @@ def main() -> None:
             "entity": entity,
             **extra,
         }
-        write_json(METRICS, metrics)
+        write_json(args.metrics, metrics)
         mlflow.log_metrics({k: float(v) for k, v in flatten(metrics).items() if isinstance(v, (int, float))})
-        mlflow.log_artifacts(str(REPORTS), artifact_path="reports")
-        mlflow.log_artifact(str(CONFUSION.with_suffix(".png")), artifact_path="plots")
+        mlflow.log_artifacts(str(args.reports), artifact_path="reports")
+        mlflow.log_artifact(str(args.confusion.with_suffix(".png")), artifact_path="plots")
 
 
 if __name__ == "__main__":

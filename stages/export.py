@@ -5,18 +5,19 @@ Everything that chooses reads validation only: the served variant and the alias 
 ``champion``), which moves to the new version only if the fp32 graphs match torch and the validation entity F1 of
 the variant served on CPU reaches ``export.min_f1`` and is not below the current champion's. The reporting split
 (``evaluate.split``, test by default) is scored afterwards, for the record only.
-Outputs: ``models/onnx`` and ``metrics/export.json`` (``f1`` is the served variant's on ``selection_split``;
+Outputs, at the paths dvc.yaml's ``cmd`` gives: the ONNX folder and the metrics JSON (``f1`` is the served variant's on ``selection_split``;
 ``variants`` holds every variant's F1, logit difference and batch-1 latency; ``report`` every variant's scores on
 ``report_split``; ``fused_operators`` the optimizer's fusions). Run with ``dvc repro export``.
 """
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 import mlflow
 
-from electra_model.config import load_params
+from electra_model.config import load_params, stage_params
 from electra_model.data.conll import read_conll
 from electra_model.errors import exit_on_user_error
 from electra_model.export import check_and_choose, export_onnx, score_variants
@@ -24,10 +25,6 @@ from electra_model.io import write_json
 from electra_model.registry import register
 from electra_model.tracking import stage_run
 
-NER_DIR = Path("data/ner")
-MODEL_DIR = Path("models/ner")
-ONNX_DIR = Path("models/onnx")
-METRICS = Path("metrics/export.json")
 SELECTION_SPLIT = "valid"
 
 
@@ -39,22 +36,32 @@ def run_metrics(quality: dict) -> dict[str, float]:
     return metrics
 
 
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--data", type=Path, required=True, help="input: NER folder (valid chooses, test reports)")
+    parser.add_argument("--model", type=Path, required=True, help="input: fine-tuned model folder")
+    parser.add_argument("--out", type=Path, required=True, help="output: ONNX folder")
+    parser.add_argument("--metrics", type=Path, required=True)
+    return parser.parse_args(argv)
+
+
 @exit_on_user_error
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
     params = load_params()
     export = params.export
     report_split = params.evaluate.split
-    with stage_run("export", params.tracking, {"export": export.model_dump(), "evaluate.split": report_split}):
-        selection = read_conll(NER_DIR / f"{SELECTION_SPLIT}.txt", scheme="iob2")
-        export_onnx(MODEL_DIR, ONNX_DIR, export.opset, params.finetune.max_seq_len)
-        quality = {**check_and_choose(MODEL_DIR, ONNX_DIR, selection, params.evaluate.batch_size, export),
+    with stage_run("export", params.tracking, stage_params(params, "export")):
+        selection = read_conll(args.data / f"{SELECTION_SPLIT}.txt", scheme="iob2")
+        export_onnx(args.model, args.out, export.opset, params.finetune.max_seq_len)
+        quality = {**check_and_choose(args.model, args.out, selection, params.evaluate.batch_size, export),
                    "selection_split": SELECTION_SPLIT}
         mlflow.log_metrics(run_metrics(quality))
-        registration = register(ONNX_DIR, export, quality)
-        report = score_variants(ONNX_DIR, read_conll(NER_DIR / f"{report_split}.txt", scheme="iob2"),
+        registration = register(args.out, export, quality)
+        report = score_variants(args.out, read_conll(args.data / f"{report_split}.txt", scheme="iob2"),
                                 params.evaluate.batch_size)
         mlflow.log_metrics({f"{report_split}_{name}_f1": scores["f1"] for name, scores in report.items()})
-        write_json(METRICS, {**quality, "sentences": len(selection), "registered_version": int(registration["version"]),
+        write_json(args.metrics, {**quality, "sentences": len(selection), "registered_version": int(registration["version"]),
                              "alias_moved": registration["alias_moved"], "report_split": report_split,
                              "report": report})
         mlflow.set_tags({"registered_model": registration["name"], "registered_version": registration["version"],

@@ -36,6 +36,7 @@ from tests.integration.ops_servers import (
     serving,
     wait_until,
 )
+from tests.dvc_map import stage_command
 from tests.integration.project import Project, copy_project
 
 pytestmark = pytest.mark.e2e
@@ -137,7 +138,7 @@ def test_anonymous_and_read_only_writes_are_refused(mlflow_url: str) -> None:
 def test_a_stage_without_credentials_stops_with_one_clear_line(project: Project) -> None:
     env = {k: v for k, v in project.env.items() if not k.startswith("MLFLOW_TRACKING_") or k.endswith("URI")}
     result = subprocess.run(
-        [sys.executable, "stages/download.py"], cwd=project.root, env=env, capture_output=True, text=True, timeout=300
+        stage_command("download"), cwd=project.root, env=env, capture_output=True, text=True, timeout=300
     )
     assert result.returncode == 2, result.stderr
     assert "refused stage 'download' (HTTP 401)" in result.stderr and "MLFLOW_TRACKING_USERNAME" in result.stderr
@@ -150,7 +151,7 @@ def test_a_password_put_in_the_uri_is_not_printed(project: Project) -> None:
     uri = f"http://pipeline:{PIPELINE.password}@127.0.0.1:{free_port()}"  # nothing listens there
     env = {**project.env, "MLFLOW_TRACKING_URI": uri}
     result = subprocess.run(
-        [sys.executable, "stages/download.py"], cwd=project.root, env=env, capture_output=True, text=True, timeout=300
+        stage_command("download"), cwd=project.root, env=env, capture_output=True, text=True, timeout=300
     )
     assert result.returncode == 2 and "is unreachable" in result.stderr
     assert PIPELINE.password not in result.stdout + result.stderr

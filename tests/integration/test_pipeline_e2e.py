@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.dvc_map import stage_command
 from tests.integration.project import Project, copy_project
 
 pytestmark = pytest.mark.e2e
@@ -146,7 +147,7 @@ def test_bad_param_stops_before_work_and_keeps_outputs(project):
     params = project.params()
     params["finetune"]["learning_rate"] = "fast"
     project.write_params(params)
-    result = project.run(sys.executable, "stages/finetune.py", check=False)
+    result = project.run(*stage_command("finetune"), check=False)
     assert result.returncode == 2
     assert "finetune.learning_rate = 'fast'" in result.stderr and "Traceback" not in result.stderr
     assert model.read_bytes() == before
@@ -158,7 +159,7 @@ def test_unreachable_tracking_server_fails_fast(project):
     project.write_params(params)
     project.env["MLFLOW_TRACKING_URI"] = "http://127.0.0.1:9"
     started = time.perf_counter()
-    result = project.run(sys.executable, "stages/evaluate.py", check=False, timeout=60)
+    result = project.run(*stage_command("evaluate"), check=False, timeout=60)
     # The check itself is bounded by tracking.connect_timeout_s (unit-tested); the rest is importing torch & co.
     assert result.returncode == 2 and time.perf_counter() - started < 90
     assert "unreachable" in result.stderr and "Traceback" not in result.stderr

@@ -14,6 +14,7 @@ import urllib.request
 import pytest
 from mlflow.tracking import MlflowClient
 
+from tests.dvc_map import stage_command
 from tests.integration.project import Project, copy_project
 
 pytestmark = pytest.mark.e2e
@@ -56,7 +57,7 @@ def assert_clean_failure(result: subprocess.CompletedProcess, *expected: str) ->
 def test_malformed_conll_line_names_file_and_line(project):
     use_local_source(project)
     (project.root / "user/valid.txt").write_text("EU B-ORG\nrejects\tO\textra\n", encoding="utf-8")
-    result = project.run(sys.executable, "stages/download.py", check=False)
+    result = project.run(*stage_command("download"), check=False)
     assert_clean_failure(result, "user/valid.txt:2")
     assert (project.root / "data/ner/train.txt").read_text(encoding="utf-8") == "previous good output\n"
     (project.root / "user/valid.txt").write_text(CONLL_OK, encoding="utf-8")
@@ -65,7 +66,7 @@ def test_malformed_conll_line_names_file_and_line(project):
 def test_empty_corpus_is_refused(project):
     use_local_source(project)
     (project.root / "user/corpus.txt").write_text("\n\n   \n", encoding="utf-8")
-    result = project.run(sys.executable, "stages/download.py", check=False)
+    result = project.run(*stage_command("download"), check=False)
     assert_clean_failure(result, "user/corpus.txt")
     assert (project.root / "data/ner/train.txt").read_text(encoding="utf-8") == "previous good output\n"
 
@@ -98,7 +99,7 @@ def test_stages_log_to_a_tracking_server(project, tmp_path):
         params["data"]["demo"] = SMALL_DEMO["data"]["demo"]
         project.write_params(params)
         project.env["MLFLOW_TRACKING_URI"] = uri
-        project.run(sys.executable, "stages/download.py")
+        project.run(*stage_command("download"))
         client = MlflowClient(uri)
         experiment = client.get_experiment_by_name("electra-pipeline")
         (run,) = client.search_runs([experiment.experiment_id], filter_string="attributes.run_name = 'download'")
@@ -118,17 +119,17 @@ def test_a_diverging_learning_rate_stops_pretrain_and_finetune_with_one_line(pro
                               checkpoint_every=2, learning_rate=1e30)
     params["finetune"].update(epochs=1, max_seq_len=32, batch_size=8, learning_rate=1e30)
     project.write_params(params)
-    project.run(sys.executable, "stages/download.py")
-    project.run(sys.executable, "stages/tokenizer.py")
-    result = project.run(sys.executable, "stages/pretrain.py", check=False)
+    project.run(*stage_command("download"))
+    project.run(*stage_command("tokenizer"))
+    result = project.run(*stage_command("pretrain"), check=False)
     assert_clean_failure(result, "error: pretraining diverged: the training loss is nan at step ",
                          "pretrain.learning_rate = 1e+30", "pretrain.batch_size = 8")
     assert not (project.root / "models/pretrained").exists()
 
     params["pretrain"]["learning_rate"] = 1e-3
     project.write_params(params)
-    project.run(sys.executable, "stages/pretrain.py")
-    result = project.run(sys.executable, "stages/finetune.py", check=False)
+    project.run(*stage_command("pretrain"))
+    result = project.run(*stage_command("finetune"), check=False)
     assert_clean_failure(result, "error: fine-tuning diverged: the training loss is nan at step ",
                          "finetune.learning_rate = 1e+30", "finetune.batch_size = 8")
     assert not (project.root / "models/ner").exists()

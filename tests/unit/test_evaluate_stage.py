@@ -13,6 +13,7 @@ from mlflow.tracking import MlflowClient
 
 from electra_model.cli import main as electra
 from electra_model.data.conll import Sentence, write_conll
+from tests.dvc_map import stage_argv
 from tests.fixtures_models import expected_tags
 
 REPO = Path(__file__).resolve().parents[2]
@@ -24,6 +25,7 @@ def evaluated(tmp_path: Path, pattern_model_dir: Path, mlflow_store: str, monkey
     """A project directory after ``python stages/evaluate.py``; gold differs from the model in two entities."""
     monkeypatch.chdir(tmp_path)
     shutil.copy(REPO / "params.yaml", tmp_path / "params.yaml")
+    shutil.copy(REPO / "dvc.yaml", tmp_path / "dvc.yaml")
     shutil.copytree(pattern_model_dir, tmp_path / "models" / "ner")
     sentences = [Sentence(tuple(text.split()), tuple(expected_tags(text.split()))) for text in TEXTS]
     sentences[2] = Sentence(sentences[2].tokens, ("O", "B-ORG", "O", "B-LOC", "O"))  # missed ORG "café"
@@ -31,7 +33,7 @@ def evaluated(tmp_path: Path, pattern_model_dir: Path, mlflow_store: str, monkey
     write_conll(tmp_path / "data" / "ner" / "test.txt", sentences)  # "New York" cut short in gold: a boundary error
     from stages.evaluate import main
 
-    main()
+    main(stage_argv("evaluate"))
     return tmp_path
 
 

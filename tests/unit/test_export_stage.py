@@ -12,6 +12,7 @@ import yaml
 from electra_model.config import ExportParams
 from electra_model.data.conll import Sentence, write_conll
 from electra_model.export import choose_cpu_variant
+from tests.dvc_map import stage_argv
 from tests.fixtures_models import MAX_LEN, expected_tags
 
 REPO = Path(__file__).resolve().parents[1].parent
@@ -27,6 +28,7 @@ def run_export(project: Path, pattern_model_dir: Path, test_tags: str, monkeypat
     params["export"].update(min_f1=0.5, latency_runs=4)
     params["finetune"]["max_seq_len"] = MAX_LEN
     (project / "params.yaml").write_text(yaml.safe_dump(params))
+    shutil.copy(REPO / "dvc.yaml", project / "dvc.yaml")
     shutil.copytree(pattern_model_dir, project / "models" / "ner")
     gold = [Sentence(tuple(text.split()), tuple(expected_tags(text.split()))) for text in TEXTS]
     wrong = [Sentence(s.tokens, tuple("B-ORG" if tag == "O" else "O" for tag in s.tags)) for s in gold]
@@ -34,7 +36,7 @@ def run_export(project: Path, pattern_model_dir: Path, test_tags: str, monkeypat
     write_conll(project / "data" / "ner" / "test.txt", gold if test_tags == "gold" else wrong)
     from stages.export import main
 
-    main()
+    main(stage_argv("export"))
     return json.loads((project / "metrics" / "export.json").read_text())
 
 

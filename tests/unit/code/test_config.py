@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import yaml
 from pydantic import BaseModel
 
-from electra_model.config import Params, leaf_types, load_params, parse_params
+from electra_model.config import Params, leaf_types, load_params, parse_params, stage_params
 from electra_model.errors import ElectraError
+
+REPO = Path(__file__).resolve().parents[3]
 
 
 @pytest.fixture(scope="module")
@@ -149,3 +152,12 @@ def test_booleans_stay_valid_where_a_boolean_is_meant(raw):
     changed["tokenizer"]["lowercase"] = True
     params = parse_params(changed)
     assert params.finetune.document_context is True and params.tokenizer.lowercase is True
+
+
+def test_a_stage_logs_exactly_the_params_dvc_yaml_gives_it() -> None:
+    params = load_params(REPO / "params.yaml")
+    logged = stage_params(params, "export", REPO / "dvc.yaml")
+    assert logged == {"export": params.export.model_dump(), "evaluate.split": params.evaluate.split,
+                      "evaluate.batch_size": params.evaluate.batch_size, "finetune.max_seq_len": 128}
+    with pytest.raises(ElectraError, match="no stage 'exprot'"):
+        stage_params(params, "exprot", REPO / "dvc.yaml")

@@ -4,6 +4,7 @@ so that changing it re-runs the stage (modules that cannot change a stage's outp
 
 from __future__ import annotations
 
+import ast
 from pathlib import Path
 
 import pytest
@@ -42,3 +43,23 @@ def test_the_closure_follows_imports_through_other_modules(tmp_path: Path) -> No
     assert project_closure(script, tmp_path) == {
         "electra_model/a.py", "electra_model/data/__init__.py", "electra_model/data/b.py", "electra_model/c.py"
     }
+
+
+STATED_PATH_PREFIXES = ("data/", "models/", "metrics/", "plots/", "reports/", "cache/")
+
+
+@pytest.mark.parametrize("stage", sorted(STAGES))
+def test_every_path_on_a_cmd_line_is_declared_and_no_script_restates_one(stage: str) -> None:
+    """dvc.yaml is the map: the stage script reads its paths from its cmd line, and each of them is a declared
+    dep, out, metric or plot (the pretraining cache, deliberately outside DVC's outputs, excepted)."""
+    entry = STAGES[stage]
+    declared = {*entry.get("deps", [])}
+    for kind in ("outs", "metrics", "plots"):
+        declared |= {next(iter(item)) if isinstance(item, dict) else item for item in entry.get(kind, [])}
+    words = entry["cmd"].split()
+    paths = [value for option, value in zip(words, words[1:]) if option.startswith("--") and option != "--cache"]
+    assert paths and all(path in declared for path in paths), f"{stage}: {sorted(set(paths) - declared)} undeclared"
+    script = ROOT / words[1]
+    literals = [node.value for node in ast.walk(ast.parse(script.read_text(encoding="utf-8")))
+                if isinstance(node, ast.Constant) and isinstance(node.value, str)]
+    assert [text for text in literals if text.startswith(STATED_PATH_PREFIXES)] == [], f"{script} restates a path"
