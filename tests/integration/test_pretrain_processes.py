@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.e2e
 REPO = Path(__file__).resolve().parents[2]
 WORKER = Path(__file__).resolve()
 COMPARED = ("loss", "mlm_loss", "rtd_loss", "mlm_accuracy", "rtd_accuracy", "rtd_precision", "rtd_recall", "learning_rate")
