@@ -51,14 +51,14 @@ def torch_predictor(
 
 
 def tags_on_words(spans: Sequence[WordSpan], entities: Sequence[Entity]) -> list[str]:
-    """IOB2 tags of the gold words from entities found in the text: a word belongs to an entity whose character
-    span overlaps it; the first such word gets ``B-``, the rest ``I-``."""
+    """IOB2 tags of the gold words from entities found in the text: a word belongs to the first entity whose
+    character span overlaps it (a word the client cut in two can meet two entities); an entity's first word gets
+    ``B-``, the rest ``I-``."""
     tags = ["O"] * len(spans)
     for entity in entities:
-        inside = [i for i, (_, start, end) in enumerate(spans) if start < entity.end and entity.start < end]
-        for position, index in enumerate(inside):
-            if tags[index] == "O":
-                tags[index] = f"{'B' if position == 0 else 'I'}-{entity.type}"
+        claimed = [i for i, (_, start, end) in enumerate(spans) if start < entity.end and entity.start < end]
+        for position, index in enumerate(i for i in claimed if tags[i] == "O"):
+            tags[index] = f"{'B' if position == 0 else 'I'}-{entity.type}"
     return tags
 
 
