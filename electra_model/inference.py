@@ -14,15 +14,15 @@ names the one to run on CPU (chosen by the export stage) and the one to run on G
 Texts longer than the model's ``max_len`` sub-tokens are cut into windows; windows of all texts share batches.
 
 Only onnxruntime (or onnxruntime-gpu), tokenizers and numpy are needed (mlflow only when a ``models:/`` URI is
-resolved), so this module, :mod:`electra_model.ner_encoding` and :mod:`electra_model.errors` are also packaged on
-their own as the light client ``electra-ner-client`` (``pip install ./client[cpu]``, see client/pyproject.toml).
+resolved), so this module, :mod:`electra_model.ner_encoding`, :mod:`electra_model.tracking_store` and
+:mod:`electra_model.errors` are also packaged on their own as the light client ``electra-ner-client``
+(``pip install ./client[cpu]``, see client/pyproject.toml).
 From a terminal in the project: ``electra predict "Angela Merkel visited Paris."``.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import re
 import tempfile
 import urllib.error
@@ -38,6 +38,7 @@ from tokenizers import Tokenizer, pre_tokenizers
 
 from electra_model.errors import ElectraError
 from electra_model.ner_encoding import EncodedSentence, Example, encode_examples, pad_batch, word_tags
+from electra_model.tracking_store import resolve_tracking_uri  # the CLI and scripts import it from here too
 
 MODEL_FILE = "model.onnx"  # the plain fp32 variant; the other variants' files are listed in META_FILE
 TOKENIZER_FILE = "tokenizer.json"
@@ -49,7 +50,6 @@ CPU = "CPUExecutionProvider"
 CUDA = "CUDAExecutionProvider"
 CPU_DISABLED_OPTIMIZERS = ("SkipLayerNormFusion",)  # see session_options
 DEFAULT_MODEL = "models:/electra-ner@champion"
-DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"  # the project's tracking.uri default
 SERVER_TIMEOUT_S = 5.0
 MODEL_URI = re.compile(r"models:/(?P<name>[^/@]+)(?:@(?P<alias>[^/@]+)|/(?P<version>\d+))/?")
 SPLITTER = pre_tokenizers.BertPreTokenizer()
@@ -382,12 +382,6 @@ def predict(texts: Sequence[str], model: str = DEFAULT_MODEL, tracking_uri: str 
 
 
 # ------------------------------------------------------------------------------------------ MLflow registry
-def resolve_tracking_uri(tracking_uri: str | None = None) -> str:
-    """The registry to read: the explicit URI, else ``MLFLOW_TRACKING_URI``, else the project's default store.
-    (The ``electra`` CLI passes ``tracking.uri`` of ``params.yaml``; the light client has no params.)"""
-    return tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
-
-
 def check_store(tracking_uri: str) -> None:
     """Refuse a sqlite store that does not exist (MLflow would create an empty one), and a server that does not
     answer within seconds (MLflow's own client would retry for minutes before saying so)."""
