@@ -36,7 +36,7 @@ def reconcile(onnx_dir: Path | str, export_metrics: Path | str, export: ExportPa
     registered_now = version is None
     if registered_now:
         quality = read_json(export_metrics)
-        tags = {"dvc.stage": "export", "registration": "reconciled: the registry lacked the exported model"}
+        tags = {"registration": "reconciled: the registry lacked the exported model in models/onnx"}
         with mlflow.start_run(run_name="register", nested=mlflow.active_run() is not None, tags=tags):
             registration = register(onnx_dir, export, quality)
         version = client.get_model_version(export.model_name, registration["version"])
