@@ -92,7 +92,7 @@ def project_tracking_uri(explicit: str | None, params_file: Path = Path("params.
         return resolve_tracking_uri(explicit)
     from electra_model.config import load_params
 
-    return load_params(params_file).tracking.uri
+    return resolve_tracking_uri(configured=load_params(params_file).tracking.uri)
 
 
 def run_predict(args: argparse.Namespace) -> int:
