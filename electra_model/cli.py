@@ -95,7 +95,7 @@ def project_tracking_uri(explicit: str | None, params_file: Path = Path("params.
         return resolve_tracking_uri(explicit)
     from electra_model.config import load_tracking_params
 
-    return load_tracking_params(params_file).uri
+    return resolve_tracking_uri(configured=load_tracking_params(params_file).uri)
 
 
 def run_predict(args: argparse.Namespace) -> int:

@@ -24,7 +24,6 @@ From a terminal in the project: ``electra predict "Angela Merkel visited Paris."
 from __future__ import annotations
 
 import json
-import os
 import re
 import tempfile
 import urllib.error
@@ -50,6 +49,7 @@ from electra_model.ner_encoding import (
 )
 from electra_model.tag_decoding import TagScheme, viterbi
 from electra_model.text_words import WordSpan, split_words
+from electra_model.tracking_store import resolve_tracking_uri  # the CLI and scripts import it from here too
 
 MODEL_FILE = "model.onnx"  # the plain fp32 variant; the other variants' files are listed in META_FILE
 TOKENIZER_FILE = "tokenizer.json"
@@ -61,7 +61,6 @@ CPU = "CPUExecutionProvider"
 CUDA = "CUDAExecutionProvider"
 CPU_DISABLED_OPTIMIZERS = ("SkipLayerNormFusion",)  # see session_options
 DEFAULT_MODEL = "models:/electra-ner@champion"
-DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"  # the project's tracking.uri default
 SERVER_TIMEOUT_S = 5.0
 MODEL_URI = re.compile(r"models:/(?P<name>[^/@]+)(?:@(?P<alias>[^/@]+)|/(?P<version>\d+))/?")
 
@@ -399,12 +398,6 @@ def predict(texts: Sequence[str], model: str = DEFAULT_MODEL, tracking_uri: str 
 
 
 # ------------------------------------------------------------------------------------------ MLflow registry
-def resolve_tracking_uri(tracking_uri: str | None = None) -> str:
-    """The registry to read: the explicit URI, else ``MLFLOW_TRACKING_URI``, else the project's default store.
-    (The ``electra`` CLI passes ``tracking.uri`` of ``params.yaml``; the light client has no params.)"""
-    return tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
-
-
 def check_store(tracking_uri: str) -> None:
     """Refuse a sqlite store that does not exist (MLflow would create an empty one), and a server that does not
     answer within seconds (MLflow's own client would retry for minutes before saying so)."""

@@ -10,6 +10,7 @@ Called by the export stage (``dvc repro export``) inside its MLflow run.
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections.abc import Mapping
 from pathlib import Path
@@ -30,6 +31,27 @@ SERVING_CODE = PACKAGE_DIR / "serving.py"
 SERVING_REQUIREMENTS = ["onnxruntime", "tokenizers", "numpy"]
 READY_TIMEOUT_S = 300
 VARIANT_TAG_KEYS = ("f1", "max_abs_logit_diff", "labels_identical", "latency_ms_b1", "latency_ms_b1_p95")
+DIGEST_TAG = "onnx_digest"
+
+
+def directory_digest(directory: Path | str) -> str:
+    """A content hash of the exported directory (file names and bytes): the tag that ties a registered version to
+    the ``models/onnx`` DVC recorded, so a registry that lost it can be found out (``registry_sync``)."""
+    directory = Path(directory)
+    digest = hashlib.sha256()
+    for path in sorted(p for p in directory.rglob("*") if p.is_file()):
+        digest.update(path.relative_to(directory).as_posix().encode() + b"\0")
+        with open(path, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+        digest.update(b"\0")
+    return digest.hexdigest()
+
+
+def version_of(client: MlflowClient, name: str, digest: str) -> ModelVersion | None:
+    """The newest version of ``name`` registered from a directory with this :func:`directory_digest`, or None."""
+    versions = client.search_model_versions(f"name = '{name}' and tags.{DIGEST_TAG} = '{digest}'")
+    return max(versions, key=lambda version: int(version.version), default=None)
 
 
 def alias_holder(client: MlflowClient, name: str, alias: str) -> ModelVersion | None:
@@ -126,6 +148,7 @@ def register(onnx_dir: Path | str, export: ExportParams, quality: Mapping[str, A
     version = log_pyfunc(onnx_dir, export.model_name)
     promote, reason = decide(quality, export, champion)
     tags = {
+        DIGEST_TAG: directory_digest(onnx_dir),
         "f1": str(float(quality["f1"])),
         "f1_split": str(quality["selection_split"]),
         "parity_max_abs_diff": str(float(quality["max_abs_logit_diff"])),

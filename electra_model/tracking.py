@@ -2,7 +2,8 @@
 
 The Prefect flow opens the parent run and hands its id to the stages through ``ELECTRA_PARENT_RUN_ID``; a stage run
 by plain ``dvc repro`` opens a parent run of its own, so nothing goes unrecorded. ``MLFLOW_TRACKING_URI`` in the
-environment wins over ``tracking.uri`` in params.yaml, so the same code logs to a local sqlite file or a team server.
+environment wins over ``tracking.uri`` in params.yaml, so the same code logs to a local sqlite file or a team server;
+a local store and its artifacts sit at the project root wherever DVC runs the stage (``tracking_store``).
 Credentials for a server with authentication come from the environment only (``MLFLOW_TRACKING_USERNAME`` and
 ``MLFLOW_TRACKING_PASSWORD``, or ``MLFLOW_TRACKING_TOKEN``, read by MLflow itself): never params, never logs.
 """
@@ -29,13 +30,15 @@ from mlflow.tracking import MlflowClient
 
 from electra_model.config import TrackingParams
 from electra_model.errors import ElectraError
+from electra_model.tracking_store import anchored, resolve_tracking_uri
 
 PARENT_RUN_ENV = "ELECTRA_PARENT_RUN_ID"
 
 
 def tracking_uri(params: TrackingParams) -> str:
-    """The store to log to: the environment's ``MLFLOW_TRACKING_URI`` if set, else params.yaml's."""
-    return os.environ.get("MLFLOW_TRACKING_URI") or params.uri
+    """The store to log to: the environment's ``MLFLOW_TRACKING_URI`` if set, else params.yaml's; a relative local
+    store sits at the project root, also when DVC runs the stage in a temporary copy (``tracking_store``)."""
+    return resolve_tracking_uri(configured=params.uri)
 
 
 def redact(uri: str) -> str:
@@ -106,7 +109,7 @@ def configure(params: TrackingParams) -> str:
         mlflow.set_experiment(experiment_id=experiment.experiment_id)
         return experiment.experiment_id
     is_local_store = not uri.startswith(("http://", "https://", "databricks"))
-    artifact_location = Path(params.artifact_location).resolve().as_uri() if is_local_store else None
+    artifact_location = anchored(params.artifact_location).resolve().as_uri() if is_local_store else None
     experiment_id = mlflow.create_experiment(params.experiment, artifact_location=artifact_location)
     mlflow.set_experiment(experiment_id=experiment_id)
     return experiment_id

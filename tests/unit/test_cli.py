@@ -124,14 +124,16 @@ def test_the_store_defaults_to_the_environment_then_params_yaml(
 ) -> None:
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    assert project_tracking_uri(None) == "sqlite:///mlflow.db"
+    monkeypatch.delenv("DVC_ROOT", raising=False)
+    here = tmp_path.resolve()  # relative sqlite paths are anchored at the project root: here, the working directory
+    assert project_tracking_uri(None) == f"sqlite:///{here / 'mlflow.db'}"
     params = yaml.safe_load(PROJECT_PARAMS.read_text(encoding="utf-8"))
     params["tracking"]["uri"] = "sqlite:///elsewhere.db"
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params), encoding="utf-8")
-    assert project_tracking_uri(None) == "sqlite:///elsewhere.db"
+    assert project_tracking_uri(None) == f"sqlite:///{here / 'elsewhere.db'}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://tracking.example:5000")
     assert project_tracking_uri(None) == "http://tracking.example:5000"
-    assert project_tracking_uri("sqlite:///explicit.db") == "sqlite:///explicit.db"
+    assert project_tracking_uri("sqlite:///explicit.db") == f"sqlite:///{here / 'explicit.db'}"
 
 
 # ------------------------------------------------------------------------------------------ small user errors
@@ -187,7 +189,7 @@ def test_the_registry_store_is_read_from_the_tracking_section_alone(
     params["finetune"]["learnin_rate"] = 1e-4  # a typo elsewhere: not the registry client's business
     params["pretrain"]["max_steps"] = float("inf")
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params), encoding="utf-8")
-    assert project_tracking_uri(None) == "sqlite:///elsewhere.db"
+    assert project_tracking_uri(None) == f"sqlite:///{tmp_path / 'elsewhere.db'}"
     params["tracking"]["connect_timeout_s"] = True
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params), encoding="utf-8")
     with pytest.raises(SystemExit):

@@ -13,7 +13,7 @@ from mlflow.tracking import MlflowClient
 from electra_model.config import ExportParams
 from electra_model.errors import ElectraError
 from electra_model.inference import NerPredictor
-from electra_model.registry import register
+from electra_model.registry import directory_digest, register
 from tests.fixtures_models import quality
 
 EXPORT = ExportParams(min_f1=0.3, parity_atol=1e-3)
@@ -44,6 +44,7 @@ def test_the_alias_moves_only_through_the_gate(mlflow_store: str, pattern_onnx_d
     }
     assert champion() == "1"
     assert version_tags("1") == {
+        "onnx_digest": directory_digest(pattern_onnx_dir),
         "f1": "0.81",
         "f1_split": "valid",
         "parity_max_abs_diff": "2e-06",

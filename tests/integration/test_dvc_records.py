@@ -1,0 +1,143 @@
+"""Nothing lost, nothing misreported, through real `dvc` commands on tiny demo params with the embedded default
+store (`tracking.uri: sqlite:///mlflow.db`, no MLFLOW_TRACKING_URI):
+
+- a stage that fails (a misspelt param, a missing data file) under `dvc repro` leaves the last good outputs, metrics
+  and plots byte for byte, and a no-op `dvc repro` stays a no-op afterwards (every out is `persist: true`);
+- `dvc exp run --temp` records its runs and its model version in the repository root's store, not in the
+  temporary copy DVC deletes;
+- after `mlflow.db` and `mlartifacts/` are lost, the Prefect flow registers the cached `models/onnx` again, its
+  summary says so, and `electra predict` works.
+
+The tests run in order and share one copy: the first one builds what the later ones use.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from tests.integration.project import Project, copy_project
+from tests.integration.test_pipeline_e2e import STAGES, TINY, ran_stages
+
+pytestmark = pytest.mark.e2e
+
+FINETUNE_OUTPUTS = ("models/ner", "metrics/finetune.json", "plots/finetune.csv", "plots/finetune_valid.csv")
+DOWNLOAD_OUTPUTS = ("data/corpus", "data/ner", "metrics/download.json")
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory) -> Project:
+    project = copy_project(tmp_path_factory.mktemp("records"), {**TINY, "export": {"min_f1": 0.05, "latency_runs": 4}})
+    del project.env["MLFLOW_TRACKING_URI"]  # the embedded default: sqlite:///mlflow.db, artifacts in mlartifacts/
+    return project
+
+
+def snapshot(project: Project, paths: tuple[str, ...]) -> dict[str, bytes]:
+    """Every file under ``paths`` with its bytes (hidden staging leftovers included, so they would show up)."""
+    files = {}
+    for name in paths:
+        path = project.root / name
+        for file in sorted(path.rglob("*")) if path.is_dir() else [path]:
+            if file.is_file():
+                files[str(file.relative_to(project.root))] = file.read_bytes()
+    return files
+
+
+def root_store(project: Project) -> MlflowClient:
+    return MlflowClient(f"sqlite:///{project.root / 'mlflow.db'}")
+
+
+def stage_runs(client: MlflowClient, stage: str) -> list:
+    """The nested runs of ``stage`` (a plain `dvc repro` also opens a parent run tagged with the stage)."""
+    experiment = client.get_experiment_by_name("electra-pipeline")
+    found = client.search_runs([experiment.experiment_id], f"tags.`dvc.stage` = '{stage}'", max_results=500)
+    return [run for run in found if run.info.run_name == stage]
+
+
+def test_first_repro_writes_the_store_at_the_root(project: Project) -> None:
+    result = project.run("dvc", "repro")
+    assert ran_stages(result.stdout) == set(STAGES)
+    assert stage_runs(root_store(project), "export")
+    assert (project.root / "mlartifacts").is_dir()
+
+
+def test_a_misspelt_param_keeps_the_last_good_finetune_outputs(project: Project) -> None:
+    before = snapshot(project, FINETUNE_OUTPUTS)
+    assert len(before) > 4
+    params = project.params()
+    params["finetune"]["epochz"] = 2
+    project.write_params(params)
+    try:
+        failed = project.run("dvc", "repro", check=False)
+    finally:
+        del params["finetune"]["epochz"]
+        project.write_params(params)
+    assert failed.returncode != 0 and "finetune.epochz" in failed.stderr, failed.stdout + failed.stderr
+    assert snapshot(project, FINETUNE_OUTPUTS) == before
+    assert ran_stages(project.run("dvc", "repro").stdout) == set(), "the kept outputs do not match dvc.lock"
+
+
+def test_a_missing_data_file_keeps_the_last_good_data(project: Project) -> None:
+    before = snapshot(project, DOWNLOAD_OUTPUTS)
+    original = project.params()
+    params = json.loads(json.dumps(original))
+    params["data"]["source"] = "local"
+    params["data"]["local"] = {"corpus": ["user/corpus.txt"], "ner": {s: f"user/{s}.txt" for s in ("train", "valid", "test")}}
+    project.write_params(params)
+    try:
+        failed = project.run("dvc", "repro", "download", check=False)
+    finally:
+        project.write_params(original)
+    assert failed.returncode != 0 and "user/corpus.txt" in failed.stderr, failed.stdout + failed.stderr
+    assert snapshot(project, DOWNLOAD_OUTPUTS) == before
+    assert "up to date" in project.run("dvc", "status").stdout
+
+
+def test_exp_run_temp_records_in_the_root_store(project: Project) -> None:
+    client = root_store(project)
+    runs_before = {run.info.run_id for run in stage_runs(client, "export")}
+    versions_before = {v.version for v in client.search_model_versions("name = 'electra-ner'")}
+    result = project.run("dvc", "exp", "run", "--temp", "-S", "export.latency_runs=3")
+    assert "Running stage 'export'" in result.stdout + result.stderr
+    (new_run,) = [run for run in stage_runs(client, "export") if run.info.run_id not in runs_before]
+    assert new_run.info.status == "FINISHED" and new_run.data.params["export.latency_runs"] == "3"
+    (new_version,) = [v for v in client.search_model_versions("name = 'electra-ner'") if v.version not in versions_before]
+    assert new_version.run_id == new_run.info.run_id
+    files = client.get_model_version_download_uri("electra-ner", new_version.version)
+    assert Path(files.removeprefix("file://")).is_relative_to(project.root / "mlartifacts"), files
+    assert not list((project.root / ".dvc/tmp").rglob("mlflow.db"))
+
+
+def make_run(project: Project, prefect_home: Path) -> str:
+    """`make run`'s command as a fresh process (its own ephemeral Prefect server); its output."""
+    env = {**project.env, "PREFECT_HOME": str(prefect_home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+    env.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
+    result = subprocess.run([sys.executable, "-m", "flows.pipeline"], cwd=project.root, env=env, capture_output=True,
+                            text=True, timeout=900)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result.stdout + result.stderr
+
+
+def test_a_lost_registry_is_reconciled_by_the_flow(project: Project, tmp_path: Path) -> None:
+    """Fresh processes: this test process's MLflow keeps the deleted store's tables cached, as a real one would not."""
+    (project.root / "mlflow.db").unlink()
+    shutil.rmtree(project.root / "mlartifacts")
+    first = make_run(project, tmp_path / "prefect")
+    assert "Running stage" not in first, "a stage ran again; the registration should come from models/onnx"
+    registered = re.search(r"Registered model: `models:/electra-ner/(\d+)`(.*)", first)
+    assert registered, first
+    assert registered[1] == "1" and "registered again from `models/onnx`" in registered[2]
+    assert "holds alias `champion` (promoted:" in registered[2]
+    second = make_run(project, tmp_path / "prefect")
+    assert "Registered model: `models:/electra-ner/1`; holds alias `champion`" in second, second
+
+    text = "Anna Schmidt flew from Berlin to Madrid ."
+    result = project.run(str(Path(sys.executable).parent / "electra"), "predict", text, "--json")
+    assert json.loads(result.stdout)[0]["entities"], result.stdout
