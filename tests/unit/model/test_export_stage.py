@@ -15,7 +15,7 @@ from electra_model.export import choose_cpu_variant
 from tests.dvc_map import stage_argv
 from tests.fixtures_models import MAX_LEN, expected_tags
 
-REPO = Path(__file__).resolve().parents[1].parent
+REPO = Path(__file__).resolve().parents[3]
 TEXTS = ["John Smith visited Paris yesterday .", "Müller lives in Zürich , not in New York !", "The café in Paris ."]
 
 

@@ -16,7 +16,7 @@ from electra_model.data.conll import Sentence, write_conll
 from tests.dvc_map import stage_argv
 from tests.fixtures_models import expected_tags
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 TEXTS = ["John Smith visited Paris yesterday .", "Müller lives in Zürich , not in New York !", "The café in Paris ."]
 
 

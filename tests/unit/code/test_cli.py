@@ -18,7 +18,7 @@ from electra_model.config import ExportParams
 from electra_model.registry import register
 from tests.fixtures_models import quality
 
-PROJECT_PARAMS = Path(__file__).resolve().parents[2] / "params.yaml"
+PROJECT_PARAMS = Path(__file__).resolve().parents[3] / "params.yaml"
 PROGRESS_BAR = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
 
 
