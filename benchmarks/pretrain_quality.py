@@ -36,7 +36,13 @@ from electra_model.config import PretrainParams
 from electra_model.data.blocks import PackedBlocks, cached_token_stream, pack_blocks
 from electra_model.modeling import ElectraPretrainingModel, mask_tokens
 from electra_model.pretrain import RunningStats, Trainer, compile_bodies, pretrain, save_pretrained, shard_seed
-from electra_model.tokenizer import as_transformers_tokenizer, special_token_ids, train_wordpiece
+from electra_model.tokenizer import (
+    DOCUMENT_BREAK,
+    as_transformers_tokenizer,
+    paragraphs_with_breaks,
+    special_token_ids,
+    train_wordpiece,
+)
 from electra_model.training import Distributed
 
 REPO = Path(__file__).resolve().parents[1]
@@ -45,11 +51,15 @@ REPO = Path(__file__).resolve().parents[1]
 STEP_TIME_MARGIN = 1.12
 
 
+def file_lines(path: Path) -> Iterator[str]:
+    with gzip.open(path, "rt", encoding="utf-8") if path.suffix == ".gz" else open(path, encoding="utf-8") as f:
+        yield from f
+
+
 def paragraphs(files: Sequence[Path]) -> Iterator[str]:
-    """Non-blank lines of .txt or .txt.gz files, in order."""
-    for path in files:
-        with gzip.open(path, "rt", encoding="utf-8") if path.suffix == ".gz" else open(path, encoding="utf-8") as f:
-            yield from (line.rstrip("\n") for line in f if line.strip())
+    """Paragraphs of .txt or .txt.gz files in order, with a document break (a [SEP] in the blocks) between
+    documents, as the pretrain stage reads its corpus."""
+    return paragraphs_with_breaks(file_lines(path) for path in files)
 
 
 def parse_args() -> argparse.Namespace:
@@ -135,7 +145,8 @@ def main() -> None:
     args = parse_args()
     started = time.perf_counter()
     args.out.mkdir(parents=True, exist_ok=True)
-    tokenizer = train_wordpiece(islice(paragraphs(args.corpus), args.tokenizer_lines), args.vocab_size, 2, False)
+    texts = (line for line in paragraphs(args.corpus) if line != DOCUMENT_BREAK)
+    tokenizer = train_wordpiece(islice(texts, args.tokenizer_lines), args.vocab_size, 2, False)
     tokenizer_dir = args.out / "tokenizer"
     as_transformers_tokenizer(tokenizer, args.seq_len).save_pretrained(tokenizer_dir)
     stream = cached_token_stream(tokenizer, lambda: paragraphs(args.corpus), args.out / "tokens")

@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> None:
     data_key = content_digest([args.tokenizer / "tokenizer.json", *shards])
     with local_main_first(context):
         stream = cached_token_stream(
-            tokenizer, lambda: corpus_lines(args.corpus), args.cache / f"tokens-{data_key}", sum(s.stat().st_size for s in shards)
+            tokenizer, lambda: corpus_lines(args.corpus, document_breaks=True), args.cache / f"tokens-{data_key}", sum(s.stat().st_size for s in shards)
         )
     blocks = PackedBlocks.for_tokenizer(stream, tokenizer, params.pretrain.max_seq_len)
     run_dir = args.cache / f"run-{run_key(params.pretrain, params.seed, data_key)}"
