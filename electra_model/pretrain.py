@@ -11,6 +11,12 @@ function of (seed, step). So a run is reproducible step by step, a resumed run n
 (the checkpoint's step is the whole data and RNG position), and 2 ranks x 1 micro-batch compute what 1 rank x 2
 micro-batches compute.
 
+Training for a wall-clock budget (``pretrain.budget_minutes``): :func:`budget_params` times a few steps of a
+throw-away copy of the run, fits ``max_steps`` to the budget and scales ``warmup_steps`` with it
+(:func:`fit_to_budget`), so the linear decay reaches 0 as the budget ends, as the budget-tied schedules of the
+"cramming" literature do. The fitted plan is written to the run directory (``budget.json``) before the first step:
+a resumed run reads it instead of measuring again, so it keeps the schedule its checkpoints were trained on.
+
 Per logging step it reports the generator's MLM loss and accuracy, the RTD loss, accuracy, precision and recall
 on replaced tokens, the learning rate, tokens/s and MFU (see :mod:`electra_model.flops`); between logging steps
 nothing waits for the device. A non-finite loss stops the run at the next logging step, naming the step where it
@@ -37,6 +43,7 @@ from electra_model.config import PretrainParams
 from electra_model.data.blocks import PackedBlocks
 from electra_model.errors import ElectraError
 from electra_model.flops import peak_flops, pretraining_step_flops
+from electra_model.io import read_json, write_json
 from electra_model.modeling import ElectraOutput, ElectraPretrainingModel, MaskedBatch, electra_configs, mask_slots, mask_tokens
 from electra_model.progress import log_line, progress
 from electra_model.tokenizer import special_token_ids
@@ -55,6 +62,10 @@ MetricsCallback = Callable[[int, dict[str, float]], None]
 Blocks = np.ndarray | PackedBlocks
 # Knobs that change what is reported or kept, not the trajectory: a run may resume with other values.
 OPERATIONAL_KEYS = ("log_every", "checkpoint_every", "keep_checkpoints", "peak_tflops")
+# Calibration of a budgeted run: untimed steps first (lazy initialisation, torch.compile), then the timed ones.
+CALIBRATION_WARMUP_STEPS = 2
+CALIBRATION_STEPS = 5
+BUDGET_PLAN = "budget.json"
 
 
 @dataclass
@@ -158,6 +169,76 @@ def run_key(params: PretrainParams, seed: int, data_key: str) -> str:
     shaping = params.model_dump_json(exclude=set(OPERATIONAL_KEYS))
     code = [Path(__file__), *(ROOT / name for name in sorted(project_closure(Path(__file__))))]
     return checkpoint.content_digest(code, shaping, str(seed), data_key)
+
+
+def fit_to_budget(params: PretrainParams, step_seconds: float) -> PretrainParams:
+    """``params`` with ``max_steps`` as many steps as ``budget_minutes`` holds at ``step_seconds`` each, and
+    ``warmup_steps`` scaled by the same factor (warmup keeps its share of the schedule, so the recipe's shape is the
+    same at any budget); ``budget_minutes`` is cleared, as the schedule is now fixed."""
+    if params.budget_minutes is None:
+        raise ValueError("fit_to_budget needs pretrain.budget_minutes")
+    max_steps = max(1, int(params.budget_minutes * 60 / step_seconds))
+    warmup_steps = min(max_steps, round(params.warmup_steps * max_steps / params.max_steps))
+    return params.model_copy(update={"max_steps": max_steps, "warmup_steps": warmup_steps, "budget_minutes": None})
+
+
+def budget_params(
+    params: PretrainParams, seed: int, tokenizer: Tokenizer, blocks: Blocks, context: Distributed, run_dir: Path | None
+) -> PretrainParams:
+    """The run's params with the schedule fitted to ``pretrain.budget_minutes`` (unchanged without a budget).
+
+    The plan is read from ``run_dir`` when an earlier attempt of this run wrote it, so a resumed run keeps the
+    step count and warmup its checkpoints were trained with; otherwise the step time is measured here and the
+    plan written there (by the main process) before training starts.
+    """
+    if params.budget_minutes is None:
+        return params
+    plan_path = run_dir / BUDGET_PLAN if run_dir is not None else None
+    if plan_path is not None and plan_path.is_file():
+        plan = read_json(plan_path)
+        log_line(f"budget plan from {plan_path}: {plan['max_steps']} steps, warmup {plan['warmup_steps']}")
+        return params.model_copy(
+            update={"max_steps": plan["max_steps"], "warmup_steps": plan["warmup_steps"], "budget_minutes": None}
+        )
+    step_seconds = calibrate_step_seconds(params, seed, tokenizer, blocks, context)
+    fitted = fit_to_budget(params, step_seconds)
+    log_line(
+        f"budget {params.budget_minutes:g} min at {step_seconds * 1000:.1f} ms/step: {fitted.max_steps} steps, "
+        f"warmup {fitted.warmup_steps}"
+    )
+    if plan_path is not None and context.is_main:
+        plan = {"budget_minutes": params.budget_minutes, "step_seconds": step_seconds,
+                "max_steps": fitted.max_steps, "warmup_steps": fitted.warmup_steps}
+        write_json(plan_path, plan)
+    return fitted
+
+
+def calibrate_step_seconds(
+    params: PretrainParams, seed: int, tokenizer: Tokenizer, blocks: Blocks, context: Distributed
+) -> float:
+    """Wall seconds per optimizer step here, averaged over ranks, timed on a throw-away copy of the run.
+
+    The copy's steps change nothing in the run (its model is built afresh from the seed), so the trajectory does
+    not depend on what was measured. The timed window ends with a logging step's synchronisation, as a real
+    window does; checkpoint writes are not timed (they come on top of the budget).
+    """
+    trainer = Trainer(params, seed, tokenizer, blocks, context)
+    model = prepare_model(trainer, context)
+    trainer.model.train()
+    stats = RunningStats.zeros(trainer.device)
+    for _ in range(CALIBRATION_WARMUP_STEPS):
+        trainer.train_step(model, stats)
+    stats.summary(context)
+    started = time.perf_counter()
+    for _ in range(CALIBRATION_STEPS):
+        trainer.train_step(model, stats)
+    stats.summary(context)
+    elapsed = torch.tensor(time.perf_counter() - started, dtype=torch.float64, device=trainer.device)
+    mean = all_reduce_sum(elapsed, context).item() / context.world_size
+    del model, trainer, stats
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+    return mean / CALIBRATION_STEPS
 
 
 @dataclass(frozen=True)
@@ -285,6 +366,16 @@ def compile_bodies(model: ElectraPretrainingModel) -> None:
     model.discriminator.electra.compile()
 
 
+def prepare_model(trainer: Trainer, context: Distributed) -> torch.nn.Module:
+    """The module a training step calls: the trainer's model, compiled if asked, wrapped in DDP on several ranks."""
+    if trainer.params.compile:
+        compile_bodies(trainer.model)
+    if context.world_size == 1:
+        return trainer.model
+    device_ids = [trainer.device.index] if trainer.device.type == "cuda" else None
+    return DistributedDataParallel(trainer.model, device_ids=device_ids, broadcast_buffers=False)
+
+
 def pretrain(
     params: PretrainParams,
     seed: int,
@@ -293,31 +384,30 @@ def pretrain(
     on_log: MetricsCallback,
     checkpoint_dir: Path | None = None,
 ) -> tuple[ElectraPretrainingModel, dict[str, float]]:
-    """Train generator and discriminator jointly for ``params.max_steps`` optimizer steps.
+    """Train generator and discriminator jointly for ``params.max_steps`` optimizer steps, or for as many as
+    ``params.budget_minutes`` holds (see :func:`budget_params`).
 
     With ``checkpoint_dir``, continue from its newest checkpoint (replaying the logged history to ``on_log``) and
     checkpoint every ``checkpoint_every`` steps. Under torchrun every rank trains; only rank 0 calls ``on_log`` and
-    writes checkpoints.
+    writes checkpoints. Besides the last window's metrics, the result holds ``steps``, ``tokens_seen`` and
+    ``train_minutes`` (this process's training time, calibration excluded).
     """
     context = init_distributed(params.device)
+    params = budget_params(params, seed, tokenizer, blocks, context, checkpoint_dir)
     trainer = Trainer(params, seed, tokenizer, blocks, context)
     if checkpoint_dir is not None:
         trainer.resume(checkpoint_dir)
     if context.is_main:
         for row in trainer.history:
             on_log(row["step"], {k: v for k, v in row.items() if k != "step"})
-    if params.compile:
-        compile_bodies(trainer.model)
-    model = trainer.model
-    if context.world_size > 1:
-        device_ids = [trainer.device.index] if trainer.device.type == "cuda" else None
-        model = DistributedDataParallel(trainer.model, device_ids=device_ids, broadcast_buffers=False)
+    model = prepare_model(trainer, context)
     peak = peak_flops(trainer.device, params.peak_tflops)
     flops_per_step = trainer.step_flops()
 
     trainer.model.train()
     stats = RunningStats.zeros(trainer.device)
-    window_start, window_steps = time.perf_counter(), 0
+    training_start = window_start = time.perf_counter()
+    window_steps = 0
     remaining = range(trainer.step + 1, params.max_steps + 1)
     for step in progress(remaining, total=len(remaining), description="pretraining"):
         trainer.train_step(model, stats)
@@ -343,6 +433,11 @@ def pretrain(
                 trainer.save(checkpoint_dir)
         stats, window_start, window_steps = RunningStats.zeros(trainer.device), time.perf_counter(), 0
     final = {k: v for k, v in trainer.history[-1].items() if k != "step"} if trainer.history else {}
+    final.update(
+        steps=trainer.step,
+        tokens_seen=trainer.step * params.batch_size * params.max_seq_len,
+        train_minutes=(time.perf_counter() - training_start) / 60,
+    )
     return trainer.model, final
 
 

@@ -1,5 +1,9 @@
 """DVC stage `pretrain`: ELECTRA generator + discriminator pretraining on the corpus.
 
+With ``pretrain.budget_minutes`` set, the run trains for that much wall time (the step count is fitted to a
+measured step time, see :func:`electra_model.pretrain.budget_params`); the metrics record the budget, the steps
+and the tokens seen either way.
+
 Output: the pretrained folder (the discriminator, ``ElectraForPreTraining.from_pretrained`` loads it; the generator
 in ``generator/``), metrics and loss curves, at the paths dvc.yaml's ``cmd`` gives. Run with ``dvc repro pretrain``,
 or on N processes with ``torchrun --nproc_per_node N stages/pretrain.py`` and the same arguments.
@@ -70,7 +74,9 @@ def main(argv: list[str] | None = None) -> None:
             with atomic_dir(args.out) as staging:
                 save_pretrained(model, args.tokenizer, staging)
             parameters = sum(p.numel() for p in model.parameters())
-            write_json(args.metrics, {**final, "blocks": len(blocks), "parameters": parameters})
+            budget = {"budget_minutes": params.pretrain.budget_minutes}  # null: the run trained for max_steps
+            write_json(args.metrics, {**final, **budget, "blocks": len(blocks), "parameters": parameters})
+            mlflow.log_metrics({key: final[key] for key in ("steps", "tokens_seen", "train_minutes")})
             curves.write_csv(args.curves, CURVE_COLUMNS)
             curves.save_png(args.curves.with_suffix(".png"), ["mlm_loss", "rtd_loss", "rtd_accuracy"], "ELECTRA pretraining")
             mlflow.log_artifact(str(args.curves), artifact_path="plots")
