@@ -119,7 +119,7 @@ def held_out_metrics(
         maskable = ~torch.isin(input_ids, unmaskable)
         masked = mask_tokens(input_ids, maskable, special["[MASK]"], params.mask_prob, params.mask_token_prob, sampler)
         with autocast:
-            stats.add(model(input_ids, None, masked, sampler))
+            stats.add(model(input_ids, None, masked, sampler), masked)
     metrics = stats.summary(Distributed())
     metrics["all_original_baseline_accuracy"] = 1.0 - metrics["replaced_fraction"]
     return metrics

@@ -32,7 +32,10 @@ from electra_model.tokenizer import corpus_lines, load_backend_tokenizer
 from electra_model.tracking import log_dataset, stage_run
 from electra_model.training import close_distributed, init_distributed, local_main_first
 
-CURVE_COLUMNS = ["loss", "mlm_loss", "rtd_loss", "mlm_accuracy", "rtd_accuracy", "learning_rate", "tokens_per_s"]
+CURVE_COLUMNS = [
+    "loss", "mlm_loss", "rtd_loss", "mlm_accuracy", "mlm_accuracy_masked", "mlm_accuracy_kept", "rtd_accuracy",
+    "rtd_recall", "rtd_auc", "learning_rate", "tokens_per_s",
+]
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -68,7 +71,12 @@ def main(argv: list[str] | None = None) -> None:
             curves(step, metrics)
             mlflow.log_metrics(metrics, step=step)
 
-        model, final = pretrain(params.pretrain, params.seed, tokenizer, blocks, on_log, checkpoint_dir=run_dir)
+        def on_warning(message: str) -> None:
+            mlflow.set_tag("pretrain.warning", message)
+
+        model, final = pretrain(
+            params.pretrain, params.seed, tokenizer, blocks, on_log, checkpoint_dir=run_dir, on_warning=on_warning
+        )
         if context.is_main:
             log_dataset(args.corpus, name="corpus", context="pretraining")
             with atomic_dir(args.out) as staging:
@@ -78,7 +86,7 @@ def main(argv: list[str] | None = None) -> None:
             write_json(args.metrics, {**final, **budget, "blocks": len(blocks), "parameters": parameters})
             mlflow.log_metrics({key: final[key] for key in ("steps", "tokens_seen", "train_minutes")})
             curves.write_csv(args.curves, CURVE_COLUMNS)
-            curves.save_png(args.curves.with_suffix(".png"), ["mlm_loss", "rtd_loss", "rtd_accuracy"], "ELECTRA pretraining")
+            curves.save_png(args.curves.with_suffix(".png"), ["mlm_loss", "rtd_loss", "rtd_accuracy", "rtd_recall", "rtd_auc"], "ELECTRA pretraining")
             mlflow.log_artifact(str(args.curves), artifact_path="plots")
             mlflow.log_artifact(str(args.curves.with_suffix(".png")), artifact_path="plots")
             mlflow.log_artifact(str(args.out / "config.json"), artifact_path="discriminator")
