@@ -6,9 +6,9 @@
 It runs the pretrain stage's own code path on files read in place: a cased WordPiece vocabulary trained on the
 first ``--tokenizer-lines`` paragraphs, the whole corpus tokenized once into the memory-mapped token stream,
 packed blocks, :func:`electra_model.pretrain.pretrain` with the preset's shape, and ``save_pretrained``. The step
-count is fitted to the budget: a short calibration run times the step on this machine, and the run then gets as
-many steps as the time left allows, so its learning-rate schedule (warmup ``--warmup-fraction`` of the steps, then
-linear decay) completes inside the budget.
+count is fitted to the budget by the stage's own ``pretrain.budget_minutes``: the time left after tokenization
+(less ``EVALUATION_RESERVE_S``) is the training budget, a few calibration steps time the step on this machine,
+and the learning-rate schedule (warmup ``--warmup-fraction`` of the steps, then linear decay) ends inside it.
 
 Quality is judged on held-out documents (``--valid``): the discriminator's RTD accuracy against the all-original
 baseline (the share of tokens the generator left unchanged, which a discriminator that learned nothing scores),
@@ -35,21 +35,30 @@ from tokenizers import Tokenizer
 from electra_model.config import PretrainParams
 from electra_model.data.blocks import PackedBlocks, cached_token_stream, pack_blocks
 from electra_model.modeling import ElectraPretrainingModel, mask_tokens
-from electra_model.pretrain import RunningStats, Trainer, compile_bodies, pretrain, save_pretrained, shard_seed
-from electra_model.tokenizer import as_transformers_tokenizer, special_token_ids, train_wordpiece
+from electra_model.pretrain import RunningStats, pretrain, save_pretrained, shard_seed
+from electra_model.tokenizer import (
+    DOCUMENT_BREAK,
+    as_transformers_tokenizer,
+    paragraphs_with_breaks,
+    special_token_ids,
+    train_wordpiece,
+)
 from electra_model.training import Distributed
 
 REPO = Path(__file__).resolve().parents[1]
-# A whole run's steps took longer on average than the calibration's median step (logging steps included):
-# 622 against 564 ms on 2 CPU cores, tiny preset, batch 32, which ran a 55-minute budget to 60.4 minutes.
-STEP_TIME_MARGIN = 1.12
+EVALUATION_RESERVE_S = 30  # held-out evaluation and saving, after training
+NOMINAL_STEPS = 10_000  # the schedule a budget rescales: it sets only the warmup's share
+
+
+def file_lines(path: Path) -> Iterator[str]:
+    with gzip.open(path, "rt", encoding="utf-8") if path.suffix == ".gz" else open(path, encoding="utf-8") as f:
+        yield from f
 
 
 def paragraphs(files: Sequence[Path]) -> Iterator[str]:
-    """Non-blank lines of .txt or .txt.gz files, in order."""
-    for path in files:
-        with gzip.open(path, "rt", encoding="utf-8") if path.suffix == ".gz" else open(path, encoding="utf-8") as f:
-            yield from (line.rstrip("\n") for line in f if line.strip())
+    """Paragraphs of .txt or .txt.gz files in order, with a document break (a [SEP] in the blocks) between
+    documents, as the pretrain stage reads its corpus."""
+    return paragraphs_with_breaks(file_lines(path) for path in files)
 
 
 def parse_args() -> argparse.Namespace:
@@ -68,15 +77,15 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--seq-len", type=int, default=128)
     parser.add_argument("--vocab-size", type=int, default=30522)
     parser.add_argument("--tokenizer-lines", type=int, default=100_000)
-    parser.add_argument("--calibration-steps", type=int, default=10)
+    parser.add_argument("--log-every", type=int, default=20, help="steps per logged window (one host sync each)")
     parser.add_argument("--valid-blocks", type=int, default=2048)
     parser.add_argument("--compile", action="store_true")
     parser.add_argument("--seed", type=int, default=1234)
     return parser.parse_args()
 
 
-def pretrain_params(args: argparse.Namespace, max_steps: int) -> PretrainParams:
-    """The params.yaml pretrain section with this run's preset, batch, learning rate and step count."""
+def pretrain_params(args: argparse.Namespace, max_steps: int, budget_minutes: float | None) -> PretrainParams:
+    """The params.yaml pretrain section with this run's preset, batch, learning rate and step count or budget."""
     raw = yaml.safe_load((REPO / "params.yaml").read_text(encoding="utf-8"))["pretrain"]
     raw.update(
         preset=args.preset,
@@ -85,27 +94,12 @@ def pretrain_params(args: argparse.Namespace, max_steps: int) -> PretrainParams:
         max_seq_len=args.seq_len,
         max_steps=max_steps,
         warmup_steps=max(1, round(args.warmup_fraction * max_steps)),
-        log_every=(log_every := 10 * max(1, max_steps // 2000)),
-        checkpoint_every=log_every,  # no checkpoints are written here; the params require a multiple of log_every
+        budget_minutes=budget_minutes,
+        log_every=args.log_every,
+        checkpoint_every=args.log_every,  # no checkpoints are written here; the params require a multiple
         compile=args.compile,
     )
     return PretrainParams.model_validate(raw)
-
-
-def seconds_per_step(args: argparse.Namespace, tokenizer: Tokenizer, blocks: PackedBlocks) -> float:
-    """Median wall time of a training step on this machine, after two warm-up steps (compilation included there)."""
-    trainer = Trainer(pretrain_params(args, 10_000), args.seed, tokenizer, blocks, Distributed())
-    if args.compile:
-        compile_bodies(trainer.model)
-    stats = RunningStats.zeros(trainer.device)
-    times = []
-    for _ in range(args.calibration_steps + 2):
-        started = time.perf_counter()
-        trainer.train_step(trainer.model, stats)
-        if trainer.device.type == "cuda":
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - started)
-    return float(np.median(times[2:]))
 
 
 @torch.no_grad()
@@ -125,7 +119,7 @@ def held_out_metrics(
         maskable = ~torch.isin(input_ids, unmaskable)
         masked = mask_tokens(input_ids, maskable, special["[MASK]"], params.mask_prob, params.mask_token_prob, sampler)
         with autocast:
-            stats.add(model(input_ids, None, masked, sampler))
+            stats.add(model(input_ids, None, masked, sampler), masked)
     metrics = stats.summary(Distributed())
     metrics["all_original_baseline_accuracy"] = 1.0 - metrics["replaced_fraction"]
     return metrics
@@ -135,7 +129,8 @@ def main() -> None:
     args = parse_args()
     started = time.perf_counter()
     args.out.mkdir(parents=True, exist_ok=True)
-    tokenizer = train_wordpiece(islice(paragraphs(args.corpus), args.tokenizer_lines), args.vocab_size, 2, False)
+    texts = (line for line in paragraphs(args.corpus) if line != DOCUMENT_BREAK)
+    tokenizer = train_wordpiece(islice(texts, args.tokenizer_lines), args.vocab_size, 2, False)
     tokenizer_dir = args.out / "tokenizer"
     as_transformers_tokenizer(tokenizer, args.seq_len).save_pretrained(tokenizer_dir)
     stream = cached_token_stream(tokenizer, lambda: paragraphs(args.corpus), args.out / "tokens")
@@ -144,14 +139,13 @@ def main() -> None:
     prepared_s = time.perf_counter() - started
 
     if args.steps:
-        max_steps = args.steps
+        params = pretrain_params(args, args.steps, None)
     else:
-        step_s = seconds_per_step(args, tokenizer, blocks)
-        left_s = args.minutes * 60 - (time.perf_counter() - started) - 30  # held-out evaluation and saving
-        max_steps = max(20, int(left_s / (step_s * STEP_TIME_MARGIN)))
-        print(f"{step_s * 1000:.1f} ms/step in calibration", flush=True)
-    params = pretrain_params(args, max_steps)
-    print(f"prepared in {prepared_s:.0f} s: {len(stream):,} tokens, {len(blocks):,} blocks; {max_steps} steps", flush=True)
+        left_s = args.minutes * 60 - (time.perf_counter() - started) - EVALUATION_RESERVE_S
+        if left_s <= 0:
+            raise SystemExit(f"--minutes {args.minutes} leaves no time to train after {prepared_s:.0f} s of preparation")
+        params = pretrain_params(args, NOMINAL_STEPS, left_s / 60)
+    print(f"prepared in {prepared_s:.0f} s: {len(stream):,} tokens, {len(blocks):,} blocks", flush=True)
 
     with open(args.out / "curve.jsonl", "w", encoding="utf-8") as curve:
         def on_log(step: int, metrics: dict[str, float]) -> None:
@@ -168,15 +162,16 @@ def main() -> None:
         "device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu",
         "params": params.model_dump(),
         "corpus_tokens": len(stream),
-        "steps": max_steps,
-        "tokens_seen": max_steps * args.batch_size * args.seq_len,
+        "budget_minutes": params.budget_minutes,
+        "steps": final["steps"],
+        "tokens_seen": final["tokens_seen"],
         "training_wall_s": round(training_s, 1),
         "total_wall_s": round(time.perf_counter() - started, 1),
         "final_train_window": final,
         "held_out": held_out,
     }
     (args.out / "summary.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
-    print(json.dumps({key: summary[key] for key in ("steps", "tokens_seen", "training_wall_s", "total_wall_s")}))
+    print(json.dumps({key: summary[key] for key in ("budget_minutes", "steps", "tokens_seen", "training_wall_s", "total_wall_s")}))
     print("held-out: " + ", ".join(f"{k} {v:.4f}" for k, v in held_out.items()))
 
 

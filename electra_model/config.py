@@ -208,6 +208,10 @@ class PretrainParams(Section):
     ``batch_size`` is the global batch of one optimizer step (the paper's 128 for Small): it is split over the
     ranks of a torchrun job and then into ``grad_accum_steps`` micro-batches, so the recipe does not change with
     the hardware. ``learning_rate``, ``batch_size``, ``warmup_steps`` and ``max_steps`` left null take the preset's.
+
+    ``budget_minutes`` trains for a wall-clock budget instead of ``max_steps``: the step time is measured, then
+    ``max_steps`` is fitted to the budget and ``warmup_steps`` keeps its share of the schedule
+    (:func:`electra_model.pretrain.fit_to_budget`).
     """
 
     preset: str = "tiny"
@@ -216,6 +220,7 @@ class PretrainParams(Section):
     batch_size: PositiveInt = 32
     grad_accum_steps: PositiveInt = 1
     max_steps: PositiveInt = 300
+    budget_minutes: PositiveFloat | None = None
     learning_rate: PositiveFloat = 1e-3
     warmup_steps: NonNegativeInt = 30
     weight_decay: Annotated[float, Field(ge=0.0)] = 0.01

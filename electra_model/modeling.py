@@ -73,6 +73,11 @@ class MaskedBatch:
     original: torch.Tensor  # (B, N) the original token at each position
 
     @property
+    def mask_token_slots(self) -> torch.Tensor:
+        """(B, N) bool: the used slots shown to the generator as [MASK]; the other used slots kept their token."""
+        return self.valid & (self.input_ids.gather(1, self.positions) != self.original)
+
+    @property
     def is_masked(self) -> torch.Tensor:
         """(B, L) bool: the positions the generator must reconstruct."""
         return torch.zeros_like(self.input_ids, dtype=torch.bool).scatter(1, self.positions, self.valid)
@@ -143,6 +148,7 @@ class ElectraOutput:
     rtd_loss: torch.Tensor
     mlm_correct: torch.Tensor
     mlm_count: torch.Tensor
+    mlm_slot_correct: torch.Tensor  # (B, N) bool: the generator's top guess is the original, at a used slot
     rtd_logits: torch.Tensor
     rtd_labels: torch.Tensor
     real_tokens: torch.Tensor
@@ -203,12 +209,14 @@ class ElectraPretrainingModel(nn.Module):
         real = torch.ones_like(input_ids, dtype=torch.bool) if attention_mask is None else attention_mask.bool()
         token_rtd_loss = F.binary_cross_entropy_with_logits(rtd_logits.float(), rtd_labels, reduction="none")
         rtd_loss = masked_mean(token_rtd_loss, real.float())
+        slot_correct = (mlm_logits.argmax(-1) == masked.original) & masked.valid
         return ElectraOutput(
             loss=mlm_loss + self.disc_weight * rtd_loss,
             mlm_loss=mlm_loss,
             rtd_loss=rtd_loss,
-            mlm_correct=((mlm_logits.argmax(-1) == masked.original) & masked.valid).sum().detach(),
+            mlm_correct=slot_correct.sum().detach(),
             mlm_count=masked.valid.sum(),
+            mlm_slot_correct=slot_correct.detach(),
             rtd_logits=rtd_logits.detach(),
             rtd_labels=rtd_labels,
             real_tokens=real,

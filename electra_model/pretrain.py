@@ -11,8 +11,14 @@ function of (seed, step). So a run is reproducible step by step, a resumed run n
 (the checkpoint's step is the whole data and RNG position), and 2 ranks x 1 micro-batch compute what 1 rank x 2
 micro-batches compute.
 
-Per logging step it reports the generator's MLM loss and accuracy, the RTD loss, accuracy, precision and recall
-on replaced tokens, the learning rate, tokens/s and MFU (see :mod:`electra_model.flops`); between logging steps
+Training for a wall-clock budget (``pretrain.budget_minutes``): :func:`budget_params` times a few steps of a
+throw-away copy of the run, fits ``max_steps`` to the budget and scales ``warmup_steps`` with it
+(:func:`fit_to_budget`), so the linear decay reaches 0 as the budget ends, as the budget-tied schedules of the
+"cramming" literature do. The fitted plan is written to the run directory (``budget.json``) before the first step:
+a resumed run reads it instead of measuring again, so it keeps the schedule its checkpoints were trained on.
+
+Per logging step it reports the generator's MLM loss and accuracy (also apart at [MASK] slots and at slots that
+kept their token), the RTD loss, accuracy, precision, recall on replaced tokens and AUC, the learning rate, tokens/s and MFU (see :mod:`electra_model.flops`); between logging steps
 nothing waits for the device. A non-finite loss stops the run at the next logging step, naming the step where it
 first appeared (tracked on the device, see :meth:`Trainer.stop_if_diverged`), before any checkpoint of NaN weights.
 """
@@ -37,6 +43,7 @@ from electra_model.config import PretrainParams
 from electra_model.data.blocks import PackedBlocks
 from electra_model.errors import ElectraError
 from electra_model.flops import peak_flops, pretraining_step_flops
+from electra_model.io import read_json, write_json
 from electra_model.modeling import ElectraOutput, ElectraPretrainingModel, MaskedBatch, electra_configs, mask_slots, mask_tokens
 from electra_model.progress import log_line, progress
 from electra_model.tokenizer import special_token_ids
@@ -55,61 +62,127 @@ MetricsCallback = Callable[[int, dict[str, float]], None]
 Blocks = np.ndarray | PackedBlocks
 # Knobs that change what is reported or kept, not the trajectory: a run may resume with other values.
 OPERATIONAL_KEYS = ("log_every", "checkpoint_every", "keep_checkpoints", "peak_tflops")
+# Calibration of a budgeted run: untimed steps first (lazy initialisation, torch.compile), then the timed ones.
+CALIBRATION_WARMUP_STEPS = 2
+CALIBRATION_STEPS = 5
+BUDGET_PLAN = "budget.json"
+# The RTD AUC's histogram: SCORE_BINS bins of the discriminator's logit over [-SCORE_RANGE, SCORE_RANGE].
+SCORE_BINS = 128
+SCORE_RANGE = 10.0
+# A window after warmup whose RTD recall is below this warns of a collapsed discriminator (see collapse_warning).
+COLLAPSE_RECALL = 0.05
 
 
 @dataclass
 class RunningStats:
-    """Sums kept on the device between logging steps, reduced over ranks and read back once per logging step."""
+    """Sums kept on the device between logging steps, reduced over ranks and read back once per logging step.
+
+    Besides losses and accuracies, it keeps what reveals a collapsing run early: the generator's accuracy at
+    [MASK] slots and at slots that kept their token, counted apart, and a fixed-bin histogram of the
+    discriminator's logits for replaced and for original tokens, from which :func:`histogram_auc` gives the RTD
+    AUC of the window without sorting or any host sync per step.
+    """
 
     loss: torch.Tensor
     mlm_loss: torch.Tensor
     rtd_loss: torch.Tensor
     mlm_correct: torch.Tensor
     mlm_count: torch.Tensor
+    mlm_mask_correct: torch.Tensor
+    mlm_mask_count: torch.Tensor
     rtd_true_positive: torch.Tensor
     rtd_predicted_positive: torch.Tensor
     rtd_actual_positive: torch.Tensor
     rtd_correct: torch.Tensor
     rtd_count: torch.Tensor
     micro_batches: torch.Tensor
+    replaced_scores: torch.Tensor  # (SCORE_BINS,) logit histogram of replaced tokens
+    original_scores: torch.Tensor  # (SCORE_BINS,) logit histogram of original real tokens
 
     @classmethod
     def zeros(cls, device: torch.device) -> RunningStats:
-        return cls(*(torch.zeros((), device=device) for _ in fields(cls)))
+        values = {f.name: torch.zeros((), device=device) for f in fields(cls)}
+        for name in ("replaced_scores", "original_scores"):
+            values[name] = torch.zeros(SCORE_BINS, dtype=torch.float64, device=device)
+        return cls(**values)
 
-    def add(self, output: ElectraOutput) -> None:
+    def add(self, output: ElectraOutput, masked: MaskedBatch) -> None:
         predicted = (output.rtd_logits > 0) & output.real_tokens
         actual = output.rtd_labels.bool() & output.real_tokens
+        mask_slots = masked.mask_token_slots
         self.loss += output.loss.detach()
         self.mlm_loss += output.mlm_loss.detach()
         self.rtd_loss += output.rtd_loss.detach()
         self.mlm_correct += output.mlm_correct
         self.mlm_count += output.mlm_count
+        self.mlm_mask_correct += (output.mlm_slot_correct & mask_slots).sum()
+        self.mlm_mask_count += mask_slots.sum()
         self.rtd_true_positive += (predicted & actual).sum()
         self.rtd_predicted_positive += predicted.sum()
         self.rtd_actual_positive += actual.sum()
         self.rtd_correct += ((predicted == actual) & output.real_tokens).sum()
         self.rtd_count += output.real_tokens.sum()
         self.micro_batches += 1
+        bins = score_bins(output.rtd_logits).flatten()
+        self.replaced_scores.scatter_add_(0, bins, actual.flatten().double())
+        self.original_scores.scatter_add_(0, bins, (output.real_tokens & ~actual).flatten().double())
 
     def summary(self, context: Distributed) -> dict[str, float]:
         """Means over the window and all ranks; the one host-device synchronisation of a logging step.
 
         Micro-batches are equal in size, so the mean of their losses is the loss of the global batch.
         """
-        totals = all_reduce_sum(torch.stack([getattr(self, f.name).double() for f in fields(self)]), context)
-        v = dict(zip((f.name for f in fields(self)), totals.tolist()))
+        names = [f.name for f in fields(self)]
+        parts = [getattr(self, name).double().reshape(-1) for name in names]
+        totals = all_reduce_sum(torch.cat(parts), context).cpu().numpy()
+        v = dict(zip(names, np.split(totals, np.cumsum([len(part) for part in parts])[:-1])))
+        v = {name: value if len(value) > 1 else float(value[0]) for name, value in v.items()}
         n = max(1.0, v["micro_batches"])
+        kept_correct, kept_count = v["mlm_correct"] - v["mlm_mask_correct"], v["mlm_count"] - v["mlm_mask_count"]
         return {
             "loss": v["loss"] / n,
             "mlm_loss": v["mlm_loss"] / n,
             "rtd_loss": v["rtd_loss"] / n,
             "mlm_accuracy": v["mlm_correct"] / max(1.0, v["mlm_count"]),
+            "mlm_accuracy_masked": v["mlm_mask_correct"] / max(1.0, v["mlm_mask_count"]),
+            "mlm_accuracy_kept": kept_correct / max(1.0, kept_count),
             "rtd_accuracy": v["rtd_correct"] / max(1.0, v["rtd_count"]),
             "rtd_precision": v["rtd_true_positive"] / max(1.0, v["rtd_predicted_positive"]),
             "rtd_recall": v["rtd_true_positive"] / max(1.0, v["rtd_actual_positive"]),
+            "rtd_auc": histogram_auc(v["replaced_scores"], v["original_scores"]),
             "replaced_fraction": v["rtd_actual_positive"] / max(1.0, v["rtd_count"]),
         }
+
+
+def score_bins(logits: torch.Tensor) -> torch.Tensor:
+    """The histogram bin of each discriminator logit: SCORE_BINS equal bins over [-SCORE_RANGE, SCORE_RANGE],
+    the outermost ones also holding everything beyond."""
+    scaled = (logits.float().clamp(-SCORE_RANGE, SCORE_RANGE) + SCORE_RANGE) * (SCORE_BINS / (2 * SCORE_RANGE))
+    return scaled.long().clamp_(0, SCORE_BINS - 1)
+
+
+def histogram_auc(positive: np.ndarray, negative: np.ndarray) -> float:
+    """ROC AUC from two score histograms over the same bins: the chance that a replaced token scores above an
+    original one, a pair in the same bin counting one half (exact up to the bin width). 0.5 is a discriminator
+    that ranks no better than chance, as a constant one does; 0.5 too when a class is absent from the window."""
+    positives, negatives = float(positive.sum()), float(negative.sum())
+    if positives == 0 or negatives == 0:
+        return 0.5
+    below = np.cumsum(negative) - negative
+    return float((positive * (below + 0.5 * negative)).sum() / (positives * negatives))
+
+
+def collapse_warning(metrics: dict[str, float], window_first_step: int, step: int, warmup_steps: int) -> str | None:
+    """A warning when a logging window that lies wholly after warmup has an RTD recall below COLLAPSE_RECALL:
+    the discriminator calls (almost) every token original, the collapse short runs fall into when the learning
+    rate rises too fast or the generator gains too fast. None when the window looks healthy or is in warmup."""
+    if window_first_step <= warmup_steps or metrics["rtd_recall"] >= COLLAPSE_RECALL:
+        return None
+    return (
+        f"RTD recall {metrics['rtd_recall']:.3f} < {COLLAPSE_RECALL} in steps {window_first_step}-{step}, after "
+        f"warmup (AUC {metrics['rtd_auc']:.3f}): the discriminator calls almost every token original and may have "
+        "collapsed; try a lower pretrain.learning_rate or a longer pretrain.warmup_steps"
+    )
 
 
 class BlockOrder:
@@ -158,6 +231,76 @@ def run_key(params: PretrainParams, seed: int, data_key: str) -> str:
     shaping = params.model_dump_json(exclude=set(OPERATIONAL_KEYS))
     code = [Path(__file__), *(ROOT / name for name in sorted(project_closure(Path(__file__))))]
     return checkpoint.content_digest(code, shaping, str(seed), data_key)
+
+
+def fit_to_budget(params: PretrainParams, step_seconds: float) -> PretrainParams:
+    """``params`` with ``max_steps`` as many steps as ``budget_minutes`` holds at ``step_seconds`` each, and
+    ``warmup_steps`` scaled by the same factor (warmup keeps its share of the schedule, so the recipe's shape is the
+    same at any budget); ``budget_minutes`` is cleared, as the schedule is now fixed."""
+    if params.budget_minutes is None:
+        raise ValueError("fit_to_budget needs pretrain.budget_minutes")
+    max_steps = max(1, int(params.budget_minutes * 60 / step_seconds))
+    warmup_steps = min(max_steps, round(params.warmup_steps * max_steps / params.max_steps))
+    return params.model_copy(update={"max_steps": max_steps, "warmup_steps": warmup_steps, "budget_minutes": None})
+
+
+def budget_params(
+    params: PretrainParams, seed: int, tokenizer: Tokenizer, blocks: Blocks, context: Distributed, run_dir: Path | None
+) -> PretrainParams:
+    """The run's params with the schedule fitted to ``pretrain.budget_minutes`` (unchanged without a budget).
+
+    The plan is read from ``run_dir`` when an earlier attempt of this run wrote it, so a resumed run keeps the
+    step count and warmup its checkpoints were trained with; otherwise the step time is measured here and the
+    plan written there (by the main process) before training starts.
+    """
+    if params.budget_minutes is None:
+        return params
+    plan_path = run_dir / BUDGET_PLAN if run_dir is not None else None
+    if plan_path is not None and plan_path.is_file():
+        plan = read_json(plan_path)
+        log_line(f"budget plan from {plan_path}: {plan['max_steps']} steps, warmup {plan['warmup_steps']}")
+        return params.model_copy(
+            update={"max_steps": plan["max_steps"], "warmup_steps": plan["warmup_steps"], "budget_minutes": None}
+        )
+    step_seconds = calibrate_step_seconds(params, seed, tokenizer, blocks, context)
+    fitted = fit_to_budget(params, step_seconds)
+    log_line(
+        f"budget {params.budget_minutes:g} min at {step_seconds * 1000:.1f} ms/step: {fitted.max_steps} steps, "
+        f"warmup {fitted.warmup_steps}"
+    )
+    if plan_path is not None and context.is_main:
+        plan = {"budget_minutes": params.budget_minutes, "step_seconds": step_seconds,
+                "max_steps": fitted.max_steps, "warmup_steps": fitted.warmup_steps}
+        write_json(plan_path, plan)
+    return fitted
+
+
+def calibrate_step_seconds(
+    params: PretrainParams, seed: int, tokenizer: Tokenizer, blocks: Blocks, context: Distributed
+) -> float:
+    """Wall seconds per optimizer step here, averaged over ranks, timed on a throw-away copy of the run.
+
+    The copy's steps change nothing in the run (its model is built afresh from the seed), so the trajectory does
+    not depend on what was measured. The timed window ends with a logging step's synchronisation, as a real
+    window does; checkpoint writes are not timed (they come on top of the budget).
+    """
+    trainer = Trainer(params, seed, tokenizer, blocks, context)
+    model = prepare_model(trainer, context)
+    trainer.model.train()
+    stats = RunningStats.zeros(trainer.device)
+    for _ in range(CALIBRATION_WARMUP_STEPS):
+        trainer.train_step(model, stats)
+    stats.summary(context)
+    started = time.perf_counter()
+    for _ in range(CALIBRATION_STEPS):
+        trainer.train_step(model, stats)
+    stats.summary(context)
+    elapsed = torch.tensor(time.perf_counter() - started, dtype=torch.float64, device=trainer.device)
+    mean = all_reduce_sum(elapsed, context).item() / context.world_size
+    del model, trainer, stats
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+    return mean / CALIBRATION_STEPS
 
 
 @dataclass(frozen=True)
@@ -243,7 +386,7 @@ class Trainer:
                 with self.autocast:
                     output = model(micro.input_ids, None, micro.masked, micro.sampler)
                 (output.loss / self.params.grad_accum_steps).backward()
-            stats.add(output)
+            stats.add(output, micro.masked)
             self._note_nonfinite(output.loss.detach())
         torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.params.max_grad_norm)
         self.optimizer.step()
@@ -285,6 +428,16 @@ def compile_bodies(model: ElectraPretrainingModel) -> None:
     model.discriminator.electra.compile()
 
 
+def prepare_model(trainer: Trainer, context: Distributed) -> torch.nn.Module:
+    """The module a training step calls: the trainer's model, compiled if asked, wrapped in DDP on several ranks."""
+    if trainer.params.compile:
+        compile_bodies(trainer.model)
+    if context.world_size == 1:
+        return trainer.model
+    device_ids = [trainer.device.index] if trainer.device.type == "cuda" else None
+    return DistributedDataParallel(trainer.model, device_ids=device_ids, broadcast_buffers=False)
+
+
 def pretrain(
     params: PretrainParams,
     seed: int,
@@ -292,32 +445,33 @@ def pretrain(
     blocks: Blocks,
     on_log: MetricsCallback,
     checkpoint_dir: Path | None = None,
+    on_warning: Callable[[str], None] | None = None,
 ) -> tuple[ElectraPretrainingModel, dict[str, float]]:
-    """Train generator and discriminator jointly for ``params.max_steps`` optimizer steps.
+    """Train generator and discriminator jointly for ``params.max_steps`` optimizer steps, or for as many as
+    ``params.budget_minutes`` holds (see :func:`budget_params`).
 
     With ``checkpoint_dir``, continue from its newest checkpoint (replaying the logged history to ``on_log``) and
     checkpoint every ``checkpoint_every`` steps. Under torchrun every rank trains; only rank 0 calls ``on_log`` and
-    writes checkpoints.
+    writes checkpoints. Besides the last window's metrics, the result holds ``steps``, ``tokens_seen`` and
+    ``train_minutes`` (this process's training time, calibration excluded). The first logging window after
+    warmup that looks collapsed (:func:`collapse_warning`) is logged as a warning and passed to ``on_warning``.
     """
     context = init_distributed(params.device)
+    params = budget_params(params, seed, tokenizer, blocks, context, checkpoint_dir)
     trainer = Trainer(params, seed, tokenizer, blocks, context)
     if checkpoint_dir is not None:
         trainer.resume(checkpoint_dir)
     if context.is_main:
         for row in trainer.history:
             on_log(row["step"], {k: v for k, v in row.items() if k != "step"})
-    if params.compile:
-        compile_bodies(trainer.model)
-    model = trainer.model
-    if context.world_size > 1:
-        device_ids = [trainer.device.index] if trainer.device.type == "cuda" else None
-        model = DistributedDataParallel(trainer.model, device_ids=device_ids, broadcast_buffers=False)
+    model = prepare_model(trainer, context)
     peak = peak_flops(trainer.device, params.peak_tflops)
     flops_per_step = trainer.step_flops()
 
     trainer.model.train()
     stats = RunningStats.zeros(trainer.device)
-    window_start, window_steps = time.perf_counter(), 0
+    training_start = window_start = time.perf_counter()
+    window_steps, warned = 0, False
     remaining = range(trainer.step + 1, params.max_steps + 1)
     for step in progress(remaining, total=len(remaining), description="pretraining"):
         trainer.train_step(model, stats)
@@ -337,12 +491,24 @@ def pretrain(
             log_line(
                 f"step {step}/{params.max_steps} loss {metrics['loss']:.3f} mlm {metrics['mlm_loss']:.3f} "
                 f"rtd {metrics['rtd_loss']:.4f} rtd_acc {metrics['rtd_accuracy']:.3f} "
+                f"rtd_recall {metrics['rtd_recall']:.3f} rtd_auc {metrics['rtd_auc']:.3f} "
                 f"tok/s {metrics['tokens_per_s']:.0f} mfu {metrics.get('mfu', float('nan')):.1%}"
             )
+            warning = None if warned else collapse_warning(metrics, step - window_steps + 1, step, params.warmup_steps)
+            if warning is not None:
+                warned = True
+                log_line(f"warning: {warning}")
+                if on_warning is not None:
+                    on_warning(warning)
             if checkpoint_dir is not None and (step % params.checkpoint_every == 0 or step == params.max_steps):
                 trainer.save(checkpoint_dir)
         stats, window_start, window_steps = RunningStats.zeros(trainer.device), time.perf_counter(), 0
     final = {k: v for k, v in trainer.history[-1].items() if k != "step"} if trainer.history else {}
+    final.update(
+        steps=trainer.step,
+        tokens_seen=trainer.step * params.batch_size * params.max_seq_len,
+        train_minutes=(time.perf_counter() - training_start) / 60,
+    )
     return trainer.model, final
 
 

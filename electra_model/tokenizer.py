@@ -16,18 +16,46 @@ from electra_model.errors import ElectraError
 
 PAD, UNK, CLS, SEP, MASK = "[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"
 SPECIAL_TOKENS = [PAD, UNK, CLS, SEP, MASK]
+DOCUMENT_BREAK = ""  # the corpus line between two documents (see paragraphs_with_breaks); pretraining makes it [SEP]
 
 
-def corpus_lines(corpus_dir: Path) -> Iterator[str]:
-    """Stream the non-blank lines of every ``*.txt`` shard in ``corpus_dir`` (shards can be large)."""
+def corpus_lines(corpus_dir: Path, document_breaks: bool = False) -> Iterator[str]:
+    """Stream the paragraphs (non-blank lines) of every ``*.txt`` shard in ``corpus_dir`` (shards can be large).
+
+    With ``document_breaks``, :data:`DOCUMENT_BREAK` comes once between two documents, so pretraining can keep
+    documents apart: see :func:`paragraphs_with_breaks`.
+    """
     shards = sorted(Path(corpus_dir).glob("*.txt"))
     if not shards:
         raise ElectraError(f"{corpus_dir}: no *.txt corpus shards; run the download stage first")
-    for shard in shards:
-        with open(shard, encoding="utf-8") as handle:
-            for line in handle:
-                if line.strip():
-                    yield line.rstrip("\n")
+    lines = paragraphs_with_breaks(_shard_lines(shard) for shard in shards)
+    return lines if document_breaks else (line for line in lines if line != DOCUMENT_BREAK)
+
+
+def _shard_lines(shard: Path) -> Iterator[str]:
+    with open(shard, encoding="utf-8") as handle:
+        yield from handle
+
+
+def paragraphs_with_breaks(files: Iterable[Iterable[str]]) -> Iterator[str]:
+    """The paragraphs of text files, with one :data:`DOCUMENT_BREAK` between consecutive documents.
+
+    A run of blank lines ends a document (the corpus format), and so does the end of a file: the download stage
+    may cut a document at a shard boundary without a blank line, so a break there is the safe reading (one
+    separator too many inside a document costs nothing; a missing one would join two documents). No break is
+    yielded before the first paragraph or after the last.
+    """
+    started = pending = False
+    for lines in files:
+        for line in lines:
+            if not line.strip():
+                pending = started
+                continue
+            if pending:
+                yield DOCUMENT_BREAK
+            started, pending = True, False
+            yield line.rstrip("\n")
+        pending = started
 
 
 def train_wordpiece(lines: Iterable[str], vocab_size: int, min_frequency: int, lowercase: bool) -> Tokenizer:

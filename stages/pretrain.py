@@ -1,5 +1,9 @@
 """DVC stage `pretrain`: ELECTRA generator + discriminator pretraining on the corpus.
 
+With ``pretrain.budget_minutes`` set, the run trains for that much wall time (the step count is fitted to a
+measured step time, see :func:`electra_model.pretrain.budget_params`); the metrics record the budget, the steps
+and the tokens seen either way.
+
 Output: the pretrained folder (the discriminator, ``ElectraForPreTraining.from_pretrained`` loads it; the generator
 in ``generator/``), metrics and loss curves, at the paths dvc.yaml's ``cmd`` gives. Run with ``dvc repro pretrain``,
 or on N processes with ``torchrun --nproc_per_node N stages/pretrain.py`` and the same arguments.
@@ -28,7 +32,10 @@ from electra_model.tokenizer import corpus_lines, load_backend_tokenizer
 from electra_model.tracking import log_dataset, stage_run
 from electra_model.training import close_distributed, init_distributed, local_main_first
 
-CURVE_COLUMNS = ["loss", "mlm_loss", "rtd_loss", "mlm_accuracy", "rtd_accuracy", "learning_rate", "tokens_per_s"]
+CURVE_COLUMNS = [
+    "loss", "mlm_loss", "rtd_loss", "mlm_accuracy", "mlm_accuracy_masked", "mlm_accuracy_kept", "rtd_accuracy",
+    "rtd_recall", "rtd_auc", "learning_rate", "tokens_per_s",
+]
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -52,7 +59,7 @@ def main(argv: list[str] | None = None) -> None:
     data_key = content_digest([args.tokenizer / "tokenizer.json", *shards])
     with local_main_first(context):
         stream = cached_token_stream(
-            tokenizer, lambda: corpus_lines(args.corpus), args.cache / f"tokens-{data_key}", sum(s.stat().st_size for s in shards)
+            tokenizer, lambda: corpus_lines(args.corpus, document_breaks=True), args.cache / f"tokens-{data_key}", sum(s.stat().st_size for s in shards)
         )
     blocks = PackedBlocks.for_tokenizer(stream, tokenizer, params.pretrain.max_seq_len)
     run_dir = args.cache / f"run-{run_key(params.pretrain, params.seed, data_key)}"
@@ -64,15 +71,22 @@ def main(argv: list[str] | None = None) -> None:
             curves(step, metrics)
             mlflow.log_metrics(metrics, step=step)
 
-        model, final = pretrain(params.pretrain, params.seed, tokenizer, blocks, on_log, checkpoint_dir=run_dir)
+        def on_warning(message: str) -> None:
+            mlflow.set_tag("pretrain.warning", message)
+
+        model, final = pretrain(
+            params.pretrain, params.seed, tokenizer, blocks, on_log, checkpoint_dir=run_dir, on_warning=on_warning
+        )
         if context.is_main:
             log_dataset(args.corpus, name="corpus", context="pretraining")
             with atomic_dir(args.out) as staging:
                 save_pretrained(model, args.tokenizer, staging)
             parameters = sum(p.numel() for p in model.parameters())
-            write_json(args.metrics, {**final, "blocks": len(blocks), "parameters": parameters})
+            budget = {"budget_minutes": params.pretrain.budget_minutes}  # null: the run trained for max_steps
+            write_json(args.metrics, {**final, **budget, "blocks": len(blocks), "parameters": parameters})
+            mlflow.log_metrics({key: final[key] for key in ("steps", "tokens_seen", "train_minutes")})
             curves.write_csv(args.curves, CURVE_COLUMNS)
-            curves.save_png(args.curves.with_suffix(".png"), ["mlm_loss", "rtd_loss", "rtd_accuracy"], "ELECTRA pretraining")
+            curves.save_png(args.curves.with_suffix(".png"), ["mlm_loss", "rtd_loss", "rtd_accuracy", "rtd_recall", "rtd_auc"], "ELECTRA pretraining")
             mlflow.log_artifact(str(args.curves), artifact_path="plots")
             mlflow.log_artifact(str(args.curves.with_suffix(".png")), artifact_path="plots")
             mlflow.log_artifact(str(args.out / "config.json"), artifact_path="discriminator")

@@ -4,9 +4,16 @@
 all cores) with a progress bar, and writes the ids as one flat uint16 file (uint32 for vocabularies over 65,536)
 whose name carries a key of the tokenizer and the corpus; a re-run memory-maps that file instead of tokenizing
 again. :class:`PackedBlocks` cuts the stream into ``[CLS] + (max_seq_len - 2) tokens + [SEP]`` blocks on the fly:
-no padding, and one tokenization serves every ``max_seq_len``::
+no padding, and one tokenization serves every ``max_seq_len``.
 
-    stream = cached_token_stream(tokenizer, lambda: corpus_lines(corpus_dir), Path("cache/pretrain/tokens-<key>"))
+Documents stay apart: a :data:`~electra_model.tokenizer.DOCUMENT_BREAK` line becomes a [SEP] in the stream, so a
+block that spans two documents has a [SEP] between them. google-research/electra's example builder ends an example
+at a document's end instead and pads the rest; a separator keeps every block full (no padding, static shapes)
+while the discriminator still sees where the text changes, as packed pretraining (RoBERTa's FULL-SENTENCES,
+cramming) does::
+
+    lines = lambda: corpus_lines(corpus_dir, document_breaks=True)
+    stream = cached_token_stream(tokenizer, lines, Path("cache/pretrain/tokens-<key>"))
     blocks = PackedBlocks.for_tokenizer(stream, tokenizer, max_seq_len=128)
     blocks[np.array([7, 3])]   # (2, 128) array of token ids
 """
@@ -23,8 +30,12 @@ from tokenizers import Tokenizer
 from electra_model.errors import ElectraError
 from electra_model.io import atomic_file
 from electra_model.progress import is_interactive, log_line, progress
+from electra_model.tokenizer import DOCUMENT_BREAK, SEP
 
 BATCH_CHARS = 1 << 20  # text per encode_batch call: enough to keep every core busy, small enough to stream
+# The token stream's layout, part of a cached stream's file name: change it whenever encode_stream's output changes,
+# so a stream written by older code is never reused. "docsep": a [SEP] at every document break.
+STREAM_FORMAT = "docsep"
 
 
 def token_dtype(vocab_size: int) -> np.dtype:
@@ -46,14 +57,17 @@ def _text_batches(lines: Iterable[str], max_chars: int) -> Iterator[list[str]]:
 
 
 def encode_stream(tokenizer: Tokenizer, lines: Iterable[str], total_chars: int | None = None) -> Iterator[np.ndarray]:
-    """Token ids of ``lines`` in order, one array per batch; a bar on a terminal, a line per 10% in CI."""
+    """Token ids of ``lines`` in order, one array per batch, a [SEP] for each document break; a bar on a terminal,
+    a line per 10% in CI."""
     dtype = token_dtype(tokenizer.get_vocab_size())
+    separator = [tokenizer.token_to_id(SEP)]
     total_batches = math.ceil(total_chars / BATCH_CHARS) if total_chars else None
     batches = progress(_text_batches(lines, BATCH_CHARS), total=total_batches, description="tokenizing corpus")
     done, reported = 0, 0
     for batch in batches:
         encodings = tokenizer.encode_batch_fast(batch, add_special_tokens=False)  # no character offsets: faster
-        yield np.fromiter((i for encoding in encodings for i in encoding.ids), dtype=dtype)
+        pieces = (separator if line == DOCUMENT_BREAK else encoding.ids for line, encoding in zip(batch, encodings))
+        yield np.fromiter((i for ids in pieces for i in ids), dtype=dtype)
         done += sum(map(len, batch))
         if total_chars and not is_interactive() and done * 10 // total_chars > reported:
             reported = done * 10 // total_chars
@@ -78,12 +92,14 @@ def write_token_stream(
 def cached_token_stream(
     tokenizer: Tokenizer, lines: Callable[[], Iterable[str]], path_stem: Path, total_chars: int | None = None
 ) -> np.memmap:
-    """The memory-mapped token stream at ``path_stem`` + dtype suffix, tokenizing ``lines()`` only if absent.
+    """The memory-mapped token stream at ``path_stem`` + format and dtype suffixes, tokenizing ``lines()`` only if
+    absent.
 
-    ``path_stem`` must name the tokenizer and corpus (a content hash), so a cached stream is never stale.
+    ``path_stem`` must name the tokenizer and corpus (a content hash) and :data:`STREAM_FORMAT` names the layout,
+    so a cached stream is never stale.
     """
     dtype = token_dtype(tokenizer.get_vocab_size())
-    path = path_stem.with_name(f"{path_stem.name}.{dtype.name}")
+    path = path_stem.with_name(f"{path_stem.name}.{STREAM_FORMAT}.{dtype.name}")
     if path.is_file():
         log_line(f"reusing the tokenized corpus {path}")
         return np.memmap(path, dtype=dtype, mode="r")

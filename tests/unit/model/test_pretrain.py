@@ -9,7 +9,7 @@ import torch
 from transformers import ElectraForPreTraining
 
 from electra_model.config import load_params
-from electra_model.data.blocks import PackedBlocks, cached_token_stream, pack_blocks, token_dtype
+from electra_model.data.blocks import STREAM_FORMAT, PackedBlocks, cached_token_stream, pack_blocks, token_dtype
 from electra_model.errors import ElectraError
 from electra_model.pretrain import (
     BlockOrder,
@@ -63,7 +63,7 @@ def test_blocks_are_full_length_with_cls_and_sep(tokenizer, blocks):
 def test_token_stream_is_cached_and_memory_mapped(tokenizer, blocks, tmp_path):
     stream = cached_token_stream(tokenizer, lambda: LINES, tmp_path / "tokens-key")
     assert isinstance(stream, np.memmap) and stream.dtype == np.uint16
-    assert [p.name for p in tmp_path.iterdir()] == ["tokens-key.uint16"]
+    assert [p.name for p in tmp_path.iterdir()] == [f"tokens-key.{STREAM_FORMAT}.uint16"]
 
     def must_not_tokenize():
         raise AssertionError("the cached stream was tokenized again")
