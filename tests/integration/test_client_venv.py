@@ -66,7 +66,8 @@ def test_the_client_installs_and_runs_without_torch(tmp_path: Path, pattern_onnx
         [str(python), "-c", listing], capture_output=True, text=True, env=env, cwd=tmp_path, check=True
     ).stdout
     assert [name for name in json.loads(files) if name.endswith(".py")] == [
-        "__init__.py", "errors.py", "inference.py", "ner_encoding.py"
+        "__init__.py", "errors.py", "inference.py", "ner_encoding.py", "tag_decoding.py", "text_words.py",
+        "tracking_store.py",
     ]
     result = subprocess.run(
         [str(python), "-c", CLIENT_SCRIPT, str(pattern_onnx_dir), LONG],
