@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import mlflow
+import yaml
 from prefect import Task, flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.client.schemas.objects import TaskRun
@@ -36,7 +37,7 @@ from electra_model.errors import ElectraError, exit_on_user_error
 from electra_model.registry_sync import reconcile
 from electra_model.tracking import PARENT_RUN_ENV, pipeline_run, tracking_uri
 
-STAGES = ("download", "tokenizer", "pretrain", "finetune", "evaluate", "export")
+DVC_FILE = Path("dvc.yaml")
 SUMMARY_KEY = "electra-pipeline-summary"
 USER_ERROR = "UserError"  # the state name of a stage (and flow) run stopped by a user error: never retried
 USER_EXIT = re.compile(r"failed to run: .*, exited with 2$")  # DVC's line for a stage command that exited with 2
@@ -93,7 +94,7 @@ def repro_stage(stage: str, parent_run_id: str) -> State | None:
 def read_metrics() -> dict[str, Any]:
     """The metrics files the stages wrote (absent ones are skipped: a partial run still gets a summary)."""
     metrics = {}
-    for stage in STAGES:
+    for stage in pipeline_stages():
         path = Path("metrics") / f"{stage}.json"
         if path.is_file():
             metrics[stage] = json.loads(path.read_text(encoding="utf-8"))
@@ -150,26 +151,36 @@ def summary_markdown(
     return "\n".join(lines)
 
 
+def pipeline_stages() -> list[str]:
+    """Every stage, in dvc.yaml's order: dvc.yaml is the one list of them (and of their paths and deps)."""
+    if not DVC_FILE.is_file():
+        raise ElectraError(f"{DVC_FILE} not found in {Path.cwd()}; run the flow in the project (project_dir)")
+    return list(yaml.safe_load(DVC_FILE.read_text(encoding="utf-8"))["stages"])
+
+
 def checked_params(stages: list[str]) -> Params:
     """params.yaml and the stage names, validated before DVC touches anything."""
     params = load_params("params.yaml")
-    unknown = sorted(set(stages) - set(STAGES))
+    known = pipeline_stages()
+    unknown = sorted(set(stages) - set(known))
     if unknown:
-        raise ElectraError(f"unknown stages {unknown}; choose from {list(STAGES)}")
+        raise ElectraError(f"unknown stages {unknown}; choose from {known}")
     return params
 
 
 @flow(name="electra-pipeline", log_prints=True)
 def electra_pipeline(
     project_dir: str = ".",
-    stages: list[str] = list(STAGES),
+    stages: list[str] | None = None,
     stage_retries: int = 1,
     stage_timeout_s: int = 4 * 3600,
 ) -> dict[str, Any] | State:
     """Validate params, run each stage as a task under one MLflow parent run, reconcile the registry, publish a
-    summary artifact. A user error ends the run ``Failed`` (state :data:`USER_ERROR`) with its line first."""
+    summary artifact. ``stages`` defaults to all of dvc.yaml's. A user error ends the run ``Failed`` (state
+    :data:`USER_ERROR`) with its line first."""
     os.chdir(project_dir)
     try:
+        stages = stages or pipeline_stages()
         params = checked_params(stages)
     except ElectraError as error:
         return Failed(name=USER_ERROR, message=str(error))
@@ -201,7 +212,7 @@ def main(argv: list[str]) -> None:
     """`make run`: params are checked before Prefect starts; a user error ends with its line and exit code 2."""
     project_dir = argv[0] if argv else "."
     os.chdir(project_dir)
-    checked_params(list(STAGES))
+    checked_params(pipeline_stages())
     state = electra_pipeline(project_dir=".", return_state=True)
     if state.name == USER_ERROR:
         raise ElectraError(state.message)
