@@ -25,12 +25,8 @@ from electra_model.pretrain import (
 )
 from electra_model.tokenizer import train_wordpiece
 from electra_model.training import Distributed
+from tests.unit.model.test_pretrain import LINES  # the same small corpus
 
-LINES = [
-    f"{name} moved to {city} in {year} and worked for the {org} company there ."
-    for name, city, org in zip(["Anna", "Boris", "Chen", "Dara"] * 10, ["Paris", "Oslo", "Lima", "Kyiv"] * 10, ["Acme", "Globex", "Initech", "Umbrella"] * 10)
-    for year in (1990, 2001, 2015)
-]
 
 
 @pytest.fixture(scope="module")
