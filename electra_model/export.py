@@ -17,7 +17,8 @@ here: onnxruntime's CPU provider runs it, but a GPU computes fp16 differently, s
 about a GPU. All of it runs in the DVC stage ``dvc repro export``::
 
     export_onnx("models/ner", "models/onnx", opset=17, max_len=128)
-    quality = check_and_choose("models/ner", "models/onnx", read_conll("data/ner/valid.txt"), 64, params.export)
+    quality = check_and_choose("models/ner", "models/onnx", read_conll("data/ner/valid.txt"), 64, params.export,
+                               split="valid")
 """
 
 from __future__ import annotations
@@ -430,11 +431,17 @@ def summarize(results: Mapping[str, Mapping[str, Any]], variant: str, atol: floa
 
 
 def check_and_choose(
-    model_dir: Path | str, onnx_dir: Path | str, sentences: Sequence[Sentence], batch_size: int, export: ExportParams
+    model_dir: Path | str,
+    onnx_dir: Path | str,
+    sentences: Sequence[Sentence],
+    batch_size: int,
+    export: ExportParams,
+    split: str,
 ) -> dict[str, Any]:
-    """Everything the export stage decides after exporting: check every variant, time it, choose the CPU variant
-    and record the choice in the directory. Returns :func:`summarize`'s result plus ``serve_reason``,
-    ``variants`` (each variant's checks and ``latency_ms_b1`` / ``latency_ms_b1_p95``) and ``fused_operators``."""
+    """Everything the export stage decides after exporting: check every variant on ``sentences`` (the ``split``
+    that may choose: validation), time it, choose the CPU variant and record the choice in the directory. Returns
+    :func:`summarize`'s result plus ``serve_reason``, ``variants`` (each variant's checks and ``latency_ms_b1`` /
+    ``latency_ms_b1_p95``), ``fused_operators`` and ``selection_split``, which the registry records."""
     results = check_variants(model_dir, onnx_dir, sentences, batch_size)
     latency = measure_latency(onnx_dir, export.latency_runs)
     variants = {
@@ -448,4 +455,5 @@ def check_and_choose(
         "serve_reason": reason,
         "variants": variants,
         "fused_operators": read_meta(Path(onnx_dir))["fused_operators"],
+        "selection_split": split,
     }

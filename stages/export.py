@@ -54,8 +54,8 @@ def main(argv: list[str] | None = None) -> None:
     with stage_run("export", params.tracking, stage_params(params, "export")):
         selection = read_conll(args.data / f"{SELECTION_SPLIT}.txt", scheme="iob2")
         export_onnx(args.model, args.out, export.opset, params.finetune.max_seq_len)
-        quality = {**check_and_choose(args.model, args.out, selection, params.evaluate.batch_size, export),
-                   "selection_split": SELECTION_SPLIT}
+        quality = check_and_choose(args.model, args.out, selection, params.evaluate.batch_size, export,
+                                   split=SELECTION_SPLIT)
         mlflow.log_metrics(run_metrics(quality))
         registration = register(args.out, export, quality)
         report = score_variants(args.out, read_conll(args.data / f"{report_split}.txt", scheme="iob2"),

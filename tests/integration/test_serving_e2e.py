@@ -40,7 +40,7 @@ def store(tmp_path_factory: pytest.TempPathFactory, migrated_store: Path, patter
     onnx_dir = export_onnx(pattern_model_dir, root / "onnx", export.opset, MAX_LEN)
     words = "John Smith visited Paris and New York .".split()
     evaluation = [Sentence(tuple(words), tuple(expected_tags(words)))]
-    quality = check_and_choose(pattern_model_dir, onnx_dir, evaluation, 8, export)
+    quality = check_and_choose(pattern_model_dir, onnx_dir, evaluation, 8, export, split="valid")
     uri = f"sqlite:///{root / 'mlflow.db'}"
     mlflow.set_tracking_uri(uri)
     mlflow.set_experiment(experiment_id=mlflow.create_experiment("serving", artifact_location=(root / "a").as_uri()))

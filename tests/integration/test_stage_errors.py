@@ -85,6 +85,7 @@ def test_stages_log_to_a_tracking_server(project, tmp_path):
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     uri = f"http://127.0.0.1:{port}"
+    local_store = project.env["MLFLOW_TRACKING_URI"]
     try:
         deadline = time.monotonic() + 300  # a loaded 2-core machine can take minutes to import mlflow's server
         while True:
@@ -105,6 +106,7 @@ def test_stages_log_to_a_tracking_server(project, tmp_path):
         (run,) = client.search_runs([experiment.experiment_id], filter_string="attributes.run_name = 'download'")
         assert run.inputs.dataset_inputs and run.data.metrics
     finally:
+        project.env["MLFLOW_TRACKING_URI"] = local_store  # the later tests log locally, not to a stopped server
         server.terminate()
         server.wait(timeout=30)
 

@@ -185,7 +185,8 @@ def test_check_and_choose_records_the_choice_in_the_served_directory(
     pattern_model_dir: Path, tmp_path: Path
 ) -> None:
     onnx_dir = export_onnx(pattern_model_dir, tmp_path / "onnx", opset=17, max_len=MAX_LEN)
-    quality = check_and_choose(pattern_model_dir, onnx_dir, sentences(), 2, ExportParams(serve_variant="int8"))
+    export = ExportParams(serve_variant="int8")
+    quality = check_and_choose(pattern_model_dir, onnx_dir, sentences(), 2, export, split="valid")
     assert (quality["serve_variant"], quality["f1"], quality["parity_passed"]) == ("int8", 1.0, True)
     assert quality["fused_operators"]["Attention"] == 1
     assert all(variant["latency_ms_b1"] > 0 for variant in quality["variants"].values())
