@@ -425,7 +425,7 @@ def stage_params(params: Params, stage: str, dvc_file: Path | str = "dvc.yaml") 
         raise ElectraError(f"{dvc_file} not found; run stages from the project root, e.g. `dvc repro {stage}`")
     stages = yaml.safe_load(Path(dvc_file).read_text(encoding="utf-8")).get("stages", {})
     if stage not in stages:
-        raise ElectraError(f"{dvc_file}: no stage {stage!r}; run the stage through `dvc repro {stage}` from the project")
+        raise ElectraError(f"{dvc_file}: no stage {stage!r}; run the stage with `dvc repro {stage}` in the project")
     values = params.model_dump()
     logged = {}
     for key in stages[stage].get("params", []):

@@ -4,7 +4,7 @@ Every file or directory a stage produces is written to a temporary sibling and r
 killed mid-write leaves nothing that DVC or a later stage would trust.
 
 A SIGKILL leaves that sibling behind (no ``finally`` runs). Its name carries the host and pid of the writer,
-``.NAME.tmp-HOST-PID-XXXXXXXX``, so the next write of the same target removes the leftovers of writers that are
+``.NAME.tmp-HOST-PID-<random suffix>``, so the next write of the same target removes the leftovers of writers that are
 dead, and only those: a concurrent writer that is still alive keeps its staging path, and a writer on another
 host sharing the filesystem (whose pid means nothing here) is left alone.
 """

@@ -28,7 +28,8 @@ CLITICS = ("n't", "'s", "'re", "'ve", "'ll", "'d", "'m")
 ABBREVIATIONS = frozenset(
     """Inc Corp Co Ltd Bros Mr Mrs Ms Dr St Mt Ft Jr Sr Gen Gov Sen Rep Col Lt Sgt Capt Cmdr Adm Prof Rev Messrs No
     vs Jan Feb Mar Apr Jun Jul Aug Sep Sept Oct Nov Dec Ave Blvd Calif Fla Ill Mass Mich Minn Penn Tenn Tex Va Wash
-    Ariz Colo Conn Del Ga Ind Kan Ky La Md Miss Mo Mont Neb Nev Okla Ore Wis Wyo approx est etc Plc plc Pty Cie""".split()
+    Ariz Colo Conn Del Ga Ind Kan Ky La Md Miss Mo Mont Neb Nev Okla Ore Wis Wyo approx est etc Plc plc Pty
+    Cie""".split()
 )
 URL = re.compile(r"(?:[a-z][a-z0-9+.-]*://|www\.)\S+|[\w.+-]+@[\w-]+(?:\.[\w-]+)+", re.IGNORECASE)
 DOTTED_ABBREVIATION = re.compile(r"(?:[A-Za-z]\.){2,}|[A-Z]\.")
