@@ -77,6 +77,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--seq-len", type=int, default=128)
     parser.add_argument("--vocab-size", type=int, default=30522)
     parser.add_argument("--tokenizer-lines", type=int, default=100_000)
+    parser.add_argument("--tokenizer", type=Path, help="a tokenizer folder of an earlier run to reuse instead of "
+                        "training one (arms compared on the same vocabulary)")
     parser.add_argument("--log-every", type=int, default=20, help="steps per logged window (one host sync each)")
     parser.add_argument("--valid-blocks", type=int, default=2048)
     parser.add_argument("--compile", action="store_true")
@@ -129,8 +131,11 @@ def main() -> None:
     args = parse_args()
     started = time.perf_counter()
     args.out.mkdir(parents=True, exist_ok=True)
-    texts = (line for line in paragraphs(args.corpus) if line != DOCUMENT_BREAK)
-    tokenizer = train_wordpiece(islice(texts, args.tokenizer_lines), args.vocab_size, 2, False)
+    if args.tokenizer:
+        tokenizer = Tokenizer.from_file(str(args.tokenizer / "tokenizer.json"))
+    else:
+        texts = (line for line in paragraphs(args.corpus) if line != DOCUMENT_BREAK)
+        tokenizer = train_wordpiece(islice(texts, args.tokenizer_lines), args.vocab_size, 2, False)
     tokenizer_dir = args.out / "tokenizer"
     as_transformers_tokenizer(tokenizer, args.seq_len).save_pretrained(tokenizer_dir)
     stream = cached_token_stream(tokenizer, lambda: paragraphs(args.corpus), args.out / "tokens")
