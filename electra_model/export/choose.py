@@ -28,7 +28,15 @@ from electra_model.errors import ElectraError
 from electra_model.export.build import load_torch_model
 from electra_model.export.result import ExportQuality
 from electra_model.io import write_json
-from electra_model.serving.predictor import CPU, INPUT_NAMES, META_FILE, OUTPUT_NAME, NerPredictor, open_session, read_meta
+from electra_model.serving.predictor import (
+    CPU,
+    INPUT_NAMES,
+    META_FILE,
+    OUTPUT_NAME,
+    NerPredictor,
+    open_session,
+    read_meta,
+)
 from electra_model.tasks.ner.encoding import pad_batch, word_log_probs
 from electra_model.tasks.ner.metrics import entity_scores
 
@@ -121,10 +129,10 @@ def block_timings(
     timed calls.
 
     Blocks, not call-by-call alternation: onnxruntime's pool threads keep spinning for work after a run (its
-    default, and how the model is served), and take the cores from whatever runs next for some 50 ms (measured
-    on 2 cores: torch eager's first calls after an int8 session's took 35-60 ms against 18 ms; alternated call by
-    call, torch eager timed 57 against 22 ms). The untimed calls that open each block outlast that. Several
-    rounds, so that a slow period of a shared machine is spread over every contender.
+    default, and how the model is served) and take the cores from whatever runs next for a while; the untimed
+    calls that open each block outlast that (benchmarks/RESULTS.md, "Why the serving and export settings are what
+    they are"). Several rounds, so that a slow period of a shared
+    machine is spread over every contender.
     """
     timings: dict[str, list[float]] = {name: [] for name in calls}
     for round_index in range(rounds):

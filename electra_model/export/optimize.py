@@ -20,7 +20,7 @@ from electra_model.errors import ElectraError
 def fusion_options(for_cpu: bool) -> FusionOptions:
     """The transformer optimizer's BERT fusions; on CPU without the SkipLayerNormalization and
     EmbedLayerNormalization kernels, which were slower on CPU than what onnxruntime makes of the unfused ops
-    (measured on 2 cores, ELECTRA-Small shape: 9.0 against 10.1 ms at batch 1, 231 against 277 ms at batch 32)."""
+    (benchmarks/RESULTS.md, "Why the serving and export settings are what they are")."""
     options = FusionOptions("bert")
     if for_cpu:
         options.enable_skip_layer_norm = False

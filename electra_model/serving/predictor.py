@@ -13,8 +13,10 @@ The directory holds several variants of one model (fp32, graph-optimized fp32, i
 names the one to run on CPU (chosen by the export stage) and the one to run on GPU, and ``variant=`` overrides it.
 Texts longer than the model's ``max_len`` sub-tokens are cut into windows; windows of all texts share batches.
 
-Text is cut into words by CoNLL-2003's rules (:mod:`electra_model.tasks.ner.text_words`), the words the model was trained on,
-and each sentence's tags are decoded as the most probable valid IOB2 sequence (:mod:`electra_model.tasks.ner.tag_decoding`).
+Text is cut into words by CoNLL-2003's rules (:mod:`electra_model.tasks.ner.text_words`), the words the model was
+trained on,
+and each sentence's tags are decoded as the most probable valid IOB2 sequence
+(:mod:`electra_model.tasks.ner.tag_decoding`).
 Only onnxruntime (or onnxruntime-gpu), tokenizers and numpy are needed (mlflow only when a ``models:/`` URI is
 resolved), so this module and the torch-free modules it imports are also packaged on
 their own as the light client ``electra-ner-client`` (``pip install ./client[cpu]``, see client/pyproject.toml).
@@ -188,14 +190,11 @@ def session_options(threads: int | None, spinning: bool = True, cpu: bool = True
     """Full graph optimization; ``threads`` caps onnxruntime's intra-op pool (e.g. one per server worker).
 
     ``spinning`` is onnxruntime's default: idle pool threads spin for the next run's work instead of sleeping,
-    which saves a wake-up per parallel operator (measured on 2 cores at batch 1: int8 5.3 against 6.4 ms) but
-    keeps the cores busy after a run; ``spinning=False`` suits processes that share their cores with other work.
-
-    ``cpu`` leaves out onnxruntime's session-level ``SkipLayerNormFusion`` (applied at load, whatever the exported
-    graph): it turns each residual Add + LayerNormalization into a SkipLayerNormalization kernel that is slower on
-    CPU than the two operators it replaces (measured on 2 cores, ELECTRA-Small shape: the int8 graph ran 6.5
-    against 8.4 ms at batch 1 and 132 against 173 ms at batch 32 without it). The export stage leaves that fusion
-    out of the CPU graphs for the same reason (:func:`electra_model.export.optimize.fusion_options`).
+    which saves a wake-up per parallel operator but keeps the cores busy after a run; ``spinning=False`` suits
+    processes that share their cores with other work. ``cpu`` leaves out onnxruntime's session-level
+    ``SkipLayerNormFusion``, slower on CPU than the two operators it replaces (the export stage leaves it out of the
+    CPU graphs too, :func:`electra_model.export.optimize.fusion_options`). The measurements: benchmarks/RESULTS.md,
+    "Why the serving and export settings are what they are".
     """
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -369,7 +368,8 @@ class NerPredictor:
     def decode(
         self, windows: Sequence[Example], window_scores: Sequence[np.ndarray], lengths: Sequence[int]
     ) -> list[tuple[list[str], list[float]]]:
-        """Each sentence's tags, the most probable valid IOB2 sequence (:func:`electra_model.tasks.ner.tag_decoding.viterbi`,
+        """Each sentence's tags, the most probable valid IOB2 sequence
+        (:func:`electra_model.tasks.ner.tag_decoding.viterbi`,
         as evaluation decodes), and each word's probability of its tag, from the windows' per-word scores."""
         predictions = []
         for log_probs in merge_word_scores(windows, window_scores, lengths):

@@ -1,6 +1,7 @@
 """The registered model's MLflow pyfunc: the ONNX NER model behind MLflow's standard loading and serving.
 
-:func:`electra_model.tracking.registry.register` logs this file as an MLflow "model from code": MLflow runs it whenever the
+:func:`electra_model.tracking.registry.register` logs this file as an MLflow "model from code": MLflow runs it
+whenever the
 model is loaded, with the ``electra_model`` package shipped alongside as a code path and the exported directory as
 the artifact ``onnx_dir``. So any MLflow client can use the champion without this repository::
 

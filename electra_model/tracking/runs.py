@@ -3,7 +3,8 @@
 The Prefect flow opens the parent run and hands its id to the stages through ``ELECTRA_PARENT_RUN_ID``; a stage run
 by plain ``dvc repro`` opens a parent run of its own, so nothing goes unrecorded. ``MLFLOW_TRACKING_URI`` in the
 environment wins over ``tracking.uri`` in params.yaml, so the same code logs to a local sqlite file or a team server;
-a local store and its artifacts sit at the project root wherever DVC runs the stage (:mod:`electra_model.serving.registry_client`).
+a local store and its artifacts sit at the project root wherever DVC runs the stage
+(:mod:`electra_model.serving.registry_client`).
 Credentials for a server with authentication come from the environment only (``MLFLOW_TRACKING_USERNAME`` and
 ``MLFLOW_TRACKING_PASSWORD``, or ``MLFLOW_TRACKING_TOKEN``, read by MLflow itself): never params, never logs.
 """
@@ -34,7 +35,8 @@ PARENT_RUN_ENV = "ELECTRA_PARENT_RUN_ID"
 
 def tracking_uri(params: TrackingParams) -> str:
     """The store to log to: the environment's ``MLFLOW_TRACKING_URI`` if set, else params.yaml's; a relative local
-    store sits at the project root, also when DVC runs the stage in a temporary copy (:mod:`electra_model.serving.registry_client`)."""
+    store sits at the project root, also when DVC runs the stage in a temporary copy
+    (:mod:`electra_model.serving.registry_client`)."""
     return resolve_tracking_uri(configured=params.uri)
 
 
