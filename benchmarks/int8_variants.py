@@ -24,9 +24,11 @@ from onnxruntime.quantization.registry import IntegerOpsRegistry
 from tokenizers import Tokenizer
 
 from electra_model.data.conll import Sentence, read_conll
-from electra_model.export import INT8_OPERATORS, block_timings, export_onnx, latency_summary, quantize_int8
-from electra_model.inference import CPU, LABELS_FILE, OUTPUT_NAME, TOKENIZER_FILE, NerPredictor, open_session
-from electra_model.metrics import entity_scores
+from electra_model.export.build import export_onnx
+from electra_model.export.choose import block_timings, latency_summary
+from electra_model.export.optimize import INT8_OPERATORS, quantize_int8
+from electra_model.serving.predictor import CPU, LABELS_FILE, OUTPUT_NAME, TOKENIZER_FILE, NerPredictor, open_session
+from electra_model.tasks.ner.metrics import entity_scores
 
 SETTINGS = {  # name -> (per_channel, operators, head_in_float)
     "int8 onnxruntime defaults": (False, tuple(IntegerOpsRegistry), False),

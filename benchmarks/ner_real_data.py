@@ -33,11 +33,11 @@ from typing import Any
 
 from electra_model.config import FinetuneParams
 from electra_model.data.conll import Sentence, check_labels_known, read_conll
-from electra_model.finetune import finetune, model_labels, predict_word_log_probs
-from electra_model.metrics import entity_scores
-from electra_model.raw_text_eval import raw_text_tags, torch_predictor
-from electra_model.tag_decoding import ARGMAX, CONSTRAINED, decode_tags
-from electra_model.tokenizer import as_transformers_tokenizer
+from electra_model.tasks.ner.finetune import finetune, model_labels, predict_word_log_probs
+from electra_model.tasks.ner.metrics import entity_scores
+from electra_model.tasks.ner.raw_text_eval import raw_text_tags, torch_predictor
+from electra_model.tasks.ner.tag_decoding import ARGMAX, CONSTRAINED, decode_tags
+from electra_model.data.tokenizer import as_transformers_tokenizer
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "conll2003"
 

@@ -5,7 +5,7 @@
 
 It runs the pretrain stage's own code path on files read in place: a cased WordPiece vocabulary trained on the
 first ``--tokenizer-lines`` paragraphs, the whole corpus tokenized once into the memory-mapped token stream,
-packed blocks, :func:`electra_model.pretrain.pretrain` with the preset's shape, and ``save_pretrained``. The step
+packed blocks, :func:`electra_model.pretraining.loop.pretrain` with the preset's shape, and ``save_pretrained``. The step
 count is fitted to the budget by the stage's own ``pretrain.budget_minutes``: the time left after tokenization
 (less ``EVALUATION_RESERVE_S``) is the training budget, a few calibration steps time the step on this machine,
 and the learning-rate schedule (warmup ``--warmup-fraction`` of the steps, then linear decay) ends inside it.
@@ -34,9 +34,9 @@ from tokenizers import Tokenizer
 
 from electra_model.config import PretrainParams
 from electra_model.data.blocks import PackedBlocks, cached_token_stream, pack_blocks
-from electra_model.modeling import ElectraPretrainingModel, mask_tokens
-from electra_model.pretrain import RunningStats, pretrain, save_pretrained, shard_seed
-from electra_model.tokenizer import (
+from electra_model.pretraining.modeling import ElectraPretrainingModel, mask_tokens
+from electra_model.pretraining.loop import RunningStats, pretrain, save_pretrained, shard_seed
+from electra_model.data.tokenizer import (
     DOCUMENT_BREAK,
     as_transformers_tokenizer,
     paragraphs_with_breaks,

@@ -39,10 +39,10 @@ from transformers import ElectraForMaskedLM, ElectraForPreTraining
 from electra_model.config import PretrainParams
 from electra_model.data.blocks import pack_blocks
 from electra_model.data.demo import demo_corpus
-from electra_model.flops import peak_flops
-from electra_model.modeling import electra_configs
-from electra_model.pretrain import RunningStats, Trainer, compile_bodies
-from electra_model.tokenizer import special_token_ids, train_wordpiece
+from electra_model.pretraining.flops import peak_flops
+from electra_model.pretraining.modeling import electra_configs
+from electra_model.pretraining.loop import RunningStats, Trainer, compile_bodies
+from electra_model.data.tokenizer import special_token_ids, train_wordpiece
 from electra_model.training import Distributed, build_optimizer
 
 REPO = Path(__file__).resolve().parents[1]

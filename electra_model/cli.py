@@ -28,9 +28,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TypeAlias
 
-from electra_model.conlleval import aligned_rows, count_chunks, file_rows, report
+from electra_model.tasks.ner.conlleval import aligned_rows, count_chunks, file_rows, report
 from electra_model.errors import ElectraError, exit_on_user_error
-from electra_model.inference import DEFAULT_MODEL, Entity, NerPredictor, resolve_tracking_uri
+from electra_model.serving.predictor import DEFAULT_MODEL, Entity, NerPredictor
+from electra_model.serving.registry_client import resolve_tracking_uri
 
 Subcommands: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"  # what add_subparsers returns
 

@@ -2,7 +2,7 @@
 
 Two things must know it and must not keep a hand-written list that drifts from the code: dvc.yaml's ``deps`` (a
 change to any of these files must re-run the stage; tests/unit/code/test_dvc_deps.py checks it) and pretraining's
-resume key (a checkpoint written by other code must not be resumed, :func:`electra_model.pretrain.run_key`).
+resume key (a checkpoint written by other code must not be resumed, :func:`electra_model.pretraining.loop.run_key`).
 The closure follows ``import`` statements statically (nothing is imported), so it is cheap and has no side effects.
 """
 
@@ -19,7 +19,7 @@ OUTPUT_NEUTRAL = frozenset(
         "__init__",  # the package marker
         "errors",  # how a failure is worded
         "progress",  # how progress is shown
-        "tracking",  # what is recorded in MLflow, not what is computed
+        "tracking/runs",  # what is recorded in MLflow, not what is computed
         "io",  # how outputs are written (atomically), not what they hold
     )
 )
@@ -33,6 +33,23 @@ def _module_file(module: str, root: Path) -> Path | None:
         if candidate.is_file():
             return candidate
     return None
+
+
+def _is_bare_marker(path: Path) -> bool:
+    """A package ``__init__.py`` that holds nothing but a docstring: it cannot change what a stage computes, so it
+    is not a dep (the day it gets code, the closure takes it in and the deps test asks for it)."""
+    if path.name != "__init__.py":
+        return False
+    body = ast.parse(path.read_text(encoding="utf-8"), filename=str(path)).body
+    docstring = body[:1] if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) else []
+    return body == docstring
+
+
+def _with_parents(module: str) -> list[str]:
+    """``module`` and the packages above it (``a.b.c`` -> ``a``, ``a.b``, ``a.b.c``): importing a module runs
+    every enclosing package's ``__init__`` first, so their code is part of the closure too."""
+    parts = module.split(".")
+    return [".".join(parts[: length + 1]) for length in range(len(parts))]
 
 
 def _imported_modules(source: Path) -> set[str]:
@@ -50,16 +67,17 @@ def _imported_modules(source: Path) -> set[str]:
 
 def project_closure(entry: Path, root: Path = ROOT) -> set[str]:
     """Repository-relative paths (posix) of ``electra_model`` files that ``entry`` imports, directly or through
-    other such files, except :data:`OUTPUT_NEUTRAL` ones (which are not followed either)."""
+    other such files (with the packages that enclose them), except :data:`OUTPUT_NEUTRAL` ones and package markers
+    that hold only a docstring (neither of which is followed)."""
     found: set[str] = set()
     pending = [entry.resolve()]
     while pending:
-        for module in _imported_modules(pending.pop()):
+        for module in {name for imported in _imported_modules(pending.pop()) for name in _with_parents(imported)}:
             if module.split(".")[0] != PACKAGE:
                 continue
             path = _module_file(module, root)
             relative = path.relative_to(root).as_posix() if path else None
-            if relative is None or relative in found or relative in OUTPUT_NEUTRAL:
+            if relative is None or relative in found or relative in OUTPUT_NEUTRAL or _is_bare_marker(path):
                 continue
             found.add(relative)
             pending.append(path)

@@ -211,7 +211,7 @@ class PretrainParams(Section):
 
     ``budget_minutes`` trains for a wall-clock budget instead of ``max_steps``: the step time is measured, then
     ``max_steps`` is fitted to the budget and ``warmup_steps`` keeps its share of the schedule
-    (:func:`electra_model.pretrain.fit_to_budget`).
+    (:func:`electra_model.pretraining.loop.fit_to_budget`).
     """
 
     preset: str = "tiny"

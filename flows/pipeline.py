@@ -2,7 +2,7 @@
 
 DVC decides what is stale (each task is ``dvc repro <stage>``), Prefect adds retries, timeouts and a summary
 artifact, MLflow holds the record: the flow opens one parent run and hands its id to every stage it runs. After
-the stages it reconciles the registry with the exported model (``electra_model.registry_sync``), so the summary
+the stages it reconciles the registry with the exported model (``electra_model.tracking.registry_sync``), so the summary
 reports what the registry holds. A stage that stops on a user error (exit code 2: bad params, bad data, an
 unreachable server) is not retried, and its one line is the first line of the flow run's state message and of
 what ``python -m flows.pipeline`` prints; other failures are retried ``stage_retries`` times.
@@ -34,8 +34,8 @@ from prefect.states import Failed, State
 
 from electra_model.config import Params, load_params
 from electra_model.errors import ElectraError, exit_on_user_error
-from electra_model.registry_sync import reconcile
-from electra_model.tracking import PARENT_RUN_ENV, pipeline_run, tracking_uri
+from electra_model.tracking.registry_sync import reconcile
+from electra_model.tracking.runs import PARENT_RUN_ENV, pipeline_run, tracking_uri
 
 DVC_FILE = Path("dvc.yaml")
 SUMMARY_KEY = "electra-pipeline-summary"

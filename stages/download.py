@@ -15,7 +15,7 @@ from electra_model.config import load_params, stage_params
 from electra_model.data.sources import materialize
 from electra_model.errors import exit_on_user_error
 from electra_model.io import write_json
-from electra_model.tracking import flatten, log_dataset, stage_run
+from electra_model.tracking.runs import flatten, log_dataset, stage_run
 
 
 

@@ -22,17 +22,18 @@ import mlflow
 from transformers import ElectraForTokenClassification
 
 from electra_model.config import load_params, stage_params
-from electra_model.conlleval import count_chunks, report, sequence_rows
+from electra_model.tasks.ner.conlleval import count_chunks, report, sequence_rows
 from electra_model.data.conll import Sentence, read_conll
-from electra_model.error_analysis import analyse, render
+from electra_model.tasks.ner.error_analysis import analyse, render
 from electra_model.errors import exit_on_user_error
-from electra_model.finetune import model_labels, predict_word_log_probs
+from electra_model.tasks.ner.finetune import model_labels, predict_word_log_probs
 from electra_model.io import atomic_dir, atomic_file, write_json
-from electra_model.metrics import entity_scores, entity_type, save_confusion_png, token_scores, type_confusion
-from electra_model.raw_text_eval import RawTextResult, raw_text_tags, torch_predictor
-from electra_model.tag_decoding import ARGMAX, CONSTRAINED, decode_tags
-from electra_model.tokenizer import load_backend_tokenizer
-from electra_model.tracking import flatten, log_dataset, stage_run
+from electra_model.plots import save_confusion_png
+from electra_model.tasks.ner.metrics import entity_scores, entity_type, token_scores, type_confusion
+from electra_model.tasks.ner.raw_text_eval import RawTextResult, raw_text_tags, torch_predictor
+from electra_model.tasks.ner.tag_decoding import ARGMAX, CONSTRAINED, decode_tags
+from electra_model.data.tokenizer import load_backend_tokenizer
+from electra_model.tracking.runs import flatten, log_dataset, stage_run
 
 
 

@@ -20,18 +20,21 @@ import mlflow
 from electra_model.config import load_params, stage_params
 from electra_model.data.conll import read_conll
 from electra_model.errors import exit_on_user_error
-from electra_model.export import check_and_choose, export_onnx, score_variants
+from electra_model.export.build import export_onnx
+from electra_model.export.choose import check_and_choose, score_variants
+from electra_model.export.result import ExportQuality
 from electra_model.io import write_json
-from electra_model.registry import register
-from electra_model.tracking import stage_run
+from electra_model.tracking.registry import register
+from electra_model.tracking.runs import stage_run
 
 SELECTION_SPLIT = "valid"
 
 
-def run_metrics(quality: dict) -> dict[str, float]:
+def run_metrics(quality: ExportQuality) -> dict[str, float]:
     """The served variant's F1 and parity, and every variant's numbers as ``<variant>_<measure>``."""
-    metrics = {key: float(quality[key]) for key in ("f1", "max_abs_logit_diff", "parity_passed")}
-    for name, measures in quality["variants"].items():
+    metrics = {"f1": quality.f1, "max_abs_logit_diff": quality.max_abs_logit_diff,
+               "parity_passed": float(quality.parity_passed)}
+    for name, measures in quality.variants.items():
         metrics.update({f"{name}_{key}": float(value) for key, value in measures.items()})
     return metrics
 
@@ -61,11 +64,11 @@ def main(argv: list[str] | None = None) -> None:
         report = score_variants(args.out, read_conll(args.data / f"{report_split}.txt", scheme="iob2"),
                                 params.evaluate.batch_size)
         mlflow.log_metrics({f"{report_split}_{name}_f1": scores["f1"] for name, scores in report.items()})
-        write_json(args.metrics, {**quality, "sentences": len(selection), "registered_version": int(registration["version"]),
+        write_json(args.metrics, {**quality.to_dict(), "sentences": len(selection), "registered_version": int(registration["version"]),
                              "alias_moved": registration["alias_moved"], "report_split": report_split,
                              "report": report})
         mlflow.set_tags({"registered_model": registration["name"], "registered_version": registration["version"],
-                         "champion_reason": registration["reason"], "serve_variant": quality["serve_variant"]})
+                         "champion_reason": registration["reason"], "serve_variant": quality.serve_variant})
 
 
 if __name__ == "__main__":

@@ -13,13 +13,13 @@ from pathlib import Path
 import mlflow
 
 from electra_model.config import load_params, stage_params
-from electra_model.curves import CurveRecorder
+from electra_model.plots import CurveRecorder
 from electra_model.data.conll import check_labels_known, read_conll
 from electra_model.errors import exit_on_user_error
-from electra_model.finetune import finetune
+from electra_model.tasks.ner.finetune import finetune
 from electra_model.io import atomic_dir, write_json
-from electra_model.tokenizer import as_transformers_tokenizer
-from electra_model.tracking import log_dataset, stage_run
+from electra_model.data.tokenizer import as_transformers_tokenizer
+from electra_model.tracking.runs import log_dataset, stage_run
 
 
 

@@ -1,7 +1,7 @@
 """DVC stage `pretrain`: ELECTRA generator + discriminator pretraining on the corpus.
 
 With ``pretrain.budget_minutes`` set, the run trains for that much wall time (the step count is fitted to a
-measured step time, see :func:`electra_model.pretrain.budget_params`); the metrics record the budget, the steps
+measured step time, see :func:`electra_model.pretraining.loop.budget_params`); the metrics record the budget, the steps
 and the tokens seen either way.
 
 Output: the pretrained folder (the discriminator, ``ElectraForPreTraining.from_pretrained`` loads it; the generator
@@ -21,15 +21,15 @@ from pathlib import Path
 
 import mlflow
 
-from electra_model.checkpoint import content_digest
+from electra_model.pretraining.checkpoint import content_digest
 from electra_model.config import load_params, stage_params
-from electra_model.curves import CurveRecorder
+from electra_model.plots import CurveRecorder
 from electra_model.data.blocks import PackedBlocks, cached_token_stream
 from electra_model.errors import exit_on_user_error
 from electra_model.io import atomic_dir, write_json
-from electra_model.pretrain import pretrain, run_key, save_pretrained
-from electra_model.tokenizer import corpus_lines, load_backend_tokenizer
-from electra_model.tracking import log_dataset, stage_run
+from electra_model.pretraining.loop import pretrain, run_key, save_pretrained
+from electra_model.data.tokenizer import corpus_lines, load_backend_tokenizer
+from electra_model.tracking.runs import log_dataset, stage_run
 from electra_model.training import close_distributed, init_distributed, local_main_first
 
 CURVE_COLUMNS = [

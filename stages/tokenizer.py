@@ -14,8 +14,8 @@ import mlflow
 from electra_model.config import load_params, stage_params
 from electra_model.errors import exit_on_user_error
 from electra_model.io import atomic_dir, write_json
-from electra_model.tokenizer import as_transformers_tokenizer, corpus_lines, train_wordpiece
-from electra_model.tracking import stage_run
+from electra_model.data.tokenizer import as_transformers_tokenizer, corpus_lines, train_wordpiece
+from electra_model.tracking.runs import stage_run
 
 
 

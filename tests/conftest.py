@@ -22,7 +22,7 @@ from mlflow.tracking import MlflowClient
 from tokenizers import Tokenizer
 from transformers import ElectraForTokenClassification
 
-from electra_model.export import export_onnx
+from electra_model.export.build import export_onnx
 from tests.fixtures_models import MAX_LEN, build_tokenizer, make_pattern, model_config, save_model_dir
 
 

@@ -10,13 +10,13 @@ offsets, windows or decoding are wrong. Fixtures using these live in tests/unit/
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import torch
 from tokenizers import Tokenizer
 from transformers import ElectraConfig, ElectraForTokenClassification
 
-from electra_model.tokenizer import as_transformers_tokenizer, train_wordpiece
+from electra_model.data.tokenizer import as_transformers_tokenizer, train_wordpiece
+from electra_model.export.result import ExportQuality
 
 LABELS = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"]
 PATTERN = {  # token -> the label the pattern model gives it; every other token gets O
@@ -113,19 +113,23 @@ def make_pattern(model: ElectraForTokenClassification, tokenizer: Tokenizer) -> 
         model.classifier.bias[LABELS.index("O")] = O_BONUS
 
 
-def quality(f1: float, parity_passed: bool = True, diff: float = 2e-6) -> dict[str, Any]:
-    """What :func:`electra_model.export.check_and_choose` returns, for a model whose int8 variant is served."""
+def quality(f1: float, parity_passed: bool = True, diff: float = 2e-6) -> ExportQuality:
+    """What :func:`electra_model.export.choose.check_and_choose` returns, for a model whose int8 variant is served."""
     variants = {
         "fp32": {"f1": f1, "max_abs_logit_diff": diff, "latency_ms_b1": 3.5},
         "int8": {"f1": f1, "max_abs_logit_diff": 0.02, "labels_identical": False, "latency_ms_b1": 1.25},
     }
-    return {
-        "f1": f1,
-        "parity_passed": parity_passed,
-        "max_abs_logit_diff": diff,
-        "labels_identical": parity_passed,
-        "serve_variant": "int8",
-        "serve_reason": "int8: fastest",
-        "variants": variants,
-        "selection_split": "valid",
-    }
+    return ExportQuality(
+        f1=f1,
+        precision=f1,
+        recall=f1,
+        serve_variant="int8",
+        serve_reason="int8: fastest",
+        max_abs_logit_diff=diff,
+        labels_identical=parity_passed,
+        parity_passed=parity_passed,
+        parity_atol=1e-4,
+        variants=variants,
+        fused_operators={"Attention": 1},
+        selection_split="valid",
+    )

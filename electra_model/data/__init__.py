@@ -1,1 +1,2 @@
-"""Data for the pipeline: corpus and NER sources, CoNLL reading and writing, and the generated demo data."""
+"""Data for the pipeline: corpus and NER sources, CoNLL reading and writing, the generated demo data, pretraining
+blocks, and the WordPiece tokenizer trained on the corpus."""

@@ -6,7 +6,7 @@ whose name carries a key of the tokenizer and the corpus; a re-run memory-maps t
 again. :class:`PackedBlocks` cuts the stream into ``[CLS] + (max_seq_len - 2) tokens + [SEP]`` blocks on the fly:
 no padding, and one tokenization serves every ``max_seq_len``.
 
-Documents stay apart: a :data:`~electra_model.tokenizer.DOCUMENT_BREAK` line becomes a [SEP] in the stream, so a
+Documents stay apart: a :data:`~electra_model.data.tokenizer.DOCUMENT_BREAK` line becomes a [SEP] in the stream, so a
 block that spans two documents has a [SEP] between them. google-research/electra's example builder ends an example
 at a document's end instead and pads the rest; a separator keeps every block full (no padding, static shapes)
 while the discriminator still sees where the text changes, as packed pretraining (RoBERTa's FULL-SENTENCES,
@@ -30,7 +30,7 @@ from tokenizers import Tokenizer
 from electra_model.errors import ElectraError
 from electra_model.io import atomic_file
 from electra_model.progress import is_interactive, log_line, progress
-from electra_model.tokenizer import DOCUMENT_BREAK, SEP
+from electra_model.data.tokenizer import DOCUMENT_BREAK, SEP
 
 BATCH_CHARS = 1 << 20  # text per encode_batch call: enough to keep every core busy, small enough to stream
 # The token stream's layout, part of a cached stream's file name: change it whenever encode_stream's output changes,

@@ -25,7 +25,7 @@ except ImportError:
 else:
     sys.exit("torch is importable in the client venv")
 from electra_model.errors import ElectraError
-from electra_model.inference import NerPredictor
+from electra_model.serving.predictor import NerPredictor
 
 predictor = NerPredictor.from_uri(sys.argv[1], batch_size=4)
 texts = ["John Smith left Paris.", "", "   ", sys.argv[2]]
@@ -61,13 +61,17 @@ def test_the_client_installs_and_runs_without_torch(tmp_path: Path, pattern_onnx
     [wheel] = tmp_path.glob("electra_ner_client-*.whl")
     pip("--python", str(python), "install", "--quiet", f"{wheel}[cpu]")
     env = {key: value for key, value in os.environ.items() if key not in ("PYTHONPATH", "VIRTUAL_ENV")}
-    listing = "import electra_model, json, os; print(json.dumps(sorted(os.listdir(electra_model.__path__[0]))))"
+    listing = (
+        "import electra_model, json, pathlib; root = pathlib.Path(electra_model.__path__[0]); "
+        "print(json.dumps(sorted(path.relative_to(root).as_posix() for path in root.rglob('*.py'))))"
+    )
     files = subprocess.run(
         [str(python), "-c", listing], capture_output=True, text=True, env=env, cwd=tmp_path, check=True
     ).stdout
-    assert [name for name in json.loads(files) if name.endswith(".py")] == [
-        "__init__.py", "errors.py", "inference.py", "ner_encoding.py", "tag_decoding.py", "text_words.py",
-        "tracking_store.py",
+    assert json.loads(files) == [
+        "__init__.py", "errors.py", "serving/__init__.py", "serving/predictor.py", "serving/registry_client.py",
+        "tasks/__init__.py", "tasks/ner/__init__.py", "tasks/ner/encoding.py", "tasks/ner/tag_decoding.py",
+        "tasks/ner/text_words.py",
     ]
     result = subprocess.run(
         [str(python), "-c", CLIENT_SCRIPT, str(pattern_onnx_dir), LONG],

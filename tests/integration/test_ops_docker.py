@@ -194,8 +194,8 @@ def docker_run(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
 def served_container(docker_base: str, tmp_path: Path, pattern_onnx_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """The client image serving the champion registered on a loopback basic-auth MLflow server; yields its URL."""
     from electra_model.config import ExportParams, TrackingParams
-    from electra_model.registry import register
-    from electra_model.tracking import stage_run
+    from electra_model.tracking.registry import register
+    from electra_model.tracking.runs import stage_run
     from tests.fixtures_models import quality
 
     build("Dockerfile.client", "electra-ner-client:ops-test", docker_base)

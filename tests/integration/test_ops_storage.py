@@ -123,8 +123,8 @@ def test_mlflow_on_postgres_with_artifacts_in_s3(
     import psycopg
 
     from electra_model.config import ExportParams, TrackingParams
-    from electra_model.registry import register
-    from electra_model.tracking import stage_run
+    from electra_model.tracking.registry import register
+    from electra_model.tracking.runs import stage_run
     from tests.fixtures_models import quality
 
     admin, pipeline = new_account("admin"), new_account("pipeline")

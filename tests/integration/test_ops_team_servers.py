@@ -226,8 +226,8 @@ def test_the_export_registration_goes_through_the_authenticated_server(
     """The export stage's own registration code (stage run + registry gate) on a small ONNX model: the real stage
     needs pretraining and fine-tuning first, minutes of CPU that the end-to-end test already spends."""
     from electra_model.config import load_params
-    from electra_model.registry import register
-    from electra_model.tracking import stage_run
+    from electra_model.tracking.registry import register
+    from electra_model.tracking.runs import stage_run
     from tests.fixtures_models import quality
 
     params = load_params(project.root / "params.yaml")

@@ -10,7 +10,7 @@ import json
 import pytest
 from mlflow.tracking import MlflowClient
 
-from electra_model.pretrain import COLLAPSE_RECALL
+from electra_model.pretraining.loop import COLLAPSE_RECALL
 
 from tests.dvc_map import stage_command
 from tests.integration.project import copy_project

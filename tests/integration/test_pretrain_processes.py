@@ -33,7 +33,7 @@ def worker() -> None:
     from electra_model.config import load_params
     from electra_model.data.blocks import pack_blocks
     from electra_model.data.demo import demo_corpus
-    from electra_model.pretrain import pretrain
+    from electra_model.pretraining.loop import pretrain
     from electra_model.training import close_distributed
 
     parser = argparse.ArgumentParser()
@@ -62,7 +62,7 @@ def worker() -> None:
 @pytest.fixture(scope="module")
 def work_dir(tmp_path_factory) -> Path:
     from electra_model.data.demo import demo_corpus
-    from electra_model.tokenizer import train_wordpiece
+    from electra_model.data.tokenizer import train_wordpiece
 
     root = tmp_path_factory.mktemp("pretrain-processes")
     train_wordpiece(demo_corpus(30, seed=1), vocab_size=600, min_frequency=2, lowercase=False).save(str(root / "tokenizer.json"))

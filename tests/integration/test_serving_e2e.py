@@ -20,9 +20,10 @@ from mlflow.tracking import MlflowClient
 from electra_model.config import ExportParams
 from electra_model.data.conll import Sentence
 from electra_model.errors import ElectraError
-from electra_model.export import check_and_choose, export_onnx
-from electra_model.model_server import served_model
-from electra_model.registry import register
+from electra_model.export.build import export_onnx
+from electra_model.export.choose import check_and_choose
+from electra_model.serving.model_server import served_model
+from electra_model.tracking.registry import register
 from tests.fixtures_models import MAX_LEN, expected_tags
 
 pytestmark = pytest.mark.e2e

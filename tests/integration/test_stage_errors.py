@@ -5,7 +5,6 @@ Also: the stages log to a real MLflow tracking server given by MLFLOW_TRACKING_U
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 import time
@@ -14,6 +13,7 @@ import urllib.request
 import pytest
 from mlflow.tracking import MlflowClient
 
+from electra_model.serving.model_server import free_port
 from tests.dvc_map import stage_command
 from tests.integration.project import Project, copy_project
 
@@ -69,12 +69,6 @@ def test_empty_corpus_is_refused(project):
     result = project.run(*stage_command("download"), check=False)
     assert_clean_failure(result, "user/corpus.txt")
     assert (project.root / "data/ner/train.txt").read_text(encoding="utf-8") == "previous good output\n"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def test_stages_log_to_a_tracking_server(project, tmp_path):

@@ -15,7 +15,7 @@ import yaml
 
 from electra_model.cli import main, project_tracking_uri
 from electra_model.config import ExportParams
-from electra_model.registry import register
+from electra_model.tracking.registry import register
 from tests.fixtures_models import quality
 
 PROJECT_PARAMS = Path(__file__).resolve().parents[3] / "params.yaml"

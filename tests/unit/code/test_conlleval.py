@@ -19,9 +19,9 @@ import pytest
 from seqeval.metrics.sequence_labeling import get_entities
 
 from electra_model.cli import main
-from electra_model.conlleval import aligned_rows, count_chunks, file_rows, report, sequence_rows
+from electra_model.tasks.ner.conlleval import aligned_rows, count_chunks, file_rows, report, sequence_rows
 from electra_model.errors import ElectraError
-from electra_model.metrics import entity_scores
+from electra_model.tasks.ner.metrics import entity_scores
 
 FIXTURES = Path(__file__).parent / "conlleval_fixtures"
 CASES = sorted(path.stem for path in FIXTURES.glob("*.expected"))

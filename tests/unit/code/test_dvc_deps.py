@@ -31,17 +31,21 @@ def test_every_module_a_stage_imports_is_a_dep(stage: str) -> None:
 def test_the_closure_follows_imports_through_other_modules(tmp_path: Path) -> None:
     package = tmp_path / "electra_model"
     (package / "data").mkdir(parents=True)
+    (package / "rooms").mkdir()
     (package / "__init__.py").write_text("")
-    (package / "data" / "__init__.py").write_text("")
-    (package / "a.py").write_text("from electra_model.data import b\nimport json\n")
+    (package / "data" / "__init__.py").write_text("SCHEME = 'iob2'\n")  # code: importing data.b runs it first
+    (package / "rooms" / "__init__.py").write_text('"""A bare package marker."""\n')  # no code: not a dep
+    (package / "a.py").write_text("from electra_model.data.b import y\nimport json\n")
     (package / "data" / "b.py").write_text("from electra_model.errors import ElectraError\nimport electra_model.c\n")
-    (package / "c.py").write_text("")
+    (package / "c.py").write_text("from electra_model.rooms import e\n")
+    (package / "rooms" / "e.py").write_text("")
     (package / "errors.py").write_text("from electra_model import d\n")  # not followed: errors is output-neutral
     (package / "d.py").write_text("")
     script = tmp_path / "stage.py"
     script.write_text("from electra_model.a import x\n")
     assert project_closure(script, tmp_path) == {
-        "electra_model/a.py", "electra_model/data/__init__.py", "electra_model/data/b.py", "electra_model/c.py"
+        "electra_model/a.py", "electra_model/data/__init__.py", "electra_model/data/b.py", "electra_model/c.py",
+        "electra_model/rooms/e.py",
     }
 
 

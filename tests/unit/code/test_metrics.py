@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 
 from electra_model.data.conll import Sentence
-from electra_model.error_analysis import analyse, render
-from electra_model.metrics import entity_scores, save_confusion_png, token_scores, type_confusion
+from electra_model.tasks.ner.error_analysis import analyse, render
+from electra_model.plots import save_confusion_png
+from electra_model.tasks.ner.metrics import entity_scores, token_scores, type_confusion
 
 
 def test_entity_scores_count_whole_entities():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from electra_model.ner_encoding import (
+from electra_model.tasks.ner.encoding import (
     IGNORE_INDEX,
     EncodedSentence,
     Example,
@@ -17,7 +17,7 @@ from electra_model.ner_encoding import (
     word_pieces,
     word_log_probs,
 )
-from electra_model.tokenizer import train_wordpiece
+from electra_model.data.tokenizer import train_wordpiece
 
 
 @pytest.fixture(scope="module")

@@ -12,8 +12,8 @@ from mlflow.tracking import MlflowClient
 
 from electra_model.config import ExportParams
 from electra_model.errors import ElectraError
-from electra_model.inference import NerPredictor
-from electra_model.registry import directory_digest, register
+from electra_model.serving.predictor import NerPredictor
+from electra_model.tracking.registry import directory_digest, register
 from tests.fixtures_models import quality
 
 EXPORT = ExportParams(min_f1=0.3, parity_atol=1e-3)

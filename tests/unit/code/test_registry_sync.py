@@ -12,8 +12,8 @@ import pytest
 from electra_model.config import ExportParams
 from electra_model.errors import ElectraError
 from electra_model.io import write_json
-from electra_model.registry import directory_digest, register
-from electra_model.registry_sync import reconcile
+from electra_model.tracking.registry import directory_digest, register
+from electra_model.tracking.registry_sync import reconcile
 from tests.fixtures_models import quality
 
 EXPORT = ExportParams(min_f1=0.3, parity_atol=1e-3)
@@ -34,7 +34,7 @@ def test_found_when_registered_and_registered_again_when_lost(
     onnx = tmp_path / "onnx"
     shutil.copytree(pattern_onnx_dir, onnx)
     metrics = tmp_path / "export.json"
-    write_json(metrics, {**quality(0.81), "registered_version": 7, "alias_moved": True})  # 7: stale on purpose
+    write_json(metrics, {**quality(0.81).to_dict(), "registered_version": 7, "alias_moved": True})  # 7: stale on purpose
     with mlflow.start_run():
         register(onnx, EXPORT, quality(0.81))
     found = reconcile(onnx, metrics, EXPORT)
@@ -55,7 +55,7 @@ def test_a_failing_gate_registers_without_the_alias(
     mlflow_store: str, pattern_onnx_dir: Path, tmp_path: Path
 ) -> None:
     metrics = tmp_path / "export.json"
-    write_json(metrics, quality(0.1))
+    write_json(metrics, quality(0.1).to_dict())
     status = reconcile(pattern_onnx_dir, metrics, EXPORT)
     assert (status["registered_now"], status["decision"], status["alias_version"]) == (True, "rejected", None)
     assert "min_f1" in status["reason"]

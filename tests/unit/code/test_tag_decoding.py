@@ -7,7 +7,7 @@ import itertools
 import numpy as np
 import pytest
 
-from electra_model.tag_decoding import ARGMAX, CONSTRAINED, TagScheme, decode, decode_tags, log_softmax, viterbi
+from electra_model.tasks.ner.tag_decoding import ARGMAX, CONSTRAINED, TagScheme, decode, decode_tags, log_softmax, viterbi
 
 LABELS = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"]
 

@@ -8,7 +8,7 @@ import time
 import pytest
 
 from electra_model.errors import ElectraError
-from electra_model.tracking import check_reachable
+from electra_model.tracking.runs import check_reachable
 
 
 def test_refused_port_is_reported_at_once():

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from electra_model.data.blocks import STREAM_FORMAT, PackedBlocks, cached_token_stream, pack_blocks
-from electra_model.tokenizer import DOCUMENT_BREAK, corpus_lines, paragraphs_with_breaks, train_wordpiece
+from electra_model.data.tokenizer import DOCUMENT_BREAK, corpus_lines, paragraphs_with_breaks, train_wordpiece
 
 # Each document has its own words, so every token can be traced to the one document it came from.
 WORDS = [

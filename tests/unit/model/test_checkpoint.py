@@ -8,7 +8,7 @@ import pytest
 import torch
 from safetensors import safe_open
 
-from electra_model import checkpoint
+from electra_model.pretraining import checkpoint
 from electra_model.errors import ElectraError
 from electra_model.training import build_optimizer, linear_schedule
 

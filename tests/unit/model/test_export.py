@@ -18,18 +18,17 @@ from transformers import ElectraForTokenClassification
 from electra_model.config import ExportParams
 from electra_model.data.conll import Sentence
 from electra_model.errors import ElectraError
-from electra_model.export import (
-    _optimize,
-    _trace,
+from electra_model.export.build import _trace, export_onnx
+from electra_model.export.choose import (
     block_timings,
     check_and_choose,
     check_variants,
     choose_cpu_variant,
-    export_onnx,
     measure_latency,
     summarize,
 )
-from electra_model.inference import NerPredictor, read_meta
+from electra_model.export.optimize import optimize_graph
+from electra_model.serving.predictor import NerPredictor, read_meta
 from tests.fixtures_models import LABELS, MAX_LEN, expected_tags, model_config, save_model_dir
 
 TEXTS = [
@@ -78,7 +77,7 @@ def test_a_graph_whose_attention_does_not_fuse_is_refused(random_model_dir: Path
     model = ElectraForTokenClassification.from_pretrained(random_model_dir, attn_implementation="sdpa").eval()
     _trace(model, tmp_path / "sdpa.onnx", opset=17)
     with pytest.raises(ElectraError, match="fused 0 Attention nodes for 1 layers"):
-        _optimize(tmp_path / "sdpa.onnx", tmp_path / "optimized.onnx", model, for_cpu=True)
+        optimize_graph(tmp_path / "sdpa.onnx", tmp_path / "optimized.onnx", model, for_cpu=True)
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
@@ -187,9 +186,9 @@ def test_check_and_choose_records_the_choice_in_the_served_directory(
     onnx_dir = export_onnx(pattern_model_dir, tmp_path / "onnx", opset=17, max_len=MAX_LEN)
     export = ExportParams(serve_variant="int8")
     quality = check_and_choose(pattern_model_dir, onnx_dir, sentences(), 2, export, split="valid")
-    assert (quality["serve_variant"], quality["f1"], quality["parity_passed"]) == ("int8", 1.0, True)
-    assert quality["fused_operators"]["Attention"] == 1
-    assert all(variant["latency_ms_b1"] > 0 for variant in quality["variants"].values())
+    assert (quality.serve_variant, quality.f1, quality.parity_passed) == ("int8", 1.0, True)
+    assert quality.fused_operators["Attention"] == 1
+    assert all(variant["latency_ms_b1"] > 0 for variant in quality.variants.values())
     meta = read_meta(onnx_dir)
     assert meta["cpu_variant"] == "int8" and meta["variants"]["int8"]["f1"] == 1.0
     predictor = NerPredictor.from_dir(onnx_dir, providers=["CPUExecutionProvider"])

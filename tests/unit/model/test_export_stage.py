@@ -11,7 +11,7 @@ import yaml
 
 from electra_model.config import ExportParams
 from electra_model.data.conll import Sentence, write_conll
-from electra_model.export import choose_cpu_variant
+from electra_model.export.choose import choose_cpu_variant
 from tests.dvc_map import stage_argv
 from tests.fixtures_models import MAX_LEN, expected_tags
 

@@ -15,7 +15,7 @@ from transformers import ElectraConfig, ElectraForPreTraining, ElectraForTokenCl
 from electra_model.config import FinetuneParams
 from electra_model.data.conll import Sentence
 from electra_model.errors import ElectraError
-from electra_model.finetune import (
+from electra_model.tasks.ner.finetune import (
     finetune,
     layerwise_groups,
     length_grouped_batches,
@@ -23,9 +23,9 @@ from electra_model.finetune import (
     load_tokenizer,
     predict_tags,
 )
-from electra_model.metrics import entity_scores
-from electra_model.tag_decoding import ARGMAX
-from electra_model.tokenizer import as_transformers_tokenizer
+from electra_model.tasks.ner.metrics import entity_scores
+from electra_model.tasks.ner.tag_decoding import ARGMAX
+from electra_model.data.tokenizer import as_transformers_tokenizer
 from tests.fixtures_models import CORPUS, LABELS, PATTERN, expected_tags, make_pattern, model_config
 
 WORDS = sorted({word for line in CORPUS for word in line.split()})

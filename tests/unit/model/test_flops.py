@@ -5,8 +5,8 @@ from __future__ import annotations
 import torch
 
 from electra_model.config import load_params
-from electra_model.flops import peak_flops, pretraining_step_flops
-from electra_model.modeling import ElectraPretrainingModel, electra_configs
+from electra_model.pretraining.flops import peak_flops, pretraining_step_flops
+from electra_model.pretraining.modeling import ElectraPretrainingModel, electra_configs
 
 
 def linear_weights(module: torch.nn.Module) -> int:

@@ -7,7 +7,7 @@ import torch
 from transformers import ElectraForPreTraining, ElectraForTokenClassification
 
 from electra_model.config import load_params
-from electra_model.modeling import (
+from electra_model.pretraining.modeling import (
     ElectraPretrainingModel,
     electra_configs,
     mask_slots,

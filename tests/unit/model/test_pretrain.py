@@ -11,7 +11,7 @@ from transformers import ElectraForPreTraining
 from electra_model.config import load_params
 from electra_model.data.blocks import STREAM_FORMAT, PackedBlocks, cached_token_stream, pack_blocks, token_dtype
 from electra_model.errors import ElectraError
-from electra_model.pretrain import (
+from electra_model.pretraining.loop import (
     BlockOrder,
     RunningStats,
     Trainer,
@@ -21,7 +21,7 @@ from electra_model.pretrain import (
     run_key,
     save_pretrained,
 )
-from electra_model.tokenizer import as_transformers_tokenizer, train_wordpiece
+from electra_model.data.tokenizer import as_transformers_tokenizer, train_wordpiece
 from electra_model.training import Distributed
 
 LINES = [

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import pytest
 
-from electra_model import pretrain as pretrain_module
+from electra_model.pretraining import loop as pretrain_module
 from electra_model.config import load_params
 from electra_model.data.blocks import pack_blocks
 from electra_model.data.demo import demo_corpus
 from electra_model.io import read_json
-from electra_model.pretrain import BUDGET_PLAN, fit_to_budget, pretrain
-from electra_model.tokenizer import train_wordpiece
+from electra_model.pretraining.loop import BUDGET_PLAN, fit_to_budget, pretrain
+from electra_model.data.tokenizer import train_wordpiece
 
 BUDGET_MINUTES = 0.05  # 3 s of training
 

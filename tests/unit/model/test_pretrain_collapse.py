@@ -9,10 +9,10 @@ import pytest
 import torch
 from sklearn.metrics import roc_auc_score
 
-from electra_model import pretrain as pretrain_module
+from electra_model.pretraining import loop as pretrain_module
 from electra_model.config import load_params
 from electra_model.data.blocks import pack_blocks
-from electra_model.pretrain import (
+from electra_model.pretraining.loop import (
     COLLAPSE_RECALL,
     SCORE_BINS,
     RunningStats,
@@ -23,7 +23,7 @@ from electra_model.pretrain import (
     pretrain,
     score_bins,
 )
-from electra_model.tokenizer import train_wordpiece
+from electra_model.data.tokenizer import train_wordpiece
 from electra_model.training import Distributed
 from tests.unit.model.test_pretrain import LINES  # the same small corpus
 

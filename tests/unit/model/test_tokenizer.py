@@ -6,7 +6,7 @@ import pytest
 from transformers import AutoTokenizer
 
 from electra_model.errors import ElectraError
-from electra_model.tokenizer import (
+from electra_model.data.tokenizer import (
     as_transformers_tokenizer,
     corpus_lines,
     load_backend_tokenizer,

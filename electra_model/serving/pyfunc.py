@@ -1,6 +1,7 @@
 """The registered model's MLflow pyfunc: the ONNX NER model behind MLflow's standard loading and serving.
 
-:func:`electra_model.registry.register` logs this file as an MLflow "model from code": MLflow runs it whenever the
+:func:`electra_model.tracking.registry.register` logs this file as an MLflow "model from code": MLflow runs it
+whenever the
 model is loaded, with the ``electra_model`` package shipped alongside as a code path and the exported directory as
 the artifact ``onnx_dir``. So any MLflow client can use the champion without this repository::
 
@@ -23,7 +24,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.pyfunc import PythonModel, PythonModelContext
 
 from electra_model.errors import ElectraError
-from electra_model.inference import NerPredictor, check_texts
+from electra_model.serving.predictor import NerPredictor, check_texts
 
 
 def as_texts(model_input: Any) -> list[str]:

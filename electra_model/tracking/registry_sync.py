@@ -18,9 +18,10 @@ import mlflow
 
 from electra_model.config import ExportParams
 from electra_model.errors import ElectraError
+from electra_model.export.result import ExportQuality
 from electra_model.io import read_json
-from electra_model.registry import alias_holder, directory_digest, register, version_of
-from electra_model.tracking import client as tracking_client
+from electra_model.tracking.registry import alias_holder, directory_digest, register, version_of
+from electra_model.tracking.runs import client as tracking_client
 
 
 def reconcile(onnx_dir: Path | str, export_metrics: Path | str, export: ExportParams) -> dict[str, Any]:
@@ -35,7 +36,7 @@ def reconcile(onnx_dir: Path | str, export_metrics: Path | str, export: ExportPa
     version = version_of(client, export.model_name, directory_digest(onnx_dir))
     registered_now = version is None
     if registered_now:
-        quality = read_json(export_metrics)
+        quality = ExportQuality.from_dict(read_json(export_metrics), str(export_metrics))
         tags = {"registration": "reconciled: the registry lacked the exported model in models/onnx"}
         with mlflow.start_run(run_name="register", nested=mlflow.active_run() is not None, tags=tags):
             registration = register(onnx_dir, export, quality)

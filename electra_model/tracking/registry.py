@@ -1,6 +1,6 @@
 """Registration of the exported ONNX model in the MLflow model registry, behind a quality gate.
 
-``register`` logs the exported directory as an MLflow pyfunc (``electra_model/serving.py``, a model from code) in
+``register`` logs the exported directory as an MLflow pyfunc (``electra_model/serving/pyfunc.py``, a model from code) in
 the active run, registers it as ``export.model_name``, and moves ``export.alias`` (``champion``) to the new version
 only when parity passed and the entity F1 of the variant it serves on CPU reaches both ``export.min_f1`` and the
 current champion's F1. Every version carries its decision, the reason, the served variant and every variant's F1
@@ -19,15 +19,16 @@ from typing import Any
 import mlflow
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
-from mlflow.protos.databricks_pb2 import RESOURCE_DOES_NOT_EXIST, ErrorCode
 from mlflow.tracking import MlflowClient
 
 from electra_model.config import ExportParams
 from electra_model.errors import ElectraError
-from electra_model.tracking import client as tracking_client
+from electra_model.export.result import ExportQuality
+from electra_model.serving.registry_client import is_missing
+from electra_model.tracking.runs import client as tracking_client
 
-PACKAGE_DIR = Path(__file__).resolve().parent
-SERVING_CODE = PACKAGE_DIR / "serving.py"
+PACKAGE_DIR = Path(__file__).resolve().parents[1]
+SERVING_CODE = PACKAGE_DIR / "serving" / "pyfunc.py"
 SERVING_REQUIREMENTS = ["onnxruntime", "tokenizers", "numpy"]
 READY_TIMEOUT_S = 300
 VARIANT_TAG_KEYS = ("f1", "max_abs_logit_diff", "labels_identical", "latency_ms_b1", "latency_ms_b1_p95")
@@ -59,7 +60,7 @@ def alias_holder(client: MlflowClient, name: str, alias: str) -> ModelVersion | 
     try:
         model = client.get_registered_model(name)
     except MlflowException as error:
-        if error.error_code == ErrorCode.Name(RESOURCE_DOES_NOT_EXIST):
+        if is_missing(error):
             return None
         raise
     if alias not in model.aliases:
@@ -76,10 +77,10 @@ def tagged_f1(version: ModelVersion) -> float | None:
     return None if math.isnan(value) else value
 
 
-def parity_clause(quality: Mapping[str, Any], atol: float) -> str:
-    diff = float(quality["max_abs_logit_diff"])
+def parity_clause(quality: ExportQuality, atol: float) -> str:
+    diff = quality.max_abs_logit_diff
     clause = f"parity max diff {diff:.1e} {'<=' if diff <= atol else '>'} {atol:.0e}"
-    return clause if quality.get("labels_identical", True) else f"{clause} but argmax labels differ"
+    return clause if quality.labels_identical else f"{clause} but argmax labels differ"
 
 
 def variant_tags(variants: Mapping[str, Mapping[str, Any]]) -> dict[str, str]:
@@ -93,11 +94,11 @@ def variant_tags(variants: Mapping[str, Mapping[str, Any]]) -> dict[str, str]:
     }
 
 
-def decide(quality: Mapping[str, Any], export: ExportParams, champion: ModelVersion | None) -> tuple[bool, str]:
+def decide(quality: ExportQuality, export: ExportParams, champion: ModelVersion | None) -> tuple[bool, str]:
     """Whether the new version takes the alias, and a sentence saying why (it becomes a tag on the version)."""
-    f1 = float(quality["f1"])
+    f1 = quality.f1
     parity = parity_clause(quality, export.parity_atol)
-    if not quality["parity_passed"]:
+    if not quality.parity_passed:
         return False, f"parity failed: {parity}"
     if f1 < export.min_f1:
         return False, f"f1 {f1:.4f} < min_f1 {export.min_f1:.2f}; {parity}"
@@ -133,13 +134,12 @@ def log_pyfunc(onnx_dir: Path | str, model_name: str) -> str:
     return version
 
 
-def register(onnx_dir: Path | str, export: ExportParams, quality: Mapping[str, Any]) -> dict[str, Any]:
+def register(onnx_dir: Path | str, export: ExportParams, quality: ExportQuality) -> dict[str, Any]:
     """Register the exported model and move the alias if it passes the gate.
 
-    ``quality`` is :func:`electra_model.export.summarize`'s result (``parity_passed``, ``max_abs_logit_diff``,
-    ``f1``, ``serve_variant``, ...) plus ``serve_reason``, ``variants`` (each variant's measurements) and
-    ``selection_split``, the split all of them were measured on (validation: the gate never reads test). The
-    champion is looked up before the new version exists, so it is never compared with itself.
+    ``quality`` is what :func:`electra_model.export.choose.check_and_choose` measured on the selection split
+    (validation: the gate never reads test). The champion is looked up before the new version exists, so it is
+    never compared with itself.
     """
     if mlflow.active_run() is None:
         raise RuntimeError("register() logs the model into the active MLflow run; open one first (tracking.stage_run)")
@@ -149,14 +149,14 @@ def register(onnx_dir: Path | str, export: ExportParams, quality: Mapping[str, A
     promote, reason = decide(quality, export, champion)
     tags = {
         DIGEST_TAG: directory_digest(onnx_dir),
-        "f1": str(float(quality["f1"])),
-        "f1_split": str(quality["selection_split"]),
-        "parity_max_abs_diff": str(float(quality["max_abs_logit_diff"])),
-        "serve_variant": quality["serve_variant"],
-        "serve_reason": quality["serve_reason"],
+        "f1": str(float(quality.f1)),
+        "f1_split": quality.selection_split,
+        "parity_max_abs_diff": str(float(quality.max_abs_logit_diff)),
+        "serve_variant": quality.serve_variant,
+        "serve_reason": quality.serve_reason,
         "champion_decision": "promoted" if promote else "rejected",
         "champion_reason": reason,
-        **variant_tags(quality["variants"]),
+        **variant_tags(quality.variants),
     }
     for key, value in tags.items():
         client.set_model_version_tag(export.model_name, version, key, value)

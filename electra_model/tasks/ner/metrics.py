@@ -3,19 +3,16 @@ confusion matrix over entity types.
 
 Entity F1 is the number papers quote; the token-level report (with and without ``O``) is the one tutorials print,
 and is kept separate so nobody mistakes one for the other. On B/I/O tags seqeval's default chunking is conlleval's,
-entity for entity (tests/unit/code/test_conlleval.py checks it against :mod:`electra_model.conlleval`).
+entity for entity (tests/unit/code/test_conlleval.py checks it against :mod:`electra_model.tasks.ner.conlleval`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 
 from seqeval.metrics import classification_report as entity_report
 from sklearn.metrics import classification_report as token_report
 from sklearn.metrics import confusion_matrix
-
-from electra_model.io import atomic_file
 
 
 def entity_scores(gold: Sequence[Sequence[str]], predicted: Sequence[Sequence[str]]) -> dict[str, dict[str, float]]:
@@ -55,7 +52,6 @@ def token_scores(gold: Sequence[Sequence[str]], predicted: Sequence[Sequence[str
     }
 
 
-
 def entity_type(tag: str) -> str:
     """``B-PER`` and ``I-PER`` -> ``PER``; ``O`` stays ``O``."""
     return tag if tag == "O" else tag[2:]
@@ -69,30 +65,3 @@ def type_confusion(gold: Sequence[Sequence[str]], predicted: Sequence[Sequence[s
     labels = sorted((set(flat_gold) | set(flat_predicted)) - {"O"}) + ["O"]
     matrix = confusion_matrix(flat_gold, flat_predicted, labels=labels)
     return {"labels": labels, "matrix": matrix.tolist()}
-
-
-def save_confusion_png(confusion: dict[str, list], path: Path, title: str) -> None:
-    """The confusion matrix as a heat map with each cell's count, rows normalised so rare types stay visible."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import numpy as np
-
-    labels, counts = confusion["labels"], np.asarray(confusion["matrix"])
-    shares = counts / np.maximum(1, counts.sum(axis=1, keepdims=True))
-    figure, axis = plt.subplots(figsize=(1.2 * len(labels) + 2, 1.1 * len(labels) + 1.5))
-    axis.imshow(shares, cmap="Blues", vmin=0.0, vmax=1.0)
-    for row in range(len(labels)):
-        for column in range(len(labels)):
-            colour = "white" if shares[row, column] > 0.5 else "black"
-            axis.text(column, row, str(counts[row, column]), ha="center", va="center", color=colour, fontsize=8)
-    axis.set_xticks(range(len(labels)), labels)
-    axis.set_yticks(range(len(labels)), labels)
-    axis.set_xlabel("predicted")
-    axis.set_ylabel("gold")
-    axis.set_title(title)
-    figure.tight_layout()
-    with atomic_file(path, "wb") as handle:
-        figure.savefig(handle, format="png", dpi=100)
-    plt.close(figure)

@@ -1,9 +1,9 @@
 """Text in, named entities out: the NER client that runs the exported model on onnxruntime, without torch.
 
-It loads the directory :func:`electra_model.export.export_onnx` writes, from disk or from the MLflow registry,
+It loads the directory :func:`electra_model.export.build.export_onnx` writes, from disk or from the MLflow registry,
 and returns entities with character offsets into the text it was given::
 
-    from electra_model.inference import NerPredictor, predict
+    from electra_model.serving.predictor import NerPredictor, predict
     predictor = NerPredictor.from_uri("models:/electra-ner@champion")   # or models:/electra-ner/3, or models/onnx
     predictor.predict(["Angela Merkel visited Paris.", "..."])          # a batch of texts
     predictor.predict_words([["Angela", "Merkel", "visited", "Paris", "."]])   # pre-tokenized input
@@ -13,8 +13,10 @@ The directory holds several variants of one model (fp32, graph-optimized fp32, i
 names the one to run on CPU (chosen by the export stage) and the one to run on GPU, and ``variant=`` overrides it.
 Texts longer than the model's ``max_len`` sub-tokens are cut into windows; windows of all texts share batches.
 
-Text is cut into words by CoNLL-2003's rules (:mod:`electra_model.text_words`), the words the model was trained on,
-and each sentence's tags are decoded as the most probable valid IOB2 sequence (:mod:`electra_model.tag_decoding`).
+Text is cut into words by CoNLL-2003's rules (:mod:`electra_model.tasks.ner.text_words`), the words the model was
+trained on,
+and each sentence's tags are decoded as the most probable valid IOB2 sequence
+(:mod:`electra_model.tasks.ner.tag_decoding`).
 Only onnxruntime (or onnxruntime-gpu), tokenizers and numpy are needed (mlflow only when a ``models:/`` URI is
 resolved), so this module and the torch-free modules it imports are also packaged on
 their own as the light client ``electra-ner-client`` (``pip install ./client[cpu]``, see client/pyproject.toml).
@@ -24,10 +26,7 @@ From a terminal in the project: ``electra predict "Angela Merkel visited Paris."
 from __future__ import annotations
 
 import json
-import re
 import tempfile
-import urllib.error
-import urllib.request
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -39,7 +38,7 @@ from onnxruntime.capi import onnxruntime_pybind11_state as ort_state
 from tokenizers import Tokenizer
 
 from electra_model.errors import ElectraError
-from electra_model.ner_encoding import (
+from electra_model.tasks.ner.encoding import (
     EncodedSentence,
     Example,
     encode_examples,
@@ -47,9 +46,9 @@ from electra_model.ner_encoding import (
     pad_batch,
     word_log_probs,
 )
-from electra_model.tag_decoding import TagScheme, viterbi
-from electra_model.text_words import WordSpan, split_words
-from electra_model.tracking_store import resolve_tracking_uri  # the CLI and scripts import it from here too
+from electra_model.tasks.ner.tag_decoding import TagScheme, viterbi
+from electra_model.tasks.ner.text_words import WordSpan, split_words
+from electra_model.serving.registry_client import download_registered_model, resolve_tracking_uri
 
 MODEL_FILE = "model.onnx"  # the plain fp32 variant; the other variants' files are listed in META_FILE
 TOKENIZER_FILE = "tokenizer.json"
@@ -61,8 +60,6 @@ CPU = "CPUExecutionProvider"
 CUDA = "CUDAExecutionProvider"
 CPU_DISABLED_OPTIMIZERS = ("SkipLayerNormFusion",)  # see session_options
 DEFAULT_MODEL = "models:/electra-ner@champion"
-SERVER_TIMEOUT_S = 5.0
-MODEL_URI = re.compile(r"models:/(?P<name>[^/@]+)(?:@(?P<alias>[^/@]+)|/(?P<version>\d+))/?")
 
 
 @dataclass(frozen=True)
@@ -193,14 +190,11 @@ def session_options(threads: int | None, spinning: bool = True, cpu: bool = True
     """Full graph optimization; ``threads`` caps onnxruntime's intra-op pool (e.g. one per server worker).
 
     ``spinning`` is onnxruntime's default: idle pool threads spin for the next run's work instead of sleeping,
-    which saves a wake-up per parallel operator (measured on 2 cores at batch 1: int8 5.3 against 6.4 ms) but
-    keeps the cores busy after a run; ``spinning=False`` suits processes that share their cores with other work.
-
-    ``cpu`` leaves out onnxruntime's session-level ``SkipLayerNormFusion`` (applied at load, whatever the exported
-    graph): it turns each residual Add + LayerNormalization into a SkipLayerNormalization kernel that is slower on
-    CPU than the two operators it replaces (measured on 2 cores, ELECTRA-Small shape: the int8 graph ran 6.5
-    against 8.4 ms at batch 1 and 132 against 173 ms at batch 32 without it). The export stage leaves that fusion
-    out of the CPU graphs for the same reason (:func:`electra_model.export._fusion_options`).
+    which saves a wake-up per parallel operator but keeps the cores busy after a run; ``spinning=False`` suits
+    processes that share their cores with other work. ``cpu`` leaves out onnxruntime's session-level
+    ``SkipLayerNormFusion``, slower on CPU than the two operators it replaces (the export stage leaves it out of the
+    CPU graphs too, :func:`electra_model.export.optimize.fusion_options`). The measurements: benchmarks/RESULTS.md,
+    "Why the serving and export settings are what they are".
     """
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -374,7 +368,8 @@ class NerPredictor:
     def decode(
         self, windows: Sequence[Example], window_scores: Sequence[np.ndarray], lengths: Sequence[int]
     ) -> list[tuple[list[str], list[float]]]:
-        """Each sentence's tags, the most probable valid IOB2 sequence (:func:`electra_model.tag_decoding.viterbi`,
+        """Each sentence's tags, the most probable valid IOB2 sequence
+        (:func:`electra_model.tasks.ner.tag_decoding.viterbi`,
         as evaluation decodes), and each word's probability of its tag, from the windows' per-word scores."""
         predictions = []
         for log_probs in merge_word_scores(windows, window_scores, lengths):
@@ -395,90 +390,3 @@ def _entities(text: str, spans: Sequence[WordSpan], tags: Sequence[str], probs: 
 def predict(texts: Sequence[str], model: str = DEFAULT_MODEL, tracking_uri: str | None = None) -> list[list[Entity]]:
     """One-call prediction for scripts: load ``model`` (registry URI or directory) and tag ``texts``."""
     return NerPredictor.from_uri(model, tracking_uri).predict(texts)
-
-
-# ------------------------------------------------------------------------------------------ MLflow registry
-def check_store(tracking_uri: str) -> None:
-    """Refuse a sqlite store that does not exist (MLflow would create an empty one), and a server that does not
-    answer within seconds (MLflow's own client would retry for minutes before saying so)."""
-    if tracking_uri.startswith("sqlite:///"):
-        path = Path(tracking_uri.removeprefix("sqlite:///").split("?", 1)[0])
-        if not path.is_file():
-            raise ElectraError(
-                f"no MLflow store at {path} ({tracking_uri}); run the pipeline (make run) here, or pass "
-                "--tracking-uri / set MLFLOW_TRACKING_URI to the store that holds the model"
-            )
-    if tracking_uri.startswith(("http://", "https://")):
-        try:
-            with urllib.request.urlopen(f"{tracking_uri.rstrip('/')}/health", timeout=SERVER_TIMEOUT_S):
-                pass
-        except urllib.error.HTTPError:
-            return  # it answered; MLflow's own calls report auth or routing problems
-        except (urllib.error.URLError, OSError) as error:
-            reason = getattr(error, "reason", error)
-            raise ElectraError(
-                f"MLflow tracking server {tracking_uri} is unreachable ({reason}); start it or fix "
-                "--tracking-uri / MLFLOW_TRACKING_URI"
-            ) from None
-
-
-def parse_model_uri(uri: str) -> tuple[str, str | None, str | None]:
-    """``(name, alias, version)`` of a registry URI; exactly one of alias and version is set."""
-    match = MODEL_URI.fullmatch(uri)
-    if match is None:
-        raise ElectraError(f"{uri}: not a registered model URI; use models:/NAME@ALIAS or models:/NAME/VERSION")
-    return match["name"], match["alias"], match["version"]
-
-
-def registered_version(uri: str, tracking_uri: str) -> tuple[str, str]:
-    """Name and version a registry URI points to, with a message that says what to do when there is none."""
-    from mlflow.exceptions import MlflowException
-    from mlflow.tracking import MlflowClient
-
-    name, alias, version = parse_model_uri(uri)
-    hint = f"run the pipeline (make run) or pass --model PATH|models:/{name}/VERSION"
-    client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
-    try:
-        model = client.get_registered_model(name)
-    except MlflowException as error:
-        _reraise_unless_missing(error)
-        raise ElectraError(f"registered model {name!r} does not exist in {tracking_uri}; {hint}") from None
-    if alias is not None:
-        if alias not in model.aliases:
-            raise ElectraError(f"no version of registered model {name!r} has alias {alias!r} in {tracking_uri}; {hint}")
-        return name, str(model.aliases[alias])
-    try:
-        client.get_model_version(name, version)
-    except MlflowException as error:
-        _reraise_unless_missing(error)
-        raise ElectraError(f"registered model {name!r} has no version {version} in {tracking_uri}; {hint}") from None
-    return name, str(version)
-
-
-def _reraise_unless_missing(error: Exception) -> None:
-    """Only "does not exist" is the user's to fix; any other registry failure keeps its own message and traceback."""
-    from mlflow.protos.databricks_pb2 import RESOURCE_DOES_NOT_EXIST, ErrorCode
-
-    if getattr(error, "error_code", None) != ErrorCode.Name(RESOURCE_DOES_NOT_EXIST):
-        raise error
-
-
-def download_registered_model(uri: str, tracking_uri: str, destination: Path) -> Path:
-    """Download the registered MLflow model ``uri`` points to and return the exported directory inside it."""
-    try:
-        import mlflow
-    except ImportError:
-        raise ElectraError(
-            f"{uri}: reading the MLflow registry needs mlflow; pip install 'electra-ner-client[registry]', "
-            "or pass a local model directory"
-        ) from None
-
-    check_store(tracking_uri)
-    name, version = registered_version(uri, tracking_uri)
-    local = mlflow.artifacts.download_artifacts(
-        artifact_uri=f"models:/{name}/{version}",
-        dst_path=str(destination),
-        tracking_uri=tracking_uri,
-        registry_uri=tracking_uri,
-    )
-    return find_onnx_dir(Path(local))

@@ -3,7 +3,8 @@
 The Prefect flow opens the parent run and hands its id to the stages through ``ELECTRA_PARENT_RUN_ID``; a stage run
 by plain ``dvc repro`` opens a parent run of its own, so nothing goes unrecorded. ``MLFLOW_TRACKING_URI`` in the
 environment wins over ``tracking.uri`` in params.yaml, so the same code logs to a local sqlite file or a team server;
-a local store and its artifacts sit at the project root wherever DVC runs the stage (``tracking_store``).
+a local store and its artifacts sit at the project root wherever DVC runs the stage
+(:mod:`electra_model.serving.registry_client`).
 Credentials for a server with authentication come from the environment only (``MLFLOW_TRACKING_USERNAME`` and
 ``MLFLOW_TRACKING_PASSWORD``, or ``MLFLOW_TRACKING_TOKEN``, read by MLflow itself): never params, never logs.
 """
@@ -13,9 +14,6 @@ from __future__ import annotations
 import hashlib
 import os
 import subprocess
-import urllib.error
-import urllib.parse
-import urllib.request
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -30,36 +28,16 @@ from mlflow.tracking import MlflowClient
 
 from electra_model.config import TrackingParams
 from electra_model.errors import ElectraError
-from electra_model.tracking_store import anchored, resolve_tracking_uri
+from electra_model.serving.registry_client import anchored, redact, resolve_tracking_uri, unreachable_reason
 
 PARENT_RUN_ENV = "ELECTRA_PARENT_RUN_ID"
 
 
 def tracking_uri(params: TrackingParams) -> str:
     """The store to log to: the environment's ``MLFLOW_TRACKING_URI`` if set, else params.yaml's; a relative local
-    store sits at the project root, also when DVC runs the stage in a temporary copy (``tracking_store``)."""
+    store sits at the project root, also when DVC runs the stage in a temporary copy
+    (:mod:`electra_model.serving.registry_client`)."""
     return resolve_tracking_uri(configured=params.uri)
-
-
-def redact(uri: str) -> str:
-    """The URI without a ``user:password@`` part, for messages: a credential in a URI must not reach a log."""
-    parts = urllib.parse.urlsplit(uri)
-    if "@" not in parts.netloc:
-        return uri
-    return urllib.parse.urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]))
-
-
-def unreachable_reason(uri: str, timeout_s: float) -> str | None:
-    """Why an http(s) tracking server does not answer within ``timeout_s``, or None when it answers (or is local)."""
-    if not uri.startswith(("http://", "https://")):
-        return None
-    try:
-        with urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=timeout_s):
-            return None
-    except urllib.error.HTTPError:
-        return None  # the server answered (auth or routing differ); MLflow's own calls will report what is wrong
-    except (urllib.error.URLError, TimeoutError, OSError) as error:
-        return str(getattr(error, "reason", error))
 
 
 def check_reachable(uri: str, timeout_s: float) -> None:

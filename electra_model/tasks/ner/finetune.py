@@ -6,7 +6,7 @@ pretrained model's shape. It is trained as ELECTRA's paper fine-tunes: AdamW wit
 no weight decay on biases and LayerNorm, warmup + linear decay; it is scored on the validation split after every
 epoch by entity F1 (conlleval rules, tags decoded as everywhere else: constrained to valid IOB2), stopped early when
 that stops improving, and the best epoch's weights are kept. Test data is never read here.
-Sentences longer than ``max_seq_len`` are handled by :func:`electra_model.ner_encoding.encode_examples`.
+Sentences longer than ``max_seq_len`` are handled by :func:`electra_model.tasks.ner.encoding.encode_examples`.
 """
 
 from __future__ import annotations
@@ -24,11 +24,11 @@ from transformers import AutoConfig, AutoTokenizer, ElectraForTokenClassificatio
 from electra_model.config import FinetuneParams
 from electra_model.data.conll import Sentence
 from electra_model.errors import ElectraError
-from electra_model.metrics import entity_scores
-from electra_model.ner_encoding import Example, encode_examples, merge_word_scores, pad_batch, word_log_probs
+from electra_model.tasks.ner.metrics import entity_scores
+from electra_model.tasks.ner.encoding import Example, encode_examples, merge_word_scores, pad_batch, word_log_probs
 from electra_model.progress import log_line, progress
-from electra_model.tag_decoding import CONSTRAINED, decode_tags
-from electra_model.tokenizer import load_backend_tokenizer, special_token_ids
+from electra_model.tasks.ner.tag_decoding import CONSTRAINED, decode_tags
+from electra_model.data.tokenizer import load_backend_tokenizer, special_token_ids
 from electra_model.training import linear_schedule, parameter_groups, resolve_device, seed_everything, stop_if_diverged
 
 MetricsCallback = Callable[[int, dict[str, float]], None]
@@ -208,7 +208,7 @@ def predict_tags(
     decoding: str = CONSTRAINED,
 ) -> list[list[str]]:
     """One IOB2 tag per word of every sentence; ``constrained`` (the default everywhere) never yields an invalid
-    sequence, see :mod:`electra_model.tag_decoding`."""
+    sequence, see :mod:`electra_model.tasks.ner.tag_decoding`."""
     scores = predict_word_log_probs(model, tokenizer, sentences, max_len, batch_size, document_context)
     return decode_tags(scores, model_labels(model), decoding)
 

@@ -1,0 +1,239 @@
+"""What the export stage decides after exporting, and the measurements it decides on.
+
+``check_variants`` runs torch and every variant on the validation sentences (logit difference, label agreement,
+entity F1), ``measure_latency`` times them at batch 1, ``choose_cpu_variant`` picks the one the registered model
+serves on CPU, and ``check_and_choose`` does all three for the stage and returns an
+:class:`~electra_model.export.result.ExportQuality`; ``score_variants`` scores the test split afterwards, for the
+record only. The fp16 variant can only be checked loosely here: onnxruntime's CPU provider runs it, but a GPU
+computes fp16 differently, so its CPU F1 and latency say little about a GPU::
+
+    quality = check_and_choose("models/ner", "models/onnx", read_conll("data/ner/valid.txt"), 64, params.export,
+                               split="valid")
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from electra_model.config import ExportParams
+from electra_model.data.conll import Sentence
+from electra_model.errors import ElectraError
+from electra_model.export.build import load_torch_model
+from electra_model.export.result import ExportQuality
+from electra_model.io import write_json
+from electra_model.serving.predictor import (
+    CPU,
+    INPUT_NAMES,
+    META_FILE,
+    OUTPUT_NAME,
+    NerPredictor,
+    open_session,
+    read_meta,
+)
+from electra_model.tasks.ner.encoding import pad_batch, word_log_probs
+from electra_model.tasks.ner.metrics import entity_scores
+
+CPU_VARIANTS = ("fp32", "optimized", "int8")
+EXACT_VARIANTS = ("fp32", "optimized")  # fp32 graphs: they must match torch within parity_atol, label for label
+
+
+class _Tally:
+    """Running comparison of one variant with torch over the evaluation batches."""
+
+    def __init__(self) -> None:
+        self.max_diff = 0.0
+        self.identical = True
+        self.window_scores: list[np.ndarray] = []
+
+    def add(self, logits: np.ndarray, reference: np.ndarray, real: np.ndarray, scores: list[np.ndarray]) -> None:
+        self.max_diff = max(self.max_diff, float(np.abs(logits - reference)[real].max()))
+        self.identical = self.identical and bool((logits.argmax(-1) == reference.argmax(-1))[real].all())
+        self.window_scores.extend(scores)
+
+
+def check_variants(
+    model_dir: Path | str, onnx_dir: Path | str, sentences: Sequence[Sentence], batch_size: int
+) -> dict[str, dict[str, Any]]:
+    """Compare every variant's logits with torch's on real inputs (padding included, where export bugs hide) and
+    score each with entity F1 through the serving client's own windows and decoding, since the ONNX model, not the
+    torch one, is what gets registered and served. ``sentences`` is the selection split (validation): these
+    figures choose the served variant and gate the alias.
+
+    Per variant: ``max_abs_logit_diff`` and ``labels_identical`` over every real token, and ``f1``, ``precision``,
+    ``recall``. Parity (within ``parity_atol``, identical labels) is asked of the fp32 variants only, see
+    :func:`summarize`.
+    """
+    if not sentences:
+        raise ElectraError("the export check got no validation sentences; check data/ner/valid.txt")
+    model = load_torch_model(model_dir)
+    predictors = _predictors(onnx_dir, batch_size)
+    windows = predictors["fp32"].windows([list(sentence.tokens) for sentence in sentences])
+    tallies = {name: _Tally() for name in predictors}
+    for first in range(0, len(windows), batch_size):
+        encoded = [window.encoded for window in windows[first : first + batch_size]]
+        feed = pad_batch(encoded, predictors["fp32"].pad_id)
+        with torch.no_grad():
+            reference = model(**{name: torch.from_numpy(feed[name]) for name in INPUT_NAMES}).logits.numpy()
+        real = feed["attention_mask"].astype(bool)
+        for name, predictor in predictors.items():
+            logits = predictor.logits(encoded)
+            tallies[name].add(logits, reference, real, word_log_probs(logits, encoded))
+    gold = [sentence.tags for sentence in sentences]
+    lengths = [len(sentence.tokens) for sentence in sentences]
+    results = {}
+    for name, tally in tallies.items():
+        decoded = predictors[name].decode(windows, tally.window_scores, lengths)
+        overall = entity_scores(gold, [tags for tags, _ in decoded])["overall"]
+        results[name] = {
+            "max_abs_logit_diff": tally.max_diff,
+            "labels_identical": tally.identical,
+            "f1": overall["f1"],
+            "precision": overall["precision"],
+            "recall": overall["recall"],
+        }
+    return results
+
+
+def _predictors(onnx_dir: Path | str, batch_size: int) -> dict[str, NerPredictor]:
+    """One CPU predictor per exported variant."""
+    variants = read_meta(Path(onnx_dir))["variants"]
+    return {
+        name: NerPredictor.from_dir(onnx_dir, providers=[CPU], variant=name, batch_size=batch_size) for name in variants
+    }
+
+
+def score_variants(onnx_dir: Path | str, sentences: Sequence[Sentence], batch_size: int) -> dict[str, dict[str, float]]:
+    """Entity scores of every variant on a reporting split (test), through the client as served. Reported, never
+    used to choose: :func:`check_and_choose` does not see these sentences."""
+    gold = [sentence.tags for sentence in sentences]
+    words = [list(sentence.tokens) for sentence in sentences]
+    scores = {}
+    for name, predictor in _predictors(onnx_dir, batch_size).items():
+        overall = entity_scores(gold, predictor.tag_words(words))["overall"]
+        scores[name] = {key: overall[key] for key in ("f1", "precision", "recall")}
+    return scores
+
+
+def block_timings(
+    calls: Mapping[str, Callable[[], object]], runs: int, rounds: int = 4, settle_s: float = 0.25
+) -> dict[str, list[float]]:
+    """Seconds per call of each function: ``runs`` timed calls each, spread over ``rounds`` rounds in which every
+    contender runs one block: untimed calls for at least ``settle_s`` seconds (and at least three), then its
+    timed calls.
+
+    Blocks, not call-by-call alternation: onnxruntime's pool threads keep spinning for work after a run (its
+    default, and how the model is served) and take the cores from whatever runs next for a while; the untimed
+    calls that open each block outlast that (benchmarks/RESULTS.md, "Why the serving and export settings are what
+    they are"). Several rounds, so that a slow period of a shared
+    machine is spread over every contender.
+    """
+    timings: dict[str, list[float]] = {name: [] for name in calls}
+    for round_index in range(rounds):
+        per_round = runs // rounds + (round_index < runs % rounds)
+        for name, call in calls.items():
+            settled_at = time.perf_counter() + settle_s
+            for count in itertools.count(1):
+                call()
+                if count >= 3 and time.perf_counter() >= settled_at:
+                    break
+            for _ in range(per_round):
+                started = time.perf_counter()
+                call()
+                timings[name].append(time.perf_counter() - started)
+    return timings
+
+
+def latency_summary(seconds: Sequence[float], batch: int) -> dict[str, float]:
+    """Median and 95th percentile in milliseconds, and sequences per second at the median."""
+    median = float(np.median(seconds))
+    return {"median_ms": 1000 * median, "p95_ms": 1000 * float(np.percentile(seconds, 95)), "per_s": batch / median}
+
+
+def measure_latency(onnx_dir: Path | str, runs: int, threads: int | None = None) -> dict[str, dict[str, float]]:
+    """Batch-1 latency of every variant on CPU at the full ``max_len``, the per-request cost a CPU service pays,
+    with the session settings the client serves it with (:func:`electra_model.serving.predictor.open_session`)."""
+    meta = read_meta(Path(onnx_dir))
+    ids = np.random.default_rng(0).integers(5, meta["vocab_size"], size=(1, meta["max_len"]), dtype=np.int64)
+    feed = {"input_ids": ids, "attention_mask": np.ones_like(ids)}
+    sessions = {
+        name: open_session(Path(onnx_dir) / entry["file"], [CPU], threads) for name, entry in meta["variants"].items()
+    }
+    calls = {name: (lambda session=session: session.run([OUTPUT_NAME], feed)) for name, session in sessions.items()}
+    return {name: latency_summary(seconds, 1) for name, seconds in block_timings(calls, runs).items()}
+
+
+def choose_cpu_variant(variants: Mapping[str, Mapping[str, Any]], export: ExportParams) -> tuple[str, str]:
+    """The variant to serve on CPU and why: ``export.serve_variant``, or with ``auto`` the fastest at batch 1
+    (``latency_ms_b1``) among those whose F1 is within ``export.max_f1_drop`` of the fp32 export's."""
+    if export.serve_variant != "auto":
+        return export.serve_variant, f"{export.serve_variant}: set by export.serve_variant"
+    floor = variants["fp32"]["f1"] - export.max_f1_drop
+    eligible = [name for name in CPU_VARIANTS if variants[name]["f1"] >= floor]
+    fastest = min(eligible, key=lambda name: variants[name]["latency_ms_b1"])
+    timings = ", ".join(f"{name} {variants[name]['latency_ms_b1']:.2f} ms" for name in CPU_VARIANTS)
+    return fastest, (
+        f"{fastest}: fastest at batch 1 ({timings}) of {eligible}, the variants whose f1 is within "
+        f"max_f1_drop {export.max_f1_drop} of fp32's {variants['fp32']['f1']:.4f}"
+    )
+
+
+def set_cpu_variant(onnx_dir: Path | str, variant: str, variants: Mapping[str, Mapping[str, Any]]) -> None:
+    """Record the CPU choice and each variant's measurements in ``model_meta.json``, which travels with the
+    registered model, so a client sees what it runs and what the alternatives scored."""
+    path = Path(onnx_dir) / META_FILE
+    meta = read_meta(Path(onnx_dir))
+    meta["cpu_variant"] = variant
+    meta["variants"] = {name: {**entry, **variants.get(name, {})} for name, entry in meta["variants"].items()}
+    write_json(path, meta)
+
+
+def summarize(results: Mapping[str, Mapping[str, Any]], variant: str, atol: float) -> dict[str, Any]:
+    """What the registry gate and ``metrics/export.json`` read: the served variant's scores, and parity of the
+    two fp32 graphs (the worse of the two), since either failing means the export does not compute the model."""
+    served = results[variant]
+    diff = max(results[name]["max_abs_logit_diff"] for name in EXACT_VARIANTS)
+    identical = all(results[name]["labels_identical"] for name in EXACT_VARIANTS)
+    return {
+        "f1": served["f1"],
+        "precision": served["precision"],
+        "recall": served["recall"],
+        "serve_variant": variant,
+        "max_abs_logit_diff": diff,
+        "labels_identical": identical,
+        "parity_passed": diff <= atol and identical,
+        "parity_atol": atol,
+    }
+
+
+def check_and_choose(
+    model_dir: Path | str,
+    onnx_dir: Path | str,
+    sentences: Sequence[Sentence],
+    batch_size: int,
+    export: ExportParams,
+    split: str,
+) -> ExportQuality:
+    """Everything the export stage decides after exporting: check every variant on ``sentences`` (the ``split``
+    that may choose: validation), time it, choose the CPU variant and record the choice in the directory."""
+    results = check_variants(model_dir, onnx_dir, sentences, batch_size)
+    latency = measure_latency(onnx_dir, export.latency_runs)
+    variants = {
+        name: {**scores, "latency_ms_b1": latency[name]["median_ms"], "latency_ms_b1_p95": latency[name]["p95_ms"]}
+        for name, scores in results.items()
+    }
+    variant, reason = choose_cpu_variant(variants, export)
+    set_cpu_variant(onnx_dir, variant, variants)
+    return ExportQuality(
+        **summarize(results, variant, export.parity_atol),
+        serve_reason=reason,
+        variants=variants,
+        fused_operators=read_meta(Path(onnx_dir))["fused_operators"],
+        selection_split=split,
+    )

@@ -1,0 +1,46 @@
+"""What the export stage measured and chose, as one typed record: the stage writes it to ``metrics/export.json``,
+the registry's gate and tags read it, and ``registry_sync`` reads it back from that file. Imports nothing heavy,
+so the registry (and the Prefect flow through it) can use it without torch or onnxruntime."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+from electra_model.errors import ElectraError
+
+
+@dataclass(frozen=True)
+class ExportQuality:
+    """The served variant's validation scores and the fp32 graphs' parity with torch, with what they were chosen on.
+
+    ``variants`` holds each variant's checks (``f1``, ``precision``, ``recall``, ``max_abs_logit_diff``,
+    ``labels_identical``) and batch-1 latency (``latency_ms_b1``, ``latency_ms_b1_p95``); ``selection_split`` is
+    the split all of them were measured on (validation: the gate never reads test)."""
+
+    f1: float
+    precision: float
+    recall: float
+    serve_variant: str
+    serve_reason: str
+    max_abs_logit_diff: float
+    labels_identical: bool
+    parity_passed: bool
+    parity_atol: float
+    variants: dict[str, dict[str, Any]]
+    fused_operators: dict[str, int]
+    selection_split: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, record: Mapping[str, Any], where: str) -> ExportQuality:
+        """The record inside a larger mapping (``metrics/export.json`` holds more keys); ``where`` names the source
+        in the error a record written by older code (lacking a field) raises."""
+        names = [field.name for field in fields(cls)]
+        missing = [name for name in names if name not in record]
+        if missing:
+            raise ElectraError(f"{where}: lacks {missing}; re-run `dvc repro export` to record them")
+        return cls(**{name: record[name] for name in names})

@@ -1,0 +1,1 @@
+"""Pretraining ELECTRA: the generator + discriminator model, the training loop, its checkpoints and FLOP counts."""

@@ -1,0 +1,51 @@
+"""What importing the library pulls in: never prefect or dvc (flows call the library through `dvc repro`, not the
+other way round), and for the modules the light client ships, not torch either. Each check imports in a fresh
+interpreter, since this test process has long imported everything."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from electra_model.code_closure import PACKAGE, ROOT
+
+CLIENT_MODULES = [
+    "electra_model",
+    "electra_model.serving.predictor",
+    "electra_model.serving.registry_client",
+    "electra_model.tasks.ner.encoding",
+    "electra_model.tasks.ner.tag_decoding",
+    "electra_model.tasks.ner.text_words",
+]
+
+
+def loaded_after_importing(modules: list[str], watched: tuple[str, ...]) -> list[str]:
+    """The top-level names among ``watched`` that are in ``sys.modules`` after importing ``modules``."""
+    script = (
+        "import importlib, json, sys\n"
+        f"for name in {modules!r}: importlib.import_module(name)\n"
+        f"print(json.dumps(sorted({{m.split('.')[0] for m in sys.modules}} & set({list(watched)!r}))))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT, timeout=300, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def library_modules() -> list[str]:
+    return sorted(
+        ".".join(path.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
+        for path in (ROOT / PACKAGE).rglob("*.py")
+    )
+
+
+def test_no_library_module_loads_prefect_or_dvc() -> None:
+    modules = library_modules()
+    assert "electra_model.serving.pyfunc" in modules and "electra_model.cli" in modules
+    assert loaded_after_importing(modules, ("prefect", "dvc")) == []
+
+
+def test_the_client_modules_load_neither_torch_nor_the_pipeline_tools() -> None:
+    assert loaded_after_importing(CLIENT_MODULES, ("torch", "transformers", "prefect", "dvc", "mlflow")) == []
