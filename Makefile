@@ -20,10 +20,15 @@ ORT_GPU_VERSION ?= 1.31.1
 #   make lock TORCH_WHEELS=/opt/wheels      `make lock LOCK_ARGS=--upgrade` moves every pin to the newest allowed.
 TORCH_WHEELS ?= $(TORCH_CPU_INDEX)/torch/
 LOCK_ARGS ?=
-# Python caches bytecode as it imports, except where PYTHONDONTWRITEBYTECODE is set (as on CI): there each process
-# would compile torch, transformers, mlflow and prefect from source again (importing them: 10 s -> 30 s), so setup
-# compiles site-packages once, as pip does on every install (a minute or more on the shared 2-core machine).
-COMPILE := $(if $(PYTHONDONTWRITEBYTECODE),--compile-bytecode)
+# Python caches bytecode as it imports, except where PYTHONDONTWRITEBYTECODE is set (as on CI): there every process
+# would compile torch, transformers, mlflow, prefect and dvc again (importing them: 10 s -> 30 s). On such a machine
+# setup imports what the pipeline and its servers load, twice in parallel, with caching on for those two processes:
+# that writes the compiled files of the 7,000 modules they use, not of all 25,000 in site-packages
+# (benchmarks/RESULTS.md, "Setup time").
+WARM := env -u PYTHONDONTWRITEBYTECODE $(BIN)/python -c 'import importlib, sys; [importlib.import_module(m) for m in sys.argv[1:]]'
+WARM_ML := torch torch.onnx transformers transformers.models.electra.modeling_electra tokenizers datasets safetensors \
+  onnx onnxscript onnxruntime onnxruntime.quantization seqeval.metrics matplotlib.pyplot
+WARM_OPS := mlflow mlflow.pyfunc mlflow.server prefect prefect.server.api.server dvc.api dvc.repo dvc.cli.parser
 export PATH := $(BIN):$(PATH)
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS ?= 180
 export DVC_NO_ANALYTICS := 1
@@ -42,22 +47,23 @@ $(UV):
 # file keeps its date, so uv's cache knows it the next time (uv unpacks a 190 MB wheel once; pip would every time).
 $(VENV)/.installed: $(UV) pyproject.toml requirements.lock
 	if command -v nvidia-smi >/dev/null 2>&1; then \
-	  $(UV_INSTALL) $(COMPILE) --constraint requirements.lock "torch==$(TORCH_VERSION)"; \
+	  $(UV_INSTALL) --constraint requirements.lock "torch==$(TORCH_VERSION)"; \
 	elif $(BIN)/python -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=5)' \
 	    "$(TORCH_CPU_INDEX)/torch/" 2>/dev/null; then \
-	  $(UV_INSTALL) --no-deps $(COMPILE) --index-url $(TORCH_CPU_INDEX) "torch==$(TORCH_VERSION)"; \
+	  $(UV_INSTALL) --no-deps --index-url $(TORCH_CPU_INDEX) "torch==$(TORCH_VERSION)"; \
 	else \
 	  echo "$(TORCH_CPU_INDEX) cannot be reached: torch $(TORCH_VERSION) from pip's configured sources"; \
 	  $(BIN)/python -m pip download --quiet --no-deps --dest "$(TORCH_WHEEL_CACHE)" "torch==$(TORCH_VERSION)"; \
-	  $(UV_INSTALL) --no-deps $(COMPILE) --no-index --find-links "$(TORCH_WHEEL_CACHE)" "torch==$(TORCH_VERSION)"; \
+	  $(UV_INSTALL) --no-deps --no-index --find-links "$(TORCH_WHEEL_CACHE)" "torch==$(TORCH_VERSION)"; \
 	fi
 	if command -v nvidia-smi >/dev/null 2>&1; then $(UV) pip uninstall --python $(BIN)/python onnxruntime-gpu; fi
-	$(UV_INSTALL) --no-deps $(COMPILE) -r requirements.lock -e .
+	$(UV_INSTALL) --no-deps -r requirements.lock -e .
 	$(UV) pip check --python $(BIN)/python
 	if command -v nvidia-smi >/dev/null 2>&1; then \
 	  $(UV) pip uninstall --python $(BIN)/python onnxruntime; \
-	  $(UV_INSTALL) --no-deps $(COMPILE) "onnxruntime-gpu==$(ORT_GPU_VERSION)"; \
+	  $(UV_INSTALL) --no-deps "onnxruntime-gpu==$(ORT_GPU_VERSION)"; \
 	fi
+	$(if $(PYTHONDONTWRITEBYTECODE),printf '%s\n' "$(WARM_ML)" "$(WARM_OPS)" | xargs -P 2 -L 1 $(WARM))
 	touch $@
 
 setup: $(VENV)/.installed
