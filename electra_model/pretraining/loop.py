@@ -18,8 +18,8 @@ throw-away copy of the run, fits ``max_steps`` to the budget and scales ``warmup
 a resumed run reads it instead of measuring again, so it keeps the schedule its checkpoints were trained on.
 
 Per logging step it reports the generator's MLM loss and accuracy (also apart at [MASK] slots and at slots that
-kept their token), the RTD loss, accuracy, precision, recall on replaced tokens and AUC, the learning rate, tokens/s and MFU (see :mod:`electra_model.pretraining.flops`); between logging steps
-nothing waits for the device. A non-finite loss stops the run at the next logging step, naming the step where it
+kept their token), the RTD loss, accuracy, precision, recall on replaced tokens and AUC, the learning rate,
+tokens/s and MFU (see :mod:`electra_model.pretraining.flops`); between logging steps nothing waits for the device. A non-finite loss stops the run at the next logging step, naming the step where it
 first appeared (tracked on the device, see :meth:`Trainer.stop_if_diverged`), before any checkpoint of NaN weights.
 """
 
@@ -44,7 +44,14 @@ from electra_model.data.blocks import PackedBlocks
 from electra_model.errors import ElectraError
 from electra_model.pretraining.flops import peak_flops, pretraining_step_flops
 from electra_model.io import read_json, write_json
-from electra_model.pretraining.modeling import ElectraOutput, ElectraPretrainingModel, MaskedBatch, electra_configs, mask_slots, mask_tokens
+from electra_model.pretraining.modeling import (
+    ElectraOutput,
+    ElectraPretrainingModel,
+    MaskedBatch,
+    electra_configs,
+    mask_slots,
+    mask_tokens,
+)
 from electra_model.progress import log_line, progress
 from electra_model.data.tokenizer import special_token_ids
 from electra_model.training import (
