@@ -31,6 +31,7 @@ from typing import TypeAlias
 from electra_model.conlleval import aligned_rows, count_chunks, file_rows, report
 from electra_model.errors import ElectraError, exit_on_user_error
 from electra_model.inference import DEFAULT_MODEL, Entity, NerPredictor, resolve_tracking_uri
+from electra_model.tune_command import add_tune
 
 Subcommands: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"  # what add_subparsers returns
 
@@ -157,7 +158,7 @@ def add_score(subcommands: Subcommands) -> None:
     parser.set_defaults(handler=run_score)
 
 
-SUBCOMMANDS: list[Callable[[Subcommands], None]] = [add_predict, add_score]
+SUBCOMMANDS: list[Callable[[Subcommands], None]] = [add_predict, add_score, add_tune]
 
 
 def build_parser() -> argparse.ArgumentParser:
