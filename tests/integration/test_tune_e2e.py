@@ -17,7 +17,7 @@ import optuna
 import pytest
 from mlflow.tracking import MlflowClient
 
-from tests.integration.project import Project, copy_project
+from tests.integration.project import GIT_IDENTITY, Project, copy_project
 from tests.integration.test_pipeline_e2e import TINY
 
 pytestmark = pytest.mark.e2e
@@ -33,6 +33,10 @@ TUNE = {
 @pytest.fixture(scope="module")
 def project(tmp_path_factory: pytest.TempPathFactory) -> Project:
     project = copy_project(tmp_path_factory.mktemp("tune"), {**TINY, **TUNE})
+    params = project.params()
+    params["tune"]["space"] = TUNE["tune"]["space"]  # replace the committed space, not merge into it
+    project.write_params(params)
+    project.run("git", *GIT_IDENTITY, "commit", "-qam", "the test's search space")
     project.env["PREFECT_HOME"] = str(project.root / ".prefect")
     project.env.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
     project.run("dvc", "repro", "finetune")
