@@ -32,6 +32,7 @@ from electra_model.tasks.ner.conlleval import aligned_rows, count_chunks, file_r
 from electra_model.errors import ElectraError, exit_on_user_error
 from electra_model.serving.predictor import DEFAULT_MODEL, Entity, NerPredictor
 from electra_model.serving.registry_client import resolve_tracking_uri
+from electra_model.search.command import add_tune
 
 Subcommands: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"  # what add_subparsers returns
 
@@ -158,7 +159,7 @@ def add_score(subcommands: Subcommands) -> None:
     parser.set_defaults(handler=run_score)
 
 
-SUBCOMMANDS: list[Callable[[Subcommands], None]] = [add_predict, add_score]
+SUBCOMMANDS: list[Callable[[Subcommands], None]] = [add_predict, add_score, add_tune]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -334,6 +334,65 @@ class TrackingParams(Section):
     connect_timeout_s: PositiveFloat = 5.0
 
 
+# -------------------------------------------------------------------------------------------------- tune
+class SearchDimension(Section):
+    """One searched params.yaml key: a range (``low``..``high``, ``log`` spacing, an optional ``step``) or a list of
+    ``choices``. Whether the values suit the key (type, bounds) is checked against the key's own model, before any
+    trial, by :mod:`electra_model.search.space`."""
+
+    low: float | None = None
+    high: float | None = None
+    log: bool = False
+    step: PositiveFloat | None = None
+    choices: list[Any] | None = None
+
+    @model_validator(mode="after")
+    def _range_or_choices(self) -> SearchDimension:
+        if self.choices is not None:
+            if self.low is not None or self.high is not None or self.log or self.step is not None:
+                raise ValueError("give either choices or low/high (with log, step), not both")
+            if not self.choices:
+                raise ValueError("choices is empty; list at least one value")
+            return self
+        if self.low is None or self.high is None:
+            raise ValueError("give low and high (a range) or choices (a list)")
+        if self.low >= self.high:
+            raise ValueError(f"empty range: low {self.low} must be below high {self.high}")
+        if self.log and self.low <= 0:
+            raise ValueError(f"log scale needs low > 0, got {self.low}")
+        if self.log and self.step is not None:
+            raise ValueError("log scale and step do not combine; drop one")
+        return self
+
+
+class PruningParams(Section):
+    """Stop a trial whose per-epoch ``curve`` (an MLflow metric the stage logs each epoch, e.g. ``valid_f1``) is below
+    the median of the finished trials at the same epoch (Optuna's median rule)."""
+
+    curve: str | None = "valid_f1"  # null: no pruning
+    startup_trials: NonNegativeInt = 2  # finished trials needed before any trial is pruned
+    warmup_epochs: NonNegativeInt = 0  # epochs a trial always runs before it can be pruned
+
+
+class TuneParams(Section):
+    """``electra tune``: an Optuna study (TPE, seeded) whose trials are DVC experiments of the stages up to ``stage``
+    and MLflow runs nested under one study run. ``metric`` is ``<metrics file>:<key>`` of that stage, read on
+    validation (a search never reads test). ``storage`` is Optuna's (a relative sqlite path sits at the project
+    root); ``--resume`` continues the study of that name there."""
+
+    study: Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_-]*$")] = "finetune-search"
+    storage: str = "sqlite:///tune/study.db"
+    stage: Annotated[str, Field(min_length=1)] = "finetune"
+    metric: Annotated[str, Field(pattern=r"^[^:]+:.+$")] = "metrics/finetune.json:best_valid_f1"
+    direction: Literal["maximize", "minimize"] = "maximize"
+    n_trials: PositiveInt = 12
+    parallel: PositiveInt = 2
+    timeout_minutes: PositiveFloat | None = None
+    seed: NonNegativeInt = 1234
+    pruning: PruningParams = PruningParams()
+    space: dict[str, SearchDimension]  # required: a search names what it searches
+
+
 class Params(Section):
     """The whole of ``params.yaml``."""
 
@@ -345,6 +404,7 @@ class Params(Section):
     evaluate: EvaluateParams = EvaluateParams()
     export: ExportParams = ExportParams()
     tracking: TrackingParams = TrackingParams()
+    tune: TuneParams
 
     @model_validator(mode="after")
     def _sequence_lengths_fit(self) -> Params:

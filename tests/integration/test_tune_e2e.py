@@ -1,0 +1,114 @@
+"""`electra tune` for real on tiny demo params (issue 15): 4 trials, 2 at a time, each a `dvc exp run --temp`
+experiment of the stages up to finetune and an MLflow run under one study run; trials below the median at an epoch
+are pruned; pretraining is reused from DVC's cache; a driver killed with SIGKILL resumes without repeating a
+finished trial. The tests run in order and share one copy."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+from mlflow.tracking import MlflowClient
+
+from tests.integration.project import GIT_IDENTITY, Project, copy_project
+from tests.integration.test_pipeline_e2e import TINY
+
+pytestmark = pytest.mark.e2e
+
+TUNE = {
+    "finetune": {**TINY["finetune"], "epochs": 2, "learning_rate": 3.0e-3},
+    "tune": {"study": "demo", "n_trials": 4, "parallel": 2, "seed": 1234,
+             "pruning": {"curve": "valid_f1", "startup_trials": 1, "warmup_epochs": 0},
+             "space": {"finetune.learning_rate": {"low": 1.0e-5, "high": 1.0e-2, "log": True}}},
+}
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory) -> Project:
+    project = copy_project(tmp_path_factory.mktemp("tune"), {**TINY, **TUNE})
+    params = project.params()
+    params["tune"]["space"] = TUNE["tune"]["space"]  # replace the committed space, not merge into it
+    project.write_params(params)
+    project.run("git", *GIT_IDENTITY, "commit", "-qam", "the test's search space")
+    project.env["PREFECT_HOME"] = str(project.root / ".prefect")
+    project.env.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
+    project.run("dvc", "repro", "finetune")
+    return project
+
+
+def study(project: Project) -> optuna.Study:
+    return optuna.load_study(study_name="demo", storage=f"sqlite:///{project.root / 'tune/study.db'}")
+
+
+def states(project: Project) -> dict[int, str]:
+    return {trial.number: trial.state.name for trial in study(project).trials}
+
+
+def test_a_bad_space_fails_before_any_trial(project: Project) -> None:
+    params = project.params()
+    good = json.loads(json.dumps(params))
+    params["tune"]["space"]["finetune.learnig_rate"] = {"low": 1e-4, "high": 1e-3}
+    project.write_params(params)
+    try:
+        result = project.run(str(Path(sys.executable).parent / "electra"), "tune", check=False)
+    finally:
+        project.write_params(good)
+    assert result.returncode == 2 and "tune.space.finetune.learnig_rate" in result.stderr, result.stderr
+    assert not (project.root / "tune/study.db").exists()
+
+
+def test_four_trials_two_at_a_time_are_experiments_and_runs(project: Project) -> None:
+    project.run(str(Path(sys.executable).parent / "electra"), "tune")
+    found = states(project)
+    assert sorted(found.values()).count("COMPLETE") + list(found.values()).count("PRUNED") == 4, found
+    assert "PRUNED" in found.values(), found
+    logs = sorted((project.root / "tune/logs").glob("demo-*.log"))
+    assert logs and all("Stage 'pretrain' didn't change, skipping" in log.read_text() for log in logs)
+
+    shown = json.dumps(json.loads(project.run("dvc", "exp", "show", "--json").stdout))
+    done = [t for t in study(project).trials if t.state.name == "COMPLETE"]
+    assert all(t.user_attrs["experiment"] in shown for t in done)
+
+    client = MlflowClient(project.env["MLFLOW_TRACKING_URI"])
+    experiment = client.get_experiment_by_name("electra-pipeline").experiment_id
+    (parent,) = client.search_runs([experiment], "tags.`pipeline.trigger` = 'tune'")
+    trials = client.search_runs([experiment], f"tags.mlflow.parentRunId = '{parent.info.run_id}'")
+    assert len(trials) == 4
+    spans = sorted((run.info.start_time, run.info.end_time) for run in trials)
+    assert any(later[0] < earlier[1] for earlier, later in zip(spans, spans[1:])), "no two trials overlapped"
+    for trial in done:
+        (stage,) = client.search_runs([experiment], f"tags.mlflow.parentRunId = '{trial.user_attrs['mlflow_run_id']}'")
+        assert stage.data.tags["dvc.stage"] == "finetune"
+    best = json.loads((project.root / "tune/demo/best.json").read_text())
+    assert best["value"] == max(t.value for t in done) and best["experiment"].startswith("demo-")
+    assert (project.root / "tune/demo/history.csv").read_text().count("\n") == len(done) + 1
+
+
+def test_a_killed_study_resumes_without_repeating_a_finished_trial(project: Project) -> None:
+    before = {t.number: (t.state.name, t.params) for t in study(project).trials}
+    driver = subprocess.Popen([sys.executable, "-m", "flows.tune", "--trials", "6", "--parallel", "1", "--resume"],
+                              cwd=project.root, env=project.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline and sum(s in ("COMPLETE", "PRUNED") for s in states(project).values()) < 5:
+        time.sleep(2)
+    while time.monotonic() < deadline and not any(t.state.name == "RUNNING" and "pgid" in t.user_attrs
+                                                   for t in study(project).trials):
+        time.sleep(1)  # killed while a trial's `dvc exp run` is under way
+    os.kill(driver.pid, signal.SIGKILL)
+    driver.wait()
+    (killed,) = [t for t in study(project).trials if t.state.name == "RUNNING"]
+
+    project.run(str(Path(sys.executable).parent / "electra"), "tune", "--trials", "6", "--parallel", "1", "--resume")
+    after = {t.number: (t.state.name, t.params) for t in study(project).trials}
+    assert all(after[number] == entry for number, entry in before.items()), "a finished trial changed"
+    assert after[killed.number][0] == "FAIL"
+    assert sum(state in ("COMPLETE", "PRUNED") for state, _ in after.values()) == 6
+    with pytest.raises(ProcessLookupError):
+        os.killpg(killed.user_attrs["pgid"], 0)
