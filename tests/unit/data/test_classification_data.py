@@ -49,7 +49,10 @@ def test_csv_quoted_field_spanning_lines_is_reported_at_its_first_line(tmp_path:
 
 
 def test_jsonl_pairs_and_non_string_labels(tmp_path: Path) -> None:
-    rows = [{"premise": "A man sleeps.", "hypothesis": "Nobody sleeps.", "y": 2}, {"premise": "P", "hypothesis": "H", "y": 0}]
+    rows = [
+        {"premise": "A man sleeps.", "hypothesis": "Nobody sleeps.", "y": 2},
+        {"premise": "P", "hypothesis": "H", "y": 0},
+    ]
     path = write(tmp_path / "train.jsonl", "\n".join(json.dumps(row) for row in rows) + "\n")
     examples = read_file(path, params(text_column="premise", text_pair_column="hypothesis", label_column="y"))
     assert [(e.text, e.pair, e.label) for e in examples] == [("A man sleeps.", "Nobody sleeps.", "2"), ("P", "H", "0")]
