@@ -153,3 +153,11 @@ def test_sst2_files_read_as_the_source_describes() -> None:
     dev_counts = {label: sum(e.label == label for e in splits["valid"]) for label in ("0", "1")}
     assert dev_counts == {"0": 428, "1": 444}
     assert splits["valid"][0].where.endswith("dev.tsv.gz:2")
+
+
+@pytest.mark.parametrize("labels", [["pos"], ["pos", "neg", "pos"]])
+def test_params_labels_need_two_distinct(labels: list[str]) -> None:
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="at least two distinct labels"):
+        params(labels=labels)
