@@ -300,6 +300,58 @@ class FinetuneParams(Section):
     device: Device = "auto"
 
 
+class ClassificationSplits(Section):
+    """One local file per split (``.tsv``, ``.csv`` or ``.jsonl``, each optionally ``.gz``) with named columns."""
+
+    train: str | None = None
+    valid: str | None = None
+    test: str | None = None
+
+
+class ClassificationUrlSplits(Section):
+    """One remote file per split, downloaded (sha256-checked) and then read like a local file."""
+
+    train: RemoteFile | None = None
+    valid: RemoteFile | None = None
+    test: RemoteFile | None = None
+
+
+class ClassificationHf(Section):
+    """A text-classification dataset for ``datasets.load_dataset`` (a hub name or a local folder of data files)."""
+
+    path: str = "glue"
+    name: str | None = "sst2"
+    splits: dict[Literal["train", "valid", "test"], str] = Field(
+        default_factory=lambda: {"train": "train", "valid": "validation", "test": "test"}
+    )
+
+
+class ClassificationParams(Section):
+    """Sequence classification of single texts or text pairs: where the data is, which columns hold what, and how
+    the best epoch is chosen.
+
+    ``labels`` fixes the label list (and so the ids); left null it is the sorted set of train labels, so ids are
+    stable for a given dataset. ``text_pair_column`` set makes it a pair task, encoded ``[CLS] a [SEP] b [SEP]``.
+    """
+
+    text_column: Annotated[str, Field(min_length=1)] = "sentence"
+    text_pair_column: str | None = None
+    label_column: Annotated[str, Field(min_length=1)] = "label"
+    labels: list[str] | None = None
+    selection_metric: Literal["accuracy", "macro_f1"] = "accuracy"
+    top_mistakes: PositiveInt = 20
+    local: ClassificationSplits = ClassificationSplits()
+    hf: ClassificationHf = ClassificationHf()
+    url: ClassificationUrlSplits = ClassificationUrlSplits()
+
+    @field_validator("labels")
+    @classmethod
+    def _labels_distinct(cls, labels: list[str] | None) -> list[str] | None:
+        if labels is not None and (len(labels) < 2 or len(set(labels)) != len(labels)):
+            raise ValueError("give at least two distinct labels, or null to take them from the train split")
+        return labels
+
+
 class EvaluateParams(Section):
     """Scoring of the fine-tuned model on a held-out split; ``top_confusions`` bounds the error analysis lists."""
 

@@ -17,6 +17,7 @@ CLIENT_MODULES = [
     "electra_model.tasks.ner.encoding",
     "electra_model.tasks.ner.tag_decoding",
     "electra_model.tasks.ner.text_words",
+    "electra_model.tasks.classification.predict",
 ]
 
 

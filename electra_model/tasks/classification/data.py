@@ -1,0 +1,267 @@
+"""Labelled texts (or text pairs) for sequence classification, read from files or Hugging Face datasets.
+
+Three sources, as for NER (``local``, ``hf``, ``url``): ``.tsv``, ``.csv`` and ``.jsonl`` files (optionally
+``.gz``) with named columns, a dataset for ``datasets.load_dataset``, or remote files downloaded, checked against
+their sha256 and then read like local files::
+
+    from electra_model.config import ClassificationParams
+    params = ClassificationParams(text_column="sentence", label_column="label",
+                                  local={"train": "train.tsv.gz", "valid": "dev.tsv.gz", "test": "dev.tsv.gz"})
+    splits = load_splits(params, "local")
+    labels = label_list(params, splits["train"])
+
+Every example remembers where it came from (``file:line`` or ``dataset split row N``), so a missing column, an
+empty text or a label the model does not know is reported at the line a user can open and fix.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from electra_model.config import ClassificationParams
+from electra_model.data.conll import read_lines
+from electra_model.data.sources import DOWNLOAD_CACHE, SPLITS, _download, _load_hf_split
+from electra_model.errors import ElectraError
+
+if TYPE_CHECKING:
+    from datasets import Dataset
+
+Source = Literal["local", "hf", "url"]
+FORMATS = {".tsv": "tsv", ".csv": "csv", ".jsonl": "jsonl"}
+
+
+@dataclass(frozen=True)
+class TextExample:
+    """One text (or pair) with its label (``None`` for unlabelled input) and where it came from, for messages."""
+
+    text: str
+    pair: str | None
+    label: str | None
+    where: str
+
+
+# ------------------------------------------------------------------------------------------------- records
+def _file_format(path: Path) -> str:
+    """The format a file's suffix names (``.gz`` looked through), so one reader serves every split."""
+    suffix = Path(path.name.removesuffix(".gz")).suffix.lower()
+    if suffix not in FORMATS:
+        raise ElectraError(
+            f"{path}: cannot tell the format from the suffix {suffix!r}; name the file .tsv, .csv or .jsonl "
+            "(optionally .gz)"
+        )
+    return FORMATS[suffix]
+
+
+def _delimited_records(path: Path, delimiter: str, quoting: int) -> Iterator[tuple[int, dict[str, Any]]]:
+    """Rows of a delimited file with a header, each with the line it starts on; blank lines are skipped.
+
+    TSV is read without quote handling (as GLUE's files are written: a text may start with a quote); CSV keeps the
+    standard quoting, so a quoted field may span lines and is reported at its first line.
+    """
+    # read_lines strips line ends; give them back so a quoted CSV field keeps its inner newlines
+    reader = csv.reader((f"{line}\n" for _, line in read_lines(path)), delimiter=delimiter, quoting=quoting)
+    try:
+        header = next(reader, None)
+        if header is None:
+            raise ElectraError(f"{path}: the file is empty; it needs a header line naming its columns")
+        lines_read = reader.line_num
+        for row in reader:
+            first_line, lines_read = lines_read + 1, reader.line_num
+            if not any(field.strip() for field in row):
+                continue
+            if len(row) != len(header):
+                raise ElectraError(
+                    f"{path}:{first_line}: {len(row)} fields but the header has {len(header)} ({header}); "
+                    "fix the line (a TSV field must not contain a tab)"
+                )
+            yield first_line, dict(zip(header, row, strict=True))
+    except csv.Error as error:
+        raise ElectraError(f"{path}:{reader.line_num}: not valid CSV ({error}); fix the quoting") from None
+
+
+def _jsonl_records(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    """One JSON object per non-blank line."""
+    for number, line in read_lines(path):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as error:
+            raise ElectraError(f"{path}:{number}: not valid JSON ({error.msg}); one object per line") from None
+        if not isinstance(record, dict):
+            raise ElectraError(f"{path}:{number}: a JSON {type(record).__name__}, not an object with named fields")
+        yield number, record
+
+
+def file_records(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
+    """``(where, record)`` for every row of a table file, whatever its format."""
+    kind = _file_format(path)
+    if kind == "jsonl":
+        numbered = _jsonl_records(path)
+    else:
+        tsv = kind == "tsv"
+        numbered = _delimited_records(path, "\t" if tsv else ",", csv.QUOTE_NONE if tsv else csv.QUOTE_MINIMAL)
+    for number, record in numbered:
+        yield f"{path}:{number}", record
+
+
+# ------------------------------------------------------------------------------------------------ examples
+def _text(record: Mapping[str, Any], column: str, key: str, where: str) -> str:
+    """A text field that must be present and non-blank: an empty text would train or score on nothing."""
+    if column not in record:
+        raise ElectraError(
+            f"{where}: no column {column!r} (the row has {sorted(record)}); set {key} to the column that holds it"
+        )
+    value = record[column]
+    if value is None or not str(value).strip():
+        raise ElectraError(f"{where}: the text in column {column!r} is empty; fill it or remove the row")
+    return str(value)
+
+
+def _label(record: Mapping[str, Any], column: str, where: str) -> str:
+    if column not in record:
+        raise ElectraError(
+            f"{where}: no column {column!r} (the row has {sorted(record)}); set classification.label_column to the "
+            "column that holds the label"
+        )
+    value = record[column]
+    if value is None or not str(value).strip():
+        raise ElectraError(f"{where}: the label in column {column!r} is empty; every row needs a label")
+    return str(value).strip()
+
+
+def to_examples(records: Iterable[tuple[str, Mapping[str, Any]]], params: ClassificationParams) -> list[TextExample]:
+    """Examples from ``(where, record)`` rows, checked: every named column present, no empty text or label."""
+    examples = []
+    for where, record in records:
+        text = _text(record, params.text_column, "classification.text_column", where)
+        pair = None
+        if params.text_pair_column is not None:
+            pair = _text(record, params.text_pair_column, "classification.text_pair_column", where)
+        examples.append(TextExample(text, pair, _label(record, params.label_column, where), where))
+    return examples
+
+
+def read_file(path: Path | str, params: ClassificationParams) -> list[TextExample]:
+    """A split from a local table file; an empty one is an error, not a silently empty split."""
+    path = Path(path).expanduser()
+    examples = to_examples(file_records(path), params)
+    if not examples:
+        raise ElectraError(f"{path}: no rows after the header; the split needs labelled texts")
+    return examples
+
+
+# ---------------------------------------------------------------------------------------------- hf datasets
+def _label_namer(dataset: Dataset, column: str) -> Any:
+    """ClassLabel ids become their names (``negative``/``positive``), so labels read the same in every report."""
+    from datasets import ClassLabel
+
+    feature = dataset.features.get(column)
+    return feature.int2str if isinstance(feature, ClassLabel) else None
+
+
+def _hf_records(dataset: Dataset, params: ClassificationParams, where: str) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Rows as records, with ClassLabel ids named; GLUE marks an unlabelled row with -1, which is no label."""
+    to_name = _label_namer(dataset, params.label_column)
+    for row, record in enumerate(dataset):
+        label = record.get(params.label_column)
+        if to_name is not None and isinstance(label, int):
+            if label < 0:
+                raise ElectraError(
+                    f"{where} row {row}: label id {label} means unlabelled (a benchmark's hidden test split); map "
+                    "this split to a labelled one in classification.hf.splits"
+                )
+            record = {**record, params.label_column: to_name(label)}
+        yield f"{where} row {row}", record
+
+
+def read_hf_split(params: ClassificationParams, split: str) -> list[TextExample]:
+    """One split via ``datasets.load_dataset``, its columns checked before any row is read."""
+    hf = params.hf
+    if split not in hf.splits:
+        raise ElectraError(f"classification.hf.splits.{split} is not set; map it to a split name of {hf.path!r}")
+    dataset = _load_hf_split(hf.path, hf.name, hf.splits[split], "classification.hf")
+    where = f"{hf.path} split {hf.splits[split]!r}"
+    columns = {
+        "classification.text_column": params.text_column,
+        "classification.text_pair_column": params.text_pair_column,
+        "classification.label_column": params.label_column,
+    }
+    for key, column in columns.items():
+        if column is not None and column not in dataset.column_names:
+            raise ElectraError(
+                f"{where}: no column {column!r}; the dataset has {dataset.column_names}; set {key} to one of them"
+            )
+    examples = to_examples(_hf_records(dataset, params, where), params)
+    if not examples:
+        raise ElectraError(f"{where}: no rows; check classification.hf.splits.{split} and the dataset")
+    return examples
+
+
+# --------------------------------------------------------------------------------------------------- splits
+def _local_path(params: ClassificationParams, split: str) -> Path:
+    value = getattr(params.local, split)
+    if value is None:
+        raise ElectraError(f"classification.local.{split} is not set; give the path of the {split} file")
+    path = Path(value).expanduser()
+    if not path.is_file():
+        raise ElectraError(
+            f"classification.local.{split}: {str(path)!r} is not a file (relative paths start at {Path.cwd()}); "
+            "fix the path"
+        )
+    return path
+
+
+def _url_path(params: ClassificationParams, split: str, cache_dir: Path) -> Path:
+    remote = getattr(params.url, split)
+    if remote is None:
+        raise ElectraError(f"classification.url.{split} is not set; give its url and sha256")
+    return _download(remote, f"classification.url.{split}", cache_dir)
+
+
+def load_splits(
+    params: ClassificationParams, source: Source, cache_dir: Path = DOWNLOAD_CACHE
+) -> dict[str, list[TextExample]]:
+    """The train, valid and test splits from ``source``, each checked against the label list (see
+    :func:`check_labels`), so an unknown label stops the run before any training."""
+    if source == "local":
+        splits = {split: read_file(_local_path(params, split), params) for split in SPLITS}
+    elif source == "url":
+        splits = {split: read_file(_url_path(params, split, Path(cache_dir)), params) for split in SPLITS}
+    else:
+        splits = {split: read_hf_split(params, split) for split in SPLITS}
+    labels = label_list(params, splits["train"])
+    for examples in splits.values():
+        check_labels(examples, labels, params)
+    return splits
+
+
+def label_list(params: ClassificationParams, train: Sequence[TextExample]) -> list[str]:
+    """The labels in id order: ``classification.labels`` when given, else the train labels sorted (numbers by
+    value, so ``2`` comes before ``10``), which gives the same ids for the same data on every run."""
+    if params.labels is not None:
+        return list(params.labels)
+    seen = {example.label for example in train if example.label is not None}
+    if len(seen) < 2:
+        raise ElectraError(
+            f"the train split has {len(seen)} distinct label(s) {sorted(seen)}; a classifier needs at least two"
+        )
+    numeric = all(label.lstrip("-").isdigit() for label in seen)
+    return sorted(seen, key=int) if numeric else sorted(seen)
+
+
+def check_labels(examples: Sequence[TextExample], labels: Sequence[str], params: ClassificationParams) -> None:
+    """Every label must be one the model has; the first stranger is named with its line and the known labels."""
+    known = set(labels)
+    for example in examples:
+        if example.label is not None and example.label not in known:
+            origin = "classification.labels" if params.labels is not None else "the train split"
+            raise ElectraError(
+                f"{example.where}: label {example.label!r} is not among the labels {list(labels)} (from {origin}); "
+                "fix the label, or list it in classification.labels"
+            )
