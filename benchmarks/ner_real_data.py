@@ -19,6 +19,13 @@ initial weights and in the recipe each was tuned with. Written under ``--out`` (
 ``summary.json`` (every run and the arm's summary) and ``model/`` (the chosen rate's first-seed model with its
 tokenizer, e.g. for ``inference_latency.py --f1-model``). The last line printed is
 ``test entity F1: MEAN ± STD over N seeds``.
+
+``--head crf`` trains a linear-chain CRF head instead of the softmax one (benchmarks/crf_head.py), with the same
+grid, seeds and validation choice. Its headline (``valid_f1``, which chooses the rate, and ``test_f1``) is Viterbi
+with the learned transitions; ``*_crf_constrained`` adds the IOB2 constraints, ``*_emissions_constrained`` and
+``test_f1_argmax`` decode its emissions as the softmax arm decodes (constrained, argmax). Within a run the best
+epoch is still chosen by finetune's own validation score, constrained decoding of the emissions
+(``best_valid_f1``), and the raw-text path decodes that way too: the client knows no CRF.
 """
 
 from __future__ import annotations
@@ -31,6 +38,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from transformers import ElectraForTokenClassification
+
 from electra_model.config import FinetuneParams
 from electra_model.data.conll import Sentence, check_labels_known, read_conll
 from electra_model.tasks.ner.finetune import finetune, model_labels, predict_word_log_probs
@@ -39,7 +48,10 @@ from electra_model.tasks.ner.raw_text_eval import raw_text_tags, torch_predictor
 from electra_model.tasks.ner.tag_decoding import ARGMAX, CONSTRAINED, decode_tags
 from electra_model.data.tokenizer import as_transformers_tokenizer
 
+from crf_head import ElectraCRFForTokenClassification, crf_decode_tags  # benchmarks/, this script's folder
+
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "conll2003"
+HEADS = {"softmax": ElectraForTokenClassification, "crf": ElectraCRFForTokenClassification}
 
 
 def parse_args() -> argparse.Namespace:
@@ -56,17 +68,32 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--max-seq-len", type=int, default=128)
     parser.add_argument("--patience", type=int, default=2)
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    parser.add_argument("--head", choices=sorted(HEADS), default="softmax", help="softmax (the library's) | crf")
     return parser.parse_args()
 
 
-def test_scores(model: Any, tokenizer: Any, test: list[Sentence], max_len: int) -> dict[str, float]:
-    """Test entity F1 three ways from one model: constrained decoding, argmax, and the raw-text path."""
+def crf_scores(model: Any, split: str, gold: list[list[str]], scores: list[Any]) -> dict[str, float]:
+    """A CRF head's entity F1 on a split three ways, from its per-word scores: Viterbi with the learned transitions
+    (the headline), the same with the IOB2 constraints added, and its emissions under constrained decoding."""
+    return {
+        f"{split}_f1": entity_scores(gold, crf_decode_tags(scores, model, False))["overall"]["f1"],
+        f"{split}_f1_crf_constrained": entity_scores(gold, crf_decode_tags(scores, model, True))["overall"]["f1"],
+        f"{split}_f1_emissions_constrained":
+            entity_scores(gold, decode_tags(scores, model_labels(model), CONSTRAINED))["overall"]["f1"],
+    }
+
+
+def test_scores(model: Any, tokenizer: Any, test: list[Sentence], max_len: int, head: str) -> dict[str, float]:
+    """Test entity F1 from one model: constrained decoding (the CRF's own decodings with ``--head crf``, see the
+    module docstring), argmax, and the raw-text path."""
     gold = [sentence.tags for sentence in test]
     scores = predict_word_log_probs(model, tokenizer, test, max_len, 64)
     labels = model_labels(model)
     raw = raw_text_tags(torch_predictor(model, tokenizer, max_len, 64), test)
+    headline = (crf_scores(model, "test", gold, scores) if head == "crf" else
+                {"test_f1": entity_scores(gold, decode_tags(scores, labels, CONSTRAINED))["overall"]["f1"]})
     return {
-        "test_f1": entity_scores(gold, decode_tags(scores, labels, CONSTRAINED))["overall"]["f1"],
+        **headline,
         "test_f1_argmax": entity_scores(gold, decode_tags(scores, labels, ARGMAX))["overall"]["f1"],
         "test_f1_raw_text": entity_scores(gold, raw.tags)["overall"]["f1"],
         "raw_text_sentences_split_differently": raw.sentences_split_differently,
@@ -87,11 +114,15 @@ def run_once(args: argparse.Namespace, splits: dict[str, list[Sentence]], learni
     )
     started = time.perf_counter()
     model, tokenizer, summary = finetune(
-        params, seed, args.model_dir, splits["train"], splits["valid"], lambda step, metrics: None
+        params, seed, args.model_dir, splits["train"], splits["valid"], lambda step, metrics: None, HEADS[args.head]
     )
     run = {"learning_rate": learning_rate, "seed": seed, "valid_f1": summary["best_valid_f1"], **summary,
            "train_wall_s": round(time.perf_counter() - started, 1)}
-    run.update(test_scores(model, tokenizer, splits["test"], args.max_seq_len))
+    if args.head == "crf":
+        valid = splits["valid"]
+        valid_scores = predict_word_log_probs(model, tokenizer, valid, args.max_seq_len, 64)
+        run.update(crf_scores(model, "valid", [sentence.tags for sentence in valid], valid_scores))
+    run.update(test_scores(model, tokenizer, splits["test"], args.max_seq_len, args.head))
     saved = args.out / "runs" / f"lr{learning_rate:g}-seed{seed}"
     model.save_pretrained(saved, safe_serialization=True)
     as_transformers_tokenizer(tokenizer, args.max_seq_len).save_pretrained(saved)
@@ -117,12 +148,12 @@ def main() -> None:
     shutil.copytree(chosen["model"], args.out / "model", dirs_exist_ok=True)
     summary = {
         "init": args.init,
+        "head": args.head,
         "recipe": {key: getattr(args, key) for key in ("epochs", "batch_size", "layer_lr_decay", "patience")},
         "grid": grid,
         "chosen_learning_rate": chosen["learning_rate"],
         "runs": runs,
-        **{key: mean_std([run[key] for run in runs]) for key in ("valid_f1", "test_f1", "test_f1_argmax",
-                                                                 "test_f1_raw_text")},
+        **{key: mean_std([run[key] for run in runs]) for key in runs[0] if key.startswith(("valid_f1", "test_f1"))},
         "chosen_on_test": {"learning_rate": on_test["learning_rate"], "test_f1": on_test["test_f1"],
                            "flattery": on_test["test_f1"] - chosen["test_f1"]},
     }

@@ -57,8 +57,14 @@ def model_source(init: str, pretrained_dir: Path) -> Path | None:
     return source
 
 
-def load_model(init: str, pretrained_dir: Path, labels: list[str]) -> ElectraForTokenClassification:
+def load_model(
+    init: str,
+    pretrained_dir: Path,
+    labels: list[str],
+    model_class: type[ElectraForTokenClassification] = ElectraForTokenClassification,
+) -> ElectraForTokenClassification:
     """Weights per ``finetune.init``: our pretrained discriminator, random of the same shape, or a checkpoint dir.
+    ``model_class`` lets a benchmark train another head on the same body (benchmarks/crf_head.py).
 
     Only the classification head may be newly initialised: a checkpoint of another shape or kind would otherwise
     be loaded with its mismatched tensors silently re-initialised, and a "pretrained" model would be partly random.
@@ -67,8 +73,8 @@ def load_model(init: str, pretrained_dir: Path, labels: list[str]) -> ElectraFor
     source = model_source(init, pretrained_dir)
     if source is None:
         config = AutoConfig.from_pretrained(pretrained_dir, num_labels=len(labels), **label_maps)
-        return ElectraForTokenClassification(config)
-    model, info = ElectraForTokenClassification.from_pretrained(
+        return model_class(config)
+    model, info = model_class.from_pretrained(
         source, num_labels=len(labels), ignore_mismatched_sizes=True, output_loading_info=True, **label_maps
     )
     check_only_head_is_new(source, info)
@@ -220,11 +226,13 @@ def finetune(
     train: Sequence[Sentence],
     valid: Sequence[Sentence],
     on_log: MetricsCallback,
+    model_class: type[ElectraForTokenClassification] = ElectraForTokenClassification,
 ) -> tuple[ElectraForTokenClassification, Tokenizer, dict[str, float]]:
-    """Train, keep the epoch with the best validation entity F1, stop after ``patience`` epochs without gain."""
+    """Train, keep the epoch with the best validation entity F1, stop after ``patience`` epochs without gain.
+    ``model_class`` is the head to train (see :func:`load_model`); its forward must return the loss given labels."""
     seed_everything(seed)
     device = resolve_device(params.device)
-    model = load_model(params.init, pretrained_dir, label_list(train)).to(device)
+    model = load_model(params.init, pretrained_dir, label_list(train), model_class).to(device)
     tokenizer = load_tokenizer(params.init, pretrained_dir)
     examples = encode_split(tokenizer, train, params.max_seq_len, params.document_context, model.config.label2id)
     lengths = [len(example.encoded.input_ids) for example in examples]
