@@ -37,8 +37,8 @@ from torch import nn
 from transformers import ElectraConfig, ElectraForTokenClassification
 from transformers.modeling_outputs import TokenClassifierOutput
 
-from electra_model.ner_encoding import IGNORE_INDEX
-from electra_model.tag_decoding import TagScheme
+from electra_model.tasks.ner.encoding import IGNORE_INDEX
+from electra_model.tasks.ner.tag_decoding import TagScheme
 
 
 class CRFClassifier(nn.Linear):

@@ -20,10 +20,10 @@ from benchmarks.crf_head import (
     log_partition,
     viterbi,
 )
-from electra_model.finetune import check_only_head_is_new
-from electra_model.ner_encoding import IGNORE_INDEX
-from electra_model.tag_decoding import TagScheme
-from electra_model.tag_decoding import viterbi as constrained_viterbi
+from electra_model.tasks.ner.finetune import check_only_head_is_new
+from electra_model.tasks.ner.encoding import IGNORE_INDEX
+from electra_model.tasks.ner.tag_decoding import TagScheme
+from electra_model.tasks.ner.tag_decoding import viterbi as constrained_viterbi
 
 LABELS = 3
 
