@@ -1,6 +1,6 @@
 """A linear-chain CRF head for ElectraForTokenClassification: an experiment against constrained decoding (issue 12).
 
-Constrained decoding (:mod:`electra_model.tag_decoding`) trains a per-word softmax and only forbids invalid tag
+Constrained decoding (:mod:`electra_model.tasks.ner.tag_decoding`) trains a per-word softmax and only forbids invalid tag
 bigrams at decoding time. A CRF instead learns transition scores (and start/end scores) jointly with the encoder:
 the loss is the negative log-likelihood of the gold tag sequence under the chain, so the model is trained for the
 sequence it is decoded for. Whether that buys F1 over constrained decoding is what ``benchmarks/ner_real_data.py
@@ -10,11 +10,11 @@ Shape of the head. :class:`ElectraCRFForTokenClassification` is ElectraForTokenC
 is a :class:`CRFClassifier`: the same linear layer (same tensor names, same initialisation, so the fine-tuning loop,
 its per-layer learning rates and the "only the head may be new" load check treat it as the classifier), holding the
 transition, start and end scores as well. ``forward`` returns the emissions (the linear scores per sub-token) as
-``.logits`` and, given labels, the CRF NLL as ``.loss``, so :func:`electra_model.finetune.finetune` trains it as is.
+``.logits`` and, given labels, the CRF NLL as ``.loss``, so :func:`electra_model.tasks.ner.finetune.finetune` trains it as is.
 
 Which positions form the chain. The emissions of a word are read at its first sub-token, the positions whose label
 is not ``IGNORE_INDEX``; each model input (a *window*: a whole sentence, or one core of a long sentence, see
-:mod:`electra_model.ner_encoding`) is one chain over its labelled positions in order, with the start and end scores
+:mod:`electra_model.tasks.ner.encoding`) is one chain over its labelled positions in order, with the start and end scores
 at the window's edges. Windows only cut sentences longer than ``max_seq_len`` sub-tokens (rare in CoNLL-2003); at
 decoding time the per-word scores of a sentence's windows are merged first, so Viterbi runs over the whole sentence.
 
