@@ -21,7 +21,7 @@ decoding time the per-word scores of a sentence's windows are merged first, so V
 The loss is the NLL summed over the batch's windows and divided by its number of labelled words, so it is on the
 per-word scale of the softmax arm's cross-entropy (the same learning rates and gradient clipping then mean the same).
 
-Decoding. :func:`electra_model.finetune.predict_word_log_probs` gives per-word log-softmax scores; they differ from
+Decoding. :func:`electra_model.tasks.ner.finetune.predict_word_log_probs` gives per-word log-softmax scores; they differ from
 the emissions by a constant per word, which adds the same amount to every path, so Viterbi over them with the
 learned transitions finds the CRF's best path. :func:`crf_decode_tags` does that, optionally with the IOB2
 constraints added on top (``-inf`` on forbidden transitions and starts).
