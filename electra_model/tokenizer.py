@@ -93,7 +93,8 @@ def train_wordpiece(lines: Iterable[str], vocab_size: int, min_frequency: int, l
     # The pinned pieces were passed as special tokens only to fix their ids; they are ordinary vocabulary.
     trained = tokenizer
     tokenizer = Tokenizer(models.WordPiece(trained.get_vocab(with_added_tokens=False), unk_token=UNK))
-    tokenizer.normalizer, tokenizer.pre_tokenizer, tokenizer.decoder = trained.normalizer, trained.pre_tokenizer, trained.decoder
+    tokenizer.normalizer, tokenizer.pre_tokenizer = trained.normalizer, trained.pre_tokenizer
+    tokenizer.decoder = trained.decoder
     tokenizer.add_special_tokens(SPECIAL_TOKENS)
     tokenizer.post_processor = processors.TemplateProcessing(
         single=f"{CLS} $A {SEP}",
