@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from tests.integration.project import Project, copy_project
+from tests.integration.project import GIT_IDENTITY, Project, copy_project
 from tests.integration.test_pipeline_e2e import STAGES, TINY, ran_stages
 
 pytestmark = pytest.mark.e2e
@@ -121,6 +121,9 @@ def test_exp_run_queue_records_in_the_root_store(project: Project) -> None:
     client = root_store(project)
     runs_before = {run.info.run_id for run in stage_runs(client, "export")}
     versions_before = {v.version for v in client.search_model_versions("name = 'electra-ner'")}
+    # A queued run starts from the commit, as a user's would from theirs: with dvc.lock, only export is due.
+    project.run("git", "add", "-A")
+    project.run("git", *GIT_IDENTITY, "commit", "-qm", "pipeline results")
     project.run("dvc", "exp", "run", "--queue", "-S", "export.latency_runs=2")
     try:
         project.run("dvc", "queue", "start")
@@ -128,6 +131,8 @@ def test_exp_run_queue_records_in_the_root_store(project: Project) -> None:
     finally:
         project.run("dvc", "queue", "stop", "--kill", check=False)
     assert re.search(r"\bSuccess\b", status) and "Failed" not in status, status
+    ran = project.run("dvc", "queue", "logs", re.search(r"^(\w+)\s", status.splitlines()[1])[1]).stdout
+    assert ran_stages(ran) == {"export"}, ran
     (new_run,) = [run for run in stage_runs(client, "export") if run.info.run_id not in runs_before]
     assert new_run.info.status == "FINISHED" and new_run.data.params["export.latency_runs"] == "2"
     versions = client.search_model_versions("name = 'electra-ner'")
