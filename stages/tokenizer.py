@@ -14,7 +14,7 @@ import mlflow
 from electra_model.config import load_params, stage_params
 from electra_model.errors import exit_on_user_error
 from electra_model.io import atomic_dir, write_json
-from electra_model.data.tokenizer import as_transformers_tokenizer, corpus_lines, train_wordpiece
+from electra_model.data.tokenizer import CorpusLines, as_transformers_tokenizer, train_wordpiece
 from electra_model.tracking.runs import stage_run
 
 
@@ -34,7 +34,7 @@ def main(argv: list[str] | None = None) -> None:
     with stage_run("tokenizer", params.tracking, stage_params(params, "tokenizer")):
         settings = params.tokenizer
         tokenizer = train_wordpiece(
-            corpus_lines(args.corpus), settings.vocab_size, settings.min_frequency, settings.lowercase
+            CorpusLines(args.corpus), settings.vocab_size, settings.min_frequency, settings.lowercase
         )
         with atomic_dir(args.out) as staging:
             as_transformers_tokenizer(tokenizer, params.pretrain.max_seq_len).save_pretrained(staging)

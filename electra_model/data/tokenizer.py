@@ -32,6 +32,17 @@ def corpus_lines(corpus_dir: Path, document_breaks: bool = False) -> Iterator[st
     return lines if document_breaks else (line for line in lines if line != DOCUMENT_BREAK)
 
 
+class CorpusLines:
+    """:func:`corpus_lines` that can be read more than once (each iteration streams the shards again), so that
+    :func:`train_wordpiece` need not hold the corpus in memory."""
+
+    def __init__(self, corpus_dir: Path) -> None:
+        self.corpus_dir = corpus_dir
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(corpus_lines(self.corpus_dir))
+
+
 def _shard_lines(shard: Path) -> Iterator[str]:
     with open(shard, encoding="utf-8") as handle:
         yield from handle
@@ -59,25 +70,54 @@ def paragraphs_with_breaks(files: Iterable[Iterable[str]]) -> Iterator[str]:
 
 
 def train_wordpiece(lines: Iterable[str], vocab_size: int, min_frequency: int, lowercase: bool) -> Tokenizer:
-    """Train a BERT-style WordPiece model; accents and case are kept by default because NER depends on case."""
+    """Train a BERT-style WordPiece model; accents and case are kept by default because NER depends on case.
+
+    The same lines give the same vocabulary, ids included: see :func:`continuation_alphabet`. The lines are read
+    twice; a one-shot iterator is held in memory for that, a re-iterable (a list, :class:`CorpusLines`) is not.
+    """
     tokenizer = Tokenizer(models.WordPiece(unk_token=UNK))
     tokenizer.normalizer = normalizers.BertNormalizer(
         clean_text=True, handle_chinese_chars=True, strip_accents=False if not lowercase else None, lowercase=lowercase
     )
     tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
     tokenizer.decoder = decoders.WordPiece()
+    if iter(lines) is lines:
+        lines = list(lines)
+    pinned = continuation_alphabet(tokenizer, lines)
     trainer = trainers.WordPieceTrainer(
-        vocab_size=vocab_size, min_frequency=min_frequency, special_tokens=SPECIAL_TOKENS, show_progress=False
+        vocab_size=vocab_size, min_frequency=min_frequency, special_tokens=SPECIAL_TOKENS + pinned, show_progress=False
     )
     tokenizer.train_from_iterator(lines, trainer)
     if tokenizer.get_vocab_size() <= len(SPECIAL_TOKENS):
         raise ElectraError("the corpus is empty: the tokenizer learned no vocabulary; check the download stage output")
+    # The pinned pieces were passed as special tokens only to fix their ids; they are ordinary vocabulary.
+    trained = tokenizer
+    tokenizer = Tokenizer(models.WordPiece(trained.get_vocab(with_added_tokens=False), unk_token=UNK))
+    tokenizer.normalizer, tokenizer.pre_tokenizer = trained.normalizer, trained.pre_tokenizer
+    tokenizer.decoder = trained.decoder
+    tokenizer.add_special_tokens(SPECIAL_TOKENS)
     tokenizer.post_processor = processors.TemplateProcessing(
         single=f"{CLS} $A {SEP}",
         pair=f"{CLS} $A {SEP} $B:1 {SEP}:1",
         special_tokens=[(CLS, tokenizer.token_to_id(CLS)), (SEP, tokenizer.token_to_id(SEP))],
     )
     return tokenizer
+
+
+def continuation_alphabet(tokenizer: Tokenizer, lines: Iterable[str]) -> list[str]:
+    """``##c`` for every character ``c`` that continues a word of ``lines``, sorted.
+
+    The tokenizers trainer numbers these pieces in the order it meets them in its word-count hash map, whose seed is
+    random per process; their ids then break ties between equally frequent merges, so each run learned another
+    vocabulary (and every stage after the tokenizer trained on other ids). Given first, in sorted order, as the
+    trainer's special tokens, they get fixed ids and the whole training is deterministic.
+    """
+    normalize, split = tokenizer.normalizer.normalize_str, tokenizer.pre_tokenizer.pre_tokenize_str
+    characters: set[str] = set()
+    for line in lines:
+        for word, _ in split(normalize(line)):
+            characters.update(word[1:])
+    return [f"##{character}" for character in sorted(characters)]
 
 
 def as_transformers_tokenizer(tokenizer: Tokenizer, model_max_length: int) -> PreTrainedTokenizerFast:

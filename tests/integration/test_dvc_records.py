@@ -3,8 +3,8 @@ store (`tracking.uri: sqlite:///mlflow.db`, no MLFLOW_TRACKING_URI):
 
 - a stage that fails (a misspelt param, a missing data file) under `dvc repro` leaves the last good outputs, metrics
   and plots byte for byte, and a no-op `dvc repro` stays a no-op afterwards (every out is `persist: true`);
-- `dvc exp run --temp` records its runs and its model version in the repository root's store, not in the
-  temporary copy DVC deletes;
+- `dvc exp run --temp`, and `dvc exp run --queue` run by `dvc queue start`, record their runs and their model
+  versions in the repository root's store, not in the temporary copy DVC deletes;
 - after `mlflow.db` and `mlartifacts/` are lost, the Prefect flow registers the cached `models/onnx` again, its
   summary says so, and `electra predict` works.
 
@@ -18,12 +18,13 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 from mlflow.tracking import MlflowClient
 
-from tests.integration.project import Project, copy_project
+from tests.integration.project import GIT_IDENTITY, Project, copy_project
 from tests.integration.test_pipeline_e2e import STAGES, TINY, ran_stages
 
 pytestmark = pytest.mark.e2e
@@ -113,6 +114,45 @@ def test_exp_run_temp_records_in_the_root_store(project: Project) -> None:
     files = client.get_model_version_download_uri("electra-ner", new_version.version)
     assert Path(files.removeprefix("file://")).is_relative_to(project.root / "mlartifacts"), files
     assert not list((project.root / ".dvc/tmp").rglob("mlflow.db"))
+
+
+def test_exp_run_queue_records_in_the_root_store(project: Project) -> None:
+    """A queued experiment runs in a celery worker, in a copy under .dvc/tmp/exps/ that DVC deletes afterwards."""
+    client = root_store(project)
+    runs_before = {run.info.run_id for run in stage_runs(client, "export")}
+    versions_before = {v.version for v in client.search_model_versions("name = 'electra-ner'")}
+    # A queued run starts from the commit, as a user's would from theirs: with dvc.lock, only export is due.
+    project.run("git", "add", "-A")
+    project.run("git", *GIT_IDENTITY, "commit", "-qm", "pipeline results")
+    project.run("dvc", "exp", "run", "--queue", "-S", "export.latency_runs=2")
+    try:
+        project.run("dvc", "queue", "start")
+        status = wait_for_queue(project)
+    finally:
+        project.run("dvc", "queue", "stop", "--kill", check=False)
+    assert re.search(r"\bSuccess\b", status) and "Failed" not in status, status
+    ran = project.run("dvc", "queue", "logs", re.search(r"^(\w+)\s", status.splitlines()[1])[1]).stdout
+    assert ran_stages(ran) == {"export"}, ran
+    (new_run,) = [run for run in stage_runs(client, "export") if run.info.run_id not in runs_before]
+    assert new_run.info.status == "FINISHED" and new_run.data.params["export.latency_runs"] == "2"
+    versions = client.search_model_versions("name = 'electra-ner'")
+    (new_version,) = [v for v in versions if v.version not in versions_before]
+    assert new_version.run_id == new_run.info.run_id
+    files = client.get_model_version_download_uri("electra-ner", new_version.version)
+    assert Path(files.removeprefix("file://")).is_relative_to(project.root / "mlartifacts"), files
+    assert not list((project.root / ".dvc/tmp").rglob("mlflow.db"))
+
+
+def wait_for_queue(project: Project, timeout: float = 900) -> str:
+    """`dvc queue status` once no task is queued or running and the worker has left; the last status otherwise."""
+    deadline = time.monotonic() + timeout
+    while True:
+        status = project.run("dvc", "queue", "status").stdout
+        if not re.search(r"\b(Queued|Running)\b", status) and "Worker status: 0 active" in status:
+            return status
+        if time.monotonic() > deadline:
+            raise AssertionError(f"the queue did not finish in {timeout:.0f} s:\n{status}")
+        time.sleep(3)
 
 
 def make_run(project: Project, prefect_home: Path) -> str:
