@@ -6,8 +6,8 @@ validation entity F1; it then fine-tunes with every other seed of ``--seeds`` at
 run, and never read to choose anything: the one figure that would have chosen on test ("chosen on test", the best
 test F1 over the grid) is printed beside the honest one to show how much that would have flattered the result.
 Each test score is given three ways from the same model: its own decoding (the headline, as the pipeline
-decodes: constrained, with a CRF's learned transitions), per-word argmax, and the raw-text path (each sentence typed as plain text through the client's
-predictor, entities mapped back onto the gold words)::
+decodes: constrained, with a CRF's learned transitions), per-word argmax, and the raw-text path (each sentence
+typed as plain text through the client's predictor, entities mapped back onto the gold words)::
 
     python benchmarks/ner_real_data.py --init random --model-dir PRETRAINED_DIR --layer-lr-decay 1.0 \\
         --epochs 10 --learning-rates 3e-4 1e-3 2e-3 --seeds 1 2 3 --out /tmp/ner/random

@@ -1,4 +1,4 @@
-"""Constrained decoding: the best valid IOB2 sequence, never an invalid one, with or without a CRF's learned chain."""
+"""Constrained decoding: the best valid IOB2 sequence, never an invalid one, with or without a CRF's chain."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """The CRF head's algorithms against brute force over every tag path of tiny random inputs, and the head as a model:
 trained through ``.loss``, saved and loaded with its chain scores, never with a chain silently re-initialised or
-dropped (electra_model/tasks/ner/crf.py, heads.py). Its numpy decoding is pinned in tests/unit/code/test_tag_decoding.py."""
+dropped (electra_model/tasks/ner/crf.py, heads.py). Its numpy decoding: tests/unit/code/test_tag_decoding.py."""
 
 from __future__ import annotations
 
@@ -13,7 +13,13 @@ import torch
 from transformers import ElectraConfig, ElectraForPreTraining, ElectraForTokenClassification
 
 from electra_model.errors import ElectraError
-from electra_model.tasks.ner.crf import ElectraCRFForTokenClassification, crf_nll, labelled_words, log_partition, model_chain
+from electra_model.tasks.ner.crf import (
+    ElectraCRFForTokenClassification,
+    crf_nll,
+    labelled_words,
+    log_partition,
+    model_chain,
+)
 from electra_model.tasks.ner.encoding import IGNORE_INDEX
 from electra_model.tasks.ner.finetune import check_only_head_is_new
 from electra_model.tasks.ner.heads import load_finetuned
