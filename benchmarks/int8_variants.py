@@ -27,7 +27,15 @@ from electra_model.data.conll import Sentence, read_conll
 from electra_model.export.build import export_onnx
 from electra_model.export.choose import block_timings, latency_summary
 from electra_model.export.optimize import INT8_OPERATORS, quantize_int8
-from electra_model.serving.predictor import CPU, LABELS_FILE, OUTPUT_NAME, TOKENIZER_FILE, NerPredictor, open_session
+from electra_model.serving.predictor import (
+    CPU,
+    LABELS_FILE,
+    OUTPUT_NAME,
+    TOKENIZER_FILE,
+    NerPredictor,
+    open_session,
+    read_chain,
+)
 from electra_model.tasks.ner.metrics import entity_scores
 
 SETTINGS = {  # name -> (per_channel, operators, head_in_float)
@@ -60,6 +68,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as scratch:
         onnx_dir = export_onnx(args.model, Path(scratch) / "onnx", 17, args.max_len)
         labels = json.loads((onnx_dir / LABELS_FILE).read_text(encoding="utf-8"))
+        chain = read_chain(onnx_dir, labels)  # a CRF head's, decoded with as the client does; None for softmax
         tokenizer = Tokenizer.from_file(str(onnx_dir / TOKENIZER_FILE))
         tokenizer.no_truncation()
         tokenizer.no_padding()
@@ -77,7 +86,7 @@ def main() -> None:
         print("| variant | valid F1 | test F1 | b1 median ms |")
         print("| --- | ---: | ---: | ---: |")
         for name, session in sessions.items():
-            predictor = NerPredictor(session, tokenizer, labels, args.max_len, batch_size=64, variant=name)
+            predictor = NerPredictor(session, tokenizer, labels, args.max_len, batch_size=64, variant=name, chain=chain)
             print(f"| {name} | {f1(predictor, valid):.2f} | {f1(predictor, test):.2f} | "
                   f"{latency[name]['median_ms']:.2f} |", flush=True)
 

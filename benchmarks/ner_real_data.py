@@ -5,9 +5,9 @@ Reads the CoNLL-2003 files in place (IOB1, converted to IOB2 on reading). For ea
 validation entity F1; it then fine-tunes with every other seed of ``--seeds`` at that rate. Test is scored for every
 run, and never read to choose anything: the one figure that would have chosen on test ("chosen on test", the best
 test F1 over the grid) is printed beside the honest one to show how much that would have flattered the result.
-Each test score is given three ways from the same model: constrained decoding (the headline, as the pipeline
-decodes), per-word argmax, and the raw-text path (each sentence typed as plain text through the client's
-predictor, entities mapped back onto the gold words)::
+Each test score is given three ways from the same model: its own decoding (the headline, as the pipeline
+decodes: constrained, with a CRF's learned transitions), per-word argmax, and the raw-text path (each sentence
+typed as plain text through the client's predictor, entities mapped back onto the gold words)::
 
     python benchmarks/ner_real_data.py --init random --model-dir PRETRAINED_DIR --layer-lr-decay 1.0 \\
         --epochs 10 --learning-rates 3e-4 1e-3 2e-3 --seeds 1 2 3 --out /tmp/ner/random
@@ -20,12 +20,12 @@ initial weights and in the recipe each was tuned with. Written under ``--out`` (
 tokenizer, e.g. for ``inference_latency.py --f1-model``). The last line printed is
 ``test entity F1: MEAN ± STD over N seeds``.
 
-``--head crf`` trains a linear-chain CRF head instead of the softmax one (benchmarks/crf_head.py), with the same
-grid, seeds and validation choice. Its headline (``valid_f1``, which chooses the rate, and ``test_f1``) is Viterbi
-with the learned transitions; ``*_crf_constrained`` adds the IOB2 constraints, ``*_emissions_constrained`` and
-``test_f1_argmax`` decode its emissions as the softmax arm decodes (constrained, argmax). Within a run the best
-epoch is still chosen by finetune's own validation score, constrained decoding of the emissions
-(``best_valid_f1``), and the raw-text path decodes that way too: the client knows no CRF.
+``--head`` sets ``finetune.head`` (``crf``, the library's default, or ``softmax``), with the same grid, seeds and
+validation choice. Every headline (``valid_f1``, which is finetune's own best-epoch score and chooses the rate,
+``test_f1`` and the raw-text path) is the model's own decoding, as the pipeline and the client decode: constrained
+Viterbi, with the learned transitions for a CRF (:mod:`electra_model.tasks.ner.tag_decoding`). For a CRF,
+``*_crf_unconstrained`` drops the IOB2 constraints and ``*_emissions_constrained`` ignores the learned chain, to
+show what each part adds.
 """
 
 from __future__ import annotations
@@ -38,20 +38,19 @@ import time
 from pathlib import Path
 from typing import Any
 
-from transformers import ElectraForTokenClassification
+import numpy as np
 
 from electra_model.config import FinetuneParams
 from electra_model.data.conll import Sentence, check_labels_known, read_conll
 from electra_model.tasks.ner.finetune import finetune, model_labels, predict_word_log_probs
 from electra_model.tasks.ner.metrics import entity_scores
 from electra_model.tasks.ner.raw_text_eval import raw_text_tags, torch_predictor
-from electra_model.tasks.ner.tag_decoding import ARGMAX, CONSTRAINED, decode_tags
+from electra_model.tasks.ner.crf import model_chain
+from electra_model.tasks.ner.heads import HEADS
+from electra_model.tasks.ner.tag_decoding import ARGMAX, CONSTRAINED, TagScheme, decode_tags, viterbi
 from electra_model.data.tokenizer import as_transformers_tokenizer
 
-from crf_head import ElectraCRFForTokenClassification, crf_decode_tags  # benchmarks/, this script's folder
-
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "conll2003"
-HEADS = {"softmax": ElectraForTokenClassification, "crf": ElectraCRFForTokenClassification}
 
 
 def parse_args() -> argparse.Namespace:
@@ -68,32 +67,34 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--max-seq-len", type=int, default=128)
     parser.add_argument("--patience", type=int, default=2)
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda")
-    parser.add_argument("--head", choices=sorted(HEADS), default="softmax", help="softmax (the library's) | crf")
+    parser.add_argument("--head", choices=sorted(HEADS), default="crf", help="crf (the library's default) | softmax")
     return parser.parse_args()
 
 
-def crf_scores(model: Any, split: str, gold: list[list[str]], scores: list[Any]) -> dict[str, float]:
-    """A CRF head's entity F1 on a split three ways, from its per-word scores: Viterbi with the learned transitions
-    (the headline), the same with the IOB2 constraints added, and its emissions under constrained decoding."""
+def crf_parts(model: Any, split: str, gold: list[list[str]], scores: list[Any]) -> dict[str, float]:
+    """A CRF head's entity F1 on a split with one part of its decoding left out: the IOB2 constraints (learned
+    transitions alone), or the learned chain (its emissions under constrained decoding, as a softmax is decoded)."""
+    labels = model_labels(model)
+    anything = TagScheme(tuple(labels), np.ones(len(labels), dtype=bool), np.ones((len(labels),) * 2, dtype=bool))
+    unconstrained = [[labels[i] for i in viterbi(sentence, anything, model_chain(model))] for sentence in scores]
     return {
-        f"{split}_f1": entity_scores(gold, crf_decode_tags(scores, model, False))["overall"]["f1"],
-        f"{split}_f1_crf_constrained": entity_scores(gold, crf_decode_tags(scores, model, True))["overall"]["f1"],
+        f"{split}_f1_crf_unconstrained": entity_scores(gold, unconstrained)["overall"]["f1"],
         f"{split}_f1_emissions_constrained":
-            entity_scores(gold, decode_tags(scores, model_labels(model), CONSTRAINED))["overall"]["f1"],
+            entity_scores(gold, decode_tags(scores, labels, CONSTRAINED))["overall"]["f1"],
     }
 
 
 def test_scores(model: Any, tokenizer: Any, test: list[Sentence], max_len: int, head: str) -> dict[str, float]:
-    """Test entity F1 from one model: constrained decoding (the CRF's own decodings with ``--head crf``, see the
-    module docstring), argmax, and the raw-text path."""
+    """Test entity F1 from one model: its own decoding (the headline), argmax, the raw-text path, and for a CRF
+    the parts of its decoding (see the module docstring)."""
     gold = [sentence.tags for sentence in test]
     scores = predict_word_log_probs(model, tokenizer, test, max_len, 64)
     labels = model_labels(model)
     raw = raw_text_tags(torch_predictor(model, tokenizer, max_len, 64), test)
-    headline = (crf_scores(model, "test", gold, scores) if head == "crf" else
-                {"test_f1": entity_scores(gold, decode_tags(scores, labels, CONSTRAINED))["overall"]["f1"]})
+    own = decode_tags(scores, labels, CONSTRAINED, model_chain(model))
     return {
-        **headline,
+        "test_f1": entity_scores(gold, own)["overall"]["f1"],
+        **(crf_parts(model, "test", gold, scores) if head == "crf" else {}),
         "test_f1_argmax": entity_scores(gold, decode_tags(scores, labels, ARGMAX))["overall"]["f1"],
         "test_f1_raw_text": entity_scores(gold, raw.tags)["overall"]["f1"],
         "raw_text_sentences_split_differently": raw.sentences_split_differently,
@@ -111,17 +112,18 @@ def run_once(args: argparse.Namespace, splits: dict[str, list[Sentence]], learni
         layer_lr_decay=args.layer_lr_decay,
         patience=args.patience,
         device=args.device,
+        head=args.head,
     )
     started = time.perf_counter()
     model, tokenizer, summary = finetune(
-        params, seed, args.model_dir, splits["train"], splits["valid"], lambda step, metrics: None, HEADS[args.head]
+        params, seed, args.model_dir, splits["train"], splits["valid"], lambda step, metrics: None
     )
     run = {"learning_rate": learning_rate, "seed": seed, "valid_f1": summary["best_valid_f1"], **summary,
            "train_wall_s": round(time.perf_counter() - started, 1)}
     if args.head == "crf":
         valid = splits["valid"]
         valid_scores = predict_word_log_probs(model, tokenizer, valid, args.max_seq_len, 64)
-        run.update(crf_scores(model, "valid", [sentence.tags for sentence in valid], valid_scores))
+        run.update(crf_parts(model, "valid", [sentence.tags for sentence in valid], valid_scores))
     run.update(test_scores(model, tokenizer, splits["test"], args.max_seq_len, args.head))
     saved = args.out / "runs" / f"lr{learning_rate:g}-seed{seed}"
     model.save_pretrained(saved, safe_serialization=True)

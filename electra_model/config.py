@@ -278,6 +278,9 @@ class FinetuneParams(Section):
     """Token-classification fine-tuning on the NER data (ELECTRA's recipe: AdamW, layer-wise LR decay, warmup +
     linear decay, early stopping on validation entity F1).
 
+    ``head`` is the task head: ``crf`` (a linear-chain CRF, the default since it beat softmax + constrained decoding
+    on validation, benchmarks/RESULTS.md) or ``softmax``. The saved model records it; later stages read it there.
+
     ``max_seq_len`` bounds one model input; longer sentences are processed in overlapping windows, never cut.
     ``document_context`` fills the rest of each input with the neighbouring sentences of the same document.
     """
@@ -286,6 +289,7 @@ class FinetuneParams(Section):
         default="pretrained",
         description="'pretrained' (our pretrain stage), 'random', or a local transformers checkpoint directory",
     )
+    head: Literal["crf", "softmax"] = "crf"
     max_seq_len: Annotated[int, Field(ge=8, le=4096)] = 128
     batch_size: PositiveInt = 16
     epochs: PositiveInt = 8

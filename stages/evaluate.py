@@ -1,7 +1,8 @@
 """DVC stage `evaluate`: entity-level and token-level scores of the fine-tuned model on the held-out split.
 
-Reported, never used to choose anything. Headline ``entity_f1``: tags decoded as the client decodes them (the most
-probable valid IOB2 sequence); ``entity_f1_argmax``: per-word argmax of the same scores; ``raw_text_entity_f1``: each
+Reported, never used to choose anything. Headline ``entity_f1``: tags decoded as the model's own decoding, as the
+client decodes them (the best valid IOB2 sequence, with the learned transitions of a CRF head; ``head`` says which);
+``entity_f1_argmax``: per-word argmax of the same scores; ``raw_text_entity_f1``: each
 sentence typed as plain text and run through the client's predictor, its entities mapped back onto the gold words.
 Outputs, at the paths dvc.yaml's ``cmd`` gives: the metrics JSON (those three; entity P/R/F1 overall (micro),
 macro and per type; token accuracy; error counts; raw-text word-cut disagreements), the confusion plot (CSV and
@@ -19,14 +20,15 @@ import json
 from pathlib import Path
 
 import mlflow
-from transformers import ElectraForTokenClassification
 
 from electra_model.config import load_params, stage_params
 from electra_model.tasks.ner.conlleval import count_chunks, report, sequence_rows
 from electra_model.data.conll import Sentence, read_conll
 from electra_model.tasks.ner.error_analysis import analyse, render
 from electra_model.errors import exit_on_user_error
+from electra_model.tasks.ner.crf import model_chain
 from electra_model.tasks.ner.finetune import model_labels, predict_word_log_probs
+from electra_model.tasks.ner.heads import head_name, load_finetuned
 from electra_model.io import atomic_dir, atomic_file, write_json
 from electra_model.plots import save_confusion_png
 from electra_model.tasks.ner.metrics import entity_scores, entity_type, token_scores, type_confusion
@@ -94,13 +96,13 @@ def main(argv: list[str] | None = None) -> None:
         split_path = args.data / f"{params.evaluate.split}.txt"
         sentences = read_conll(split_path, scheme="iob2")
         log_dataset(split_path, name=f"ner-{params.evaluate.split}", context="evaluation")
-        model = ElectraForTokenClassification.from_pretrained(args.model)
+        model = load_finetuned(args.model)
         tokenizer = load_backend_tokenizer(args.model)
         batch_size = params.evaluate.batch_size
         scores = predict_word_log_probs(
             model, tokenizer, sentences, finetune.max_seq_len, batch_size, finetune.document_context
         )
-        predicted = decode_tags(scores, model_labels(model), CONSTRAINED)
+        predicted = decode_tags(scores, model_labels(model), CONSTRAINED, model_chain(model))
         argmax = decode_tags(scores, model_labels(model), ARGMAX)
         raw = raw_text_tags(torch_predictor(model, tokenizer, finetune.max_seq_len, batch_size), sentences)
         gold = [s.tags for s in sentences]
@@ -111,6 +113,7 @@ def main(argv: list[str] | None = None) -> None:
         entity = entity_scores(gold, predicted)
         metrics = {
             "split": params.evaluate.split,
+            "head": head_name(model.config, args.model),
             "sentences": len(sentences),
             "entity_f1": entity["overall"]["f1"],
             "entity_f1_argmax": entity_scores(gold, argmax)["overall"]["f1"],

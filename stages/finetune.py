@@ -1,6 +1,7 @@
 """DVC stage `finetune`: token-classification fine-tuning on the NER train split, early-stopped on valid.
 
-Output: the model folder (``ElectraForTokenClassification`` with the tokenizer it was trained with), the training
+Output: the model folder (the ``finetune.head`` model, a CRF head by default, with the tokenizer it was trained
+with; its ``config.json`` names the head, so later stages load and decode it as trained), the training
 curves (per step) and the validation curve (entity F1 per epoch), at the paths dvc.yaml's ``cmd`` gives.
 Run with ``dvc repro finetune``.
 """

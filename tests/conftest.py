@@ -1,9 +1,10 @@
 """Shared fixtures for the export / inference / registry / CLI / serving tests: tiny models and a throwaway MLflow
 store (here, at the top of tests/, so that the unit tests and the end-to-end client and serving tests share them).
 
-``random_model_dir`` (random weights, for parity and shape checks, where attention and padding matter) and
-``pattern_model_dir`` (hand-set weights with known predictions, see tests/fixtures_models.py) are built and exported
-once per session.
+``random_model_dir`` (random weights, for parity and shape checks, where attention and padding matter),
+``pattern_model_dir`` (hand-set weights with known predictions, see tests/fixtures_models.py), both softmax heads,
+and ``crf_pattern_model_dir`` (the pattern with a CRF head whose chain changes some predictions) are built and
+exported once per session.
 
 ``mlflow_store`` gives each test its own sqlite store (a copy of a migrated template, which is much faster than
 migrating a fresh database per test) with an experiment whose artifacts live in the test's tmp_path.
@@ -23,7 +24,7 @@ from tokenizers import Tokenizer
 from transformers import ElectraForTokenClassification
 
 from electra_model.export.build import export_onnx
-from tests.fixtures_models import MAX_LEN, build_tokenizer, make_pattern, model_config, save_model_dir
+from tests.fixtures_models import MAX_LEN, build_tokenizer, make_crf_pattern, make_pattern, model_config, save_model_dir
 
 
 @pytest.fixture(scope="session")
@@ -44,6 +45,16 @@ def pattern_model_dir(tmp_path_factory: pytest.TempPathFactory, tokenizer: Token
     model = ElectraForTokenClassification(model_config(tokenizer)).eval()
     make_pattern(model, tokenizer)
     return save_model_dir(model, tokenizer, tmp_path_factory.mktemp("pattern") / "ner")
+
+
+@pytest.fixture(scope="session")
+def crf_pattern_model_dir(tmp_path_factory: pytest.TempPathFactory, tokenizer: Tokenizer) -> Path:
+    return save_model_dir(make_crf_pattern(tokenizer), tokenizer, tmp_path_factory.mktemp("crf-pattern") / "ner")
+
+
+@pytest.fixture(scope="session")
+def crf_pattern_onnx_dir(crf_pattern_model_dir: Path) -> Path:
+    return export_onnx(crf_pattern_model_dir, crf_pattern_model_dir.parent / "onnx", opset=17, max_len=MAX_LEN)
 
 
 @pytest.fixture(scope="session")

@@ -1,6 +1,9 @@
 """Tiny NER models for the export / inference / registry / CLI tests, built in seconds on CPU.
 
-Both are laid out as the finetune stage writes a model (``save_pretrained`` model + tokenizer in one directory).
+The CRF pattern model (:func:`make_crf_pattern`) is the pattern model with a CRF head whose learned chain forbids
+a sentence to open with a person (``CRF_START_PENALTY``), so its own decoding differs from its emissions' wherever a
+sentence starts with "John" or "Müller": what a test needs to see that every path decodes with the chain.
+All are laid out as the finetune stage writes a model (``save_pretrained`` model + tokenizer in one directory).
 The pattern model's weights are set by hand so that each word's label depends only on its token -- "John" B-PER,
 "Smith" I-PER, "Paris" B-LOC, ... (``PATTERN``), everything else O -- so a test knows exactly which entities to
 expect (:func:`expected_tags`, which also says how decoding repairs an ``I-`` that continues nothing) and fails if
@@ -17,6 +20,7 @@ from transformers import ElectraConfig, ElectraForTokenClassification
 
 from electra_model.data.tokenizer import as_transformers_tokenizer, train_wordpiece
 from electra_model.export.result import ExportQuality
+from electra_model.tasks.ner.crf import ElectraCRFForTokenClassification
 
 LABELS = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"]
 PATTERN = {  # token -> the label the pattern model gives it; every other token gets O
@@ -37,6 +41,7 @@ CORPUS = [
 MAX_LEN = 16
 HIDDEN = 8
 O_BONUS = 1.0  # logit bonus of O over the other non-pattern labels, so that decoding has no ties to break
+CRF_START_PENALTY = -100.0  # the CRF pattern model's start score for B-PER
 
 
 def expected_tags(words: list[str]) -> list[str]:
@@ -111,6 +116,17 @@ def make_pattern(model: ElectraForTokenClassification, tokenizer: Tokenizer) -> 
         for index in range(len(LABELS)):
             model.classifier.weight[index, index] = 10.0
         model.classifier.bias[LABELS.index("O")] = O_BONUS
+
+
+def make_crf_pattern(tokenizer: Tokenizer) -> ElectraCRFForTokenClassification:
+    """The pattern model's emissions under a CRF head whose chain all but forbids ``B-PER`` first in a sentence."""
+    torch.manual_seed(0)
+    model = ElectraCRFForTokenClassification(model_config(tokenizer)).eval()
+    make_pattern(model, tokenizer)
+    with torch.no_grad():
+        model.classifier.start_scores[LABELS.index("B-PER")] = CRF_START_PENALTY
+        model.classifier.transitions[LABELS.index("O"), LABELS.index("B-LOC")] = 0.5  # any other learned score
+    return model
 
 
 def quality(f1: float, parity_passed: bool = True, diff: float = 2e-6) -> ExportQuality:

@@ -1,7 +1,9 @@
 """ONNX export of the fine-tuned NER model in four variants: one self-contained serving directory.
 
 ``export_onnx`` writes the directory :mod:`electra_model.serving.predictor` loads with onnxruntime alone:
-``tokenizer.json``, ``labels.json``, ``model_meta.json`` and the variants
+``tokenizer.json``, ``labels.json``, ``model_meta.json``, for a CRF-head model ``crf_chain.json`` (its learned
+transition, start and end scores: the graphs output the emissions, the client's Viterbi adds the chain), and the
+variants
 
     fp32       model.onnx            the TorchScript export (eager attention, so the optimizer can fuse it)
     optimized  model.optimized.onnx  onnxruntime's transformer optimizer (model_type 'bert'): fused Attention,
@@ -33,6 +35,7 @@ from electra_model.errors import ElectraError
 from electra_model.export.optimize import convert_fp16, optimize_graph, quantize_int8
 from electra_model.io import atomic_dir, write_json
 from electra_model.serving.predictor import (
+    CHAIN_FILE,
     CPU,
     INPUT_NAMES,
     LABELS_FILE,
@@ -41,6 +44,8 @@ from electra_model.serving.predictor import (
     OUTPUT_NAME,
     TOKENIZER_FILE,
 )
+from electra_model.tasks.ner.crf import model_chain
+from electra_model.tasks.ner.heads import load_finetuned
 
 DYNAMIC_AXES = {name: {0: "batch", 1: "sequence"} for name in [*INPUT_NAMES, OUTPUT_NAME]}
 VARIANT_FILES = {
@@ -53,12 +58,9 @@ GPU_VARIANT = "fp16"
 
 
 def load_torch_model(model_dir: Path | str) -> ElectraForTokenClassification:
-    """The fine-tuned model in fp32 eval mode with eager attention: SDPA's fused kernel has no clean ONNX form."""
-    model_dir = Path(model_dir)
-    if not (model_dir / "config.json").is_file():
-        raise ElectraError(f"{model_dir}: no config.json, so no fine-tuned model to export; run `dvc repro finetune`")
-    model = ElectraForTokenClassification.from_pretrained(model_dir, attn_implementation="eager", dtype=torch.float32)
-    return model.eval()
+    """The fine-tuned model, with the head it was trained with, in fp32 eval mode with eager attention: SDPA's fused
+    kernel has no clean ONNX form."""
+    return load_finetuned(model_dir, attn_implementation="eager", dtype=torch.float32).eval()
 
 
 def label_list(model: ElectraForTokenClassification) -> list[str]:
@@ -133,6 +135,9 @@ def export_onnx(model_dir: Path | str, out_dir: Path | str, opset: int, max_len:
             _stamp(path, {"vocab_size": model.config.vocab_size, "num_labels": len(labels), "variant": name})
         shutil.copyfile(tokenizer_file, staging / TOKENIZER_FILE)
         write_json(staging / LABELS_FILE, labels)
+        chain = model_chain(model)
+        if chain is not None:
+            write_json(staging / CHAIN_FILE, {"labels": labels, **chain.to_lists()})
         write_json(
             staging / META_FILE,
             {

@@ -11,12 +11,14 @@ and returns entities with character offsets into the text it was given::
 
 The directory holds several variants of one model (fp32, graph-optimized fp32, int8, fp16); ``model_meta.json``
 names the one to run on CPU (chosen by the export stage) and the one to run on GPU, and ``variant=`` overrides it.
+A model with a CRF head also has ``crf_chain.json``, its learned transition, start and end scores (the graph outputs
+the emissions only); a softmax-head model has none.
 Texts longer than the model's ``max_len`` sub-tokens are cut into windows; windows of all texts share batches.
 
 Text is cut into words by CoNLL-2003's rules (:mod:`electra_model.tasks.ner.text_words`), the words the model was
 trained on,
-and each sentence's tags are decoded as the most probable valid IOB2 sequence
-(:mod:`electra_model.tasks.ner.tag_decoding`).
+and each sentence's tags are decoded as evaluation decodes them: the best valid IOB2 sequence, with the CRF's
+learned chain when the model has one (:mod:`electra_model.tasks.ner.tag_decoding`).
 Only onnxruntime (or onnxruntime-gpu), tokenizers and numpy are needed (mlflow only when a ``models:/`` URI is
 resolved), so this module and the torch-free modules it imports are also packaged on
 their own as the light client ``electra-ner-client`` (``pip install ./client[cpu]``, see client/pyproject.toml).
@@ -46,7 +48,7 @@ from electra_model.tasks.ner.encoding import (
     pad_batch,
     word_log_probs,
 )
-from electra_model.tasks.ner.tag_decoding import TagScheme, viterbi
+from electra_model.tasks.ner.tag_decoding import Chain, TagScheme, viterbi
 from electra_model.tasks.ner.text_words import WordSpan, split_words
 from electra_model.serving.registry_client import download_registered_model, resolve_tracking_uri
 
@@ -54,6 +56,7 @@ MODEL_FILE = "model.onnx"  # the plain fp32 variant; the other variants' files a
 TOKENIZER_FILE = "tokenizer.json"
 LABELS_FILE = "labels.json"
 META_FILE = "model_meta.json"
+CHAIN_FILE = "crf_chain.json"  # a CRF head's transition/start/end scores; absent for a softmax head
 INPUT_NAMES = ("input_ids", "attention_mask")
 OUTPUT_NAME = "logits"
 CPU = "CPUExecutionProvider"
@@ -151,6 +154,22 @@ def read_meta(onnx_dir: Path) -> dict[str, Any]:
     if missing:
         raise ElectraError(f"{path}: lacks {missing}; re-export the model with `dvc repro export`")
     return meta
+
+
+def read_chain(onnx_dir: Path, labels: Sequence[str]) -> Chain | None:
+    """The CRF head's learned scores when the export wrote them (``None`` for a softmax-head model), checked to
+    belong to these labels, so a chain from another model is refused rather than decoded with."""
+    path = onnx_dir / CHAIN_FILE
+    if not path.is_file():
+        return None
+    try:
+        payload = json.loads(path.read_text(encoding="utf-8"))
+        if payload["labels"] != list(labels):
+            raise ValueError(f"its labels {payload['labels']} are not the model's {list(labels)}")
+        return Chain.from_lists(payload["transitions"], payload["start"], payload["end"])
+    except (UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, ValueError) as error:
+        detail = f"lacks {error}" if isinstance(error, KeyError) else str(error)
+        raise ElectraError(f"{path}: not the CRF chain the export stage writes ({detail}); {REEXPORT}") from None
 
 
 def pick_variant(meta: dict[str, Any], providers: Sequence[str], variant: str | None, where: Path) -> str:
@@ -254,8 +273,10 @@ class NerPredictor:
         max_len: int,
         batch_size: int = 32,
         variant: str = "fp32",
+        chain: Chain | None = None,
     ) -> None:
         self.session = session
+        self.chain = chain
         self.tokenizer = tokenizer
         self.id2label = dict(enumerate(labels))
         self.scheme = TagScheme.iob2(labels)
@@ -289,7 +310,8 @@ class NerPredictor:
         tokenizer.no_padding()
         session = open_model_file(model_file, providers, threads)
         check_model_matches(session, tokenizer, meta["labels"], model_file)
-        return cls(session, tokenizer, meta["labels"], int(meta["max_len"]), batch_size, chosen)
+        chain = read_chain(onnx_dir, meta["labels"])
+        return cls(session, tokenizer, meta["labels"], int(meta["max_len"]), batch_size, chosen, chain)
 
     @classmethod
     def from_uri(cls, uri_or_path: str | Path, tracking_uri: str | None = None, **options: Any) -> NerPredictor:
@@ -368,12 +390,12 @@ class NerPredictor:
     def decode(
         self, windows: Sequence[Example], window_scores: Sequence[np.ndarray], lengths: Sequence[int]
     ) -> list[tuple[list[str], list[float]]]:
-        """Each sentence's tags, the most probable valid IOB2 sequence
-        (:func:`electra_model.tasks.ner.tag_decoding.viterbi`,
-        as evaluation decodes), and each word's probability of its tag, from the windows' per-word scores."""
+        """Each sentence's tags, the best valid IOB2 sequence under the model's chain if it has one
+        (:func:`electra_model.tasks.ner.tag_decoding.viterbi`, as evaluation decodes), and each word's probability
+        of its tag under the per-word softmax, from the windows' per-word scores."""
         predictions = []
         for log_probs in merge_word_scores(windows, window_scores, lengths):
-            path = viterbi(log_probs, self.scheme)
+            path = viterbi(log_probs, self.scheme, self.chain)
             probs = np.exp(log_probs[np.arange(len(path)), path])
             predictions.append(([self.id2label[int(i)] for i in path], probs.tolist()))
         return predictions

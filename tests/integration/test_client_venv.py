@@ -53,7 +53,19 @@ def pip(*args: str) -> None:
     assert result.returncode == 0, result.stderr
 
 
-def test_the_client_installs_and_runs_without_torch(tmp_path: Path, pattern_onnx_dir: Path) -> None:
+CRF_SCRIPT = r"""
+import json, sys
+from electra_model.serving.predictor import NerPredictor
+
+predictor = NerPredictor.from_dir(sys.argv[1], providers=["CPUExecutionProvider"])
+print(json.dumps({"chain": predictor.chain is not None,
+                  "texts": [[e.to_dict() for e in entities] for entities in predictor.predict(sys.argv[2:])]}))
+"""
+
+
+def test_the_client_installs_and_runs_without_torch(
+    tmp_path: Path, pattern_onnx_dir: Path, crf_pattern_onnx_dir: Path
+) -> None:
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
     python = venv / "bin" / "python"
@@ -87,3 +99,20 @@ def test_the_client_installs_and_runs_without_torch(tmp_path: Path, pattern_onnx
     assert len(found[3]) == 90 and found[3][-1] == ("LOC", "New York", last, last + len("New York"))
     assert [(e["type"], e["text"], e["start"]) for e in output["words"][0]] == [("LOC", "Zürich", 3)]
     assert "pip install 'electra-ner-client[registry]'" in output["registry_error"]
+
+    # a CRF-head model: the torch-free client reads crf_chain.json and decodes exactly as the project does
+    texts = ["John Smith left Paris.", LONG]
+    result = subprocess.run(
+        [str(python), "-c", CRF_SCRIPT, str(crf_pattern_onnx_dir), *texts],
+        capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    crf = json.loads(result.stdout)
+    from electra_model.serving.predictor import NerPredictor
+
+    def spans(rows: list) -> list:  # scores left out: the venv's onnxruntime may round differently
+        return [[(e["type"], e["start"], e["end"]) for e in row] for row in rows]
+
+    here = NerPredictor.from_dir(crf_pattern_onnx_dir, providers=["CPUExecutionProvider"]).predict(texts)
+    assert crf["chain"] is True and spans(crf["texts"]) == spans([[e.to_dict() for e in row] for row in here])
+    assert spans(crf["texts"])[0] != spans(output["texts"])[0], "the chain changes the first sentence's entities"

@@ -3,9 +3,11 @@
 The model starts from our pretrained discriminator, from any local transformers checkpoint directory (for example a
 downloaded google/electra-small-discriminator, whose own tokenizer is then used), or from random weights of our
 pretrained model's shape. It is trained as ELECTRA's paper fine-tunes: AdamW with layer-wise learning-rate decay,
-no weight decay on biases and LayerNorm, warmup + linear decay; it is scored on the validation split after every
-epoch by entity F1 (conlleval rules, tags decoded as everywhere else: constrained to valid IOB2), stopped early when
-that stops improving, and the best epoch's weights are kept. Test data is never read here.
+no weight decay on biases and LayerNorm, warmup + linear decay. The head is ``finetune.head``
+(:mod:`electra_model.tasks.ner.heads`: a CRF by default). It is scored on the validation split after every epoch by
+entity F1 (conlleval rules, tags decoded as everywhere else: the model's own decoding, constrained to valid IOB2 and
+with the CRF's learned transitions), stopped early when that stops improving, and the best epoch's weights are kept.
+Test data is never read here.
 Sentences longer than ``max_seq_len`` are handled by :func:`electra_model.tasks.ner.encoding.encode_examples`.
 """
 
@@ -27,6 +29,8 @@ from electra_model.errors import ElectraError
 from electra_model.tasks.ner.metrics import entity_scores
 from electra_model.tasks.ner.encoding import Example, encode_examples, merge_word_scores, pad_batch, word_log_probs
 from electra_model.progress import log_line, progress
+from electra_model.tasks.ner.crf import model_chain
+from electra_model.tasks.ner.heads import HEADS
 from electra_model.tasks.ner.tag_decoding import CONSTRAINED, decode_tags
 from electra_model.data.tokenizer import load_backend_tokenizer, special_token_ids
 from electra_model.training import linear_schedule, parameter_groups, resolve_device, seed_everything, stop_if_diverged
@@ -64,7 +68,7 @@ def load_model(
     model_class: type[ElectraForTokenClassification] = ElectraForTokenClassification,
 ) -> ElectraForTokenClassification:
     """Weights per ``finetune.init``: our pretrained discriminator, random of the same shape, or a checkpoint dir.
-    ``model_class`` lets a benchmark train another head on the same body (benchmarks/crf_head.py).
+    ``model_class`` is the head (:data:`electra_model.tasks.ner.heads.HEADS`), on the same body either way.
 
     Only the classification head may be newly initialised: a checkpoint of another shape or kind would otherwise
     be loaded with its mismatched tensors silently re-initialised, and a "pretrained" model would be partly random.
@@ -183,7 +187,8 @@ def predict_word_log_probs(
     document_context: bool = False,
 ) -> list[np.ndarray]:
     """Label log-probabilities of every word of every sentence, ``(words, labels)`` per sentence, each read from its
-    word's first sub-token: the scores both decodings (constrained and argmax) read."""
+    word's first sub-token: the scores both decodings (constrained and argmax) read. For a CRF head these are its
+    emissions up to a constant per word, which changes no path's rank (see tag_decoding)."""
     device = next(model.parameters()).device
     pad_id = tokenizer.token_to_id("[PAD]")
     examples = encode_split(tokenizer, sentences, max_len, document_context)
@@ -213,10 +218,11 @@ def predict_tags(
     document_context: bool = False,
     decoding: str = CONSTRAINED,
 ) -> list[list[str]]:
-    """One IOB2 tag per word of every sentence; ``constrained`` (the default everywhere) never yields an invalid
-    sequence, see :mod:`electra_model.tasks.ner.tag_decoding`."""
+    """One IOB2 tag per word of every sentence; ``constrained`` (the default everywhere) is the model's own
+    decoding, with its learned chain for a CRF head, and never yields an invalid sequence, see
+    :mod:`electra_model.tasks.ner.tag_decoding`."""
     scores = predict_word_log_probs(model, tokenizer, sentences, max_len, batch_size, document_context)
-    return decode_tags(scores, model_labels(model), decoding)
+    return decode_tags(scores, model_labels(model), decoding, model_chain(model))
 
 
 def finetune(
@@ -226,13 +232,12 @@ def finetune(
     train: Sequence[Sentence],
     valid: Sequence[Sentence],
     on_log: MetricsCallback,
-    model_class: type[ElectraForTokenClassification] = ElectraForTokenClassification,
 ) -> tuple[ElectraForTokenClassification, Tokenizer, dict[str, float]]:
-    """Train, keep the epoch with the best validation entity F1, stop after ``patience`` epochs without gain.
-    ``model_class`` is the head to train (see :func:`load_model`); its forward must return the loss given labels."""
+    """Train the ``params.head`` head, keep the epoch with the best validation entity F1 (by the model's own
+    decoding, :func:`predict_tags`), stop after ``patience`` epochs without gain."""
     seed_everything(seed)
     device = resolve_device(params.device)
-    model = load_model(params.init, pretrained_dir, label_list(train), model_class).to(device)
+    model = load_model(params.init, pretrained_dir, label_list(train), HEADS[params.head]).to(device)
     tokenizer = load_tokenizer(params.init, pretrained_dir)
     examples = encode_split(tokenizer, train, params.max_seq_len, params.document_context, model.config.label2id)
     lengths = [len(example.encoded.input_ids) for example in examples]

@@ -26,6 +26,7 @@ from transformers import ElectraForTokenClassification
 
 from electra_model.data.conll import Sentence
 from electra_model.serving.predictor import OUTPUT_NAME, Entity, NerPredictor
+from electra_model.tasks.ner.crf import model_chain
 from electra_model.tasks.ner.text_words import WordSpan, detokenize, split_words
 
 
@@ -46,11 +47,14 @@ class TorchLogitsSession:
 def torch_predictor(
     model: ElectraForTokenClassification, tokenizer: Tokenizer, max_len: int, batch_size: int
 ) -> NerPredictor:
-    """The serving client's predictor over a torch model, with the same windows, batching and decoding."""
+    """The serving client's predictor over a torch model, with the same windows, batching and decoding (the CRF
+    head's chain included, as the export stage hands it to the client)."""
     tokenizer.no_truncation()
     tokenizer.no_padding()
     labels = [model.config.id2label[i] for i in range(model.config.num_labels)]
-    return NerPredictor(TorchLogitsSession(model), tokenizer, labels, max_len, batch_size, variant="torch")
+    return NerPredictor(
+        TorchLogitsSession(model), tokenizer, labels, max_len, batch_size, variant="torch", chain=model_chain(model)
+    )
 
 
 def tags_on_words(spans: Sequence[WordSpan], entities: Sequence[Entity]) -> list[str]:

@@ -119,3 +119,18 @@ def test_the_registered_pyfunc_serves_lists_dataframes_and_dicts(mlflow_store: s
     assert without_scores(model.predict(["To Paris", ""])) == [paris, []]
     assert without_scores(model.predict(pd.DataFrame({"id": [7], "text": ["To Paris"]}))) == [paris]
     assert without_scores(model.predict({"text": "To Paris"})) == [paris]
+
+
+def test_a_registered_crf_model_decodes_with_its_chain_through_uris_and_the_pyfunc(
+    mlflow_store: str, crf_pattern_onnx_dir: Path, pattern_onnx_dir: Path
+) -> None:
+    """crf_chain.json travels with the registered model: the CRF pattern model's chain forbids a sentence to open
+    with a person, so "John Smith" at the start is not the softmax pattern model's PER entity."""
+    text = "John Smith left Paris."
+    expected = [entity.to_dict() for entity in NerPredictor.from_dir(crf_pattern_onnx_dir).predict([text])[0]]
+    softmax = [entity.to_dict() for entity in NerPredictor.from_dir(pattern_onnx_dir).predict([text])[0]]
+    assert expected != softmax and ("PER", "John Smith") not in {(e["type"], e["text"]) for e in expected}
+    register_run(crf_pattern_onnx_dir, quality(0.9))
+    [entities] = NerPredictor.from_uri(f"models:/{NAME}@champion", tracking_uri=mlflow_store).predict([text])
+    assert [entity.to_dict() for entity in entities] == expected
+    assert mlflow.pyfunc.load_model(f"models:/{NAME}@champion").predict([text]) == [expected]

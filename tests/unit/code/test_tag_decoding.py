@@ -1,4 +1,4 @@
-"""Constrained decoding: the most probable valid IOB2 sequence, never an invalid one."""
+"""Constrained decoding: the best valid IOB2 sequence, never an invalid one, with or without a CRF's chain."""
 
 from __future__ import annotations
 
@@ -7,7 +7,16 @@ import itertools
 import numpy as np
 import pytest
 
-from electra_model.tasks.ner.tag_decoding import ARGMAX, CONSTRAINED, TagScheme, decode, decode_tags, log_softmax, viterbi
+from electra_model.tasks.ner.tag_decoding import (
+    ARGMAX,
+    CONSTRAINED,
+    Chain,
+    TagScheme,
+    decode,
+    decode_tags,
+    log_softmax,
+    viterbi,
+)
 
 LABELS = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"]
 
@@ -80,3 +89,54 @@ def test_decoding_never_yields_an_invalid_sequence_and_keeps_valid_argmax():
 def test_an_unknown_decoding_is_refused():
     with pytest.raises(ValueError, match="decoding must be one of"):
         decode(np.zeros((1, 5)), TagScheme.iob2(LABELS), "beam")
+
+
+def random_chain(rng: np.random.Generator, labels: int = len(LABELS)) -> Chain:
+    return Chain.from_lists(rng.normal(size=(labels, labels)), rng.normal(size=labels), rng.normal(size=labels))
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_viterbi_with_a_learned_chain_is_the_best_valid_sequence_by_brute_force(seed):
+    """CRF decoding: emissions + transitions + start + end scores, over the sequences the IOB2 scheme allows."""
+    rng = np.random.default_rng(seed)
+    words = int(rng.integers(1, 5))
+    log_probs = log_softmax(rng.normal(scale=3.0, size=(words, len(LABELS))))
+    chain = random_chain(rng)
+
+    def score(seq: tuple[int, ...]) -> float:
+        moves = sum(chain.transitions[a, b] for a, b in zip(seq, seq[1:]))
+        return log_probs[np.arange(words), list(seq)].sum() + moves + chain.start[seq[0]] + chain.end[seq[-1]]
+
+    valid = [seq for seq in itertools.product(range(len(LABELS)), repeat=words) if is_valid([LABELS[i] for i in seq])]
+    path = viterbi(log_probs, TagScheme.iob2(LABELS), chain)
+    assert path.tolist() == list(max(valid, key=score))
+    [tags] = decode_tags([log_probs], LABELS, CONSTRAINED, chain)
+    assert tags == [LABELS[i] for i in path]
+
+
+def test_the_chain_changes_the_path_and_a_zero_chain_changes_nothing():
+    scores = scores_for([{"B-PER": 0.6, "O": 0.3}, {"I-PER": 0.6, "O": 0.3}])
+    assert decode_tags([scores], LABELS, CONSTRAINED) == [["B-PER", "I-PER"]]
+    discouraged = np.zeros((len(LABELS), len(LABELS)))
+    discouraged[LABELS.index("B-PER"), LABELS.index("I-PER")] = -5.0
+    chain = Chain.from_lists(discouraged, np.zeros(len(LABELS)), np.zeros(len(LABELS)))
+    assert decode_tags([scores], LABELS, CONSTRAINED, chain) == [["B-PER", "O"]]  # 0.6*0.3 beats O O and B-PER B-PER
+    assert decode_tags([scores], LABELS, ARGMAX, chain) == [["B-PER", "I-PER"]]  # argmax reads the words alone
+    zero = Chain.from_lists(np.zeros((len(LABELS),) * 2), np.zeros(len(LABELS)), np.zeros(len(LABELS)))
+    rng = np.random.default_rng(3)
+    for _ in range(20):
+        log_probs = np.log(rng.dirichlet(np.ones(len(LABELS)), size=int(rng.integers(1, 9))))
+        scheme = TagScheme.iob2(LABELS)
+        assert viterbi(log_probs, scheme, zero).tolist() == viterbi(log_probs, scheme).tolist()
+
+
+def test_a_chain_that_does_not_fit_is_refused():
+    with pytest.raises(ValueError, match="one set of labels"):
+        Chain.from_lists(np.zeros((3, 3)), np.zeros(3), np.zeros(4))
+    with pytest.raises(ValueError, match="finite"):
+        Chain.from_lists([[0.0, float("inf")], [0.0, 0.0]], [0.0, 0.0], [0.0, 0.0])
+    with pytest.raises(ValueError, match="chain scores 3 labels"):
+        viterbi(np.zeros((2, len(LABELS))), TagScheme.iob2(LABELS), random_chain(np.random.default_rng(0), 3))
+    chain = random_chain(np.random.default_rng(1))
+    again = Chain.from_lists(**chain.to_lists())
+    assert np.array_equal(again.transitions, chain.transitions) and np.array_equal(again.end, chain.end)

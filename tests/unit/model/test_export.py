@@ -1,10 +1,12 @@
 """ONNX export: the serving directory and its variants, fused attention, parity and F1 of every variant against
-torch, latency, and the choice of the variant served on CPU."""
+torch, latency, the choice of the variant served on CPU, and a CRF head's chain saved beside the graphs and decoded
+with by the client and the export checks."""
 
 from __future__ import annotations
 
 import itertools
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -28,8 +30,14 @@ from electra_model.export.choose import (
     summarize,
 )
 from electra_model.export.optimize import optimize_graph
-from electra_model.serving.predictor import NerPredictor, read_meta
-from tests.fixtures_models import LABELS, MAX_LEN, expected_tags, model_config, save_model_dir
+from electra_model.data.tokenizer import load_backend_tokenizer
+from electra_model.serving.predictor import CHAIN_FILE, NerPredictor, read_meta
+from electra_model.tasks.ner.crf import model_chain
+from electra_model.tasks.ner.finetune import predict_word_log_probs
+from electra_model.tasks.ner.heads import load_finetuned
+from electra_model.tasks.ner.metrics import entity_scores
+from electra_model.tasks.ner.tag_decoding import CONSTRAINED, decode_tags
+from tests.fixtures_models import CRF_START_PENALTY, LABELS, MAX_LEN, expected_tags, model_config, save_model_dir
 
 TEXTS = [
     "John Smith visited Paris yesterday .",
@@ -205,3 +213,63 @@ def test_export_without_a_model_is_a_user_error(tmp_path: Path) -> None:
 def test_export_refuses_a_max_len_beyond_the_model_positions(random_model_dir: Path, tmp_path: Path) -> None:
     with pytest.raises(ElectraError, match="finetune.max_seq_len 100 exceeds the model's 64 positions"):
         export_onnx(random_model_dir, tmp_path / "onnx", opset=17, max_len=100)
+
+
+# ------------------------------------------------------------------------------------------------- CRF head
+def chain_decoding(model_dir: Path, words: list[list[str]]) -> tuple[list[list[str]], list[list[str]]]:
+    """The torch model's own decoding (with its chain) and its emissions' constrained decoding, as evaluation
+    computes them, for comparison with what the exported directory decodes."""
+    model = load_finetuned(model_dir).eval()
+    tokenizer = load_backend_tokenizer(model_dir)
+    scores = predict_word_log_probs(model, tokenizer, [Sentence(tuple(w), ("O",) * len(w)) for w in words], MAX_LEN, 4)
+    return (decode_tags(scores, LABELS, CONSTRAINED, model_chain(model)), decode_tags(scores, LABELS, CONSTRAINED))
+
+
+def test_a_crf_model_exports_its_chain_and_the_client_decodes_with_it(
+    crf_pattern_model_dir: Path, crf_pattern_onnx_dir: Path, random_onnx_dir: Path
+) -> None:
+    saved = json.loads((crf_pattern_onnx_dir / CHAIN_FILE).read_text())
+    chain = model_chain(load_finetuned(crf_pattern_model_dir))
+    assert saved["labels"] == LABELS and saved["transitions"] == chain.transitions.tolist()
+    assert saved["start"][LABELS.index("B-PER")] == CRF_START_PENALTY and saved["end"] == chain.end.tolist()
+    words = [text.split() for text in TEXTS]
+    own, emissions_only = chain_decoding(crf_pattern_model_dir, words)
+    assert own != emissions_only, "the chain must change some decision, or this test shows nothing"
+    assert own[0][0] != "B-PER" and emissions_only[0][0] == "B-PER"  # "John" opens TEXTS[0]
+    for variant in ("fp32", "int8"):
+        predictor = NerPredictor.from_dir(crf_pattern_onnx_dir, providers=["CPUExecutionProvider"], variant=variant)
+        assert predictor.tag_words(words) == own
+    softmax = NerPredictor.from_dir(random_onnx_dir, providers=["CPUExecutionProvider"])
+    assert not (random_onnx_dir / CHAIN_FILE).exists() and softmax.chain is None
+
+
+def test_the_export_checks_score_the_crf_models_own_decoding(
+    crf_pattern_model_dir: Path, crf_pattern_onnx_dir: Path
+) -> None:
+    """The alias gate and the served-variant choice read these F1s: they must be the chain's, not the emissions'."""
+    gold = sentences()
+    own, _ = chain_decoding(crf_pattern_model_dir, [list(s.tokens) for s in gold])
+    expected = entity_scores([s.tags for s in gold], own)["overall"]["f1"]
+    results = check_variants(crf_pattern_model_dir, crf_pattern_onnx_dir, gold, batch_size=2)
+    assert expected < 1.0 and results["fp32"]["f1"] == results["optimized"]["f1"] == expected
+    assert results["fp32"]["labels_identical"] and results["fp32"]["max_abs_logit_diff"] < 1e-5
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda chain: {**chain, "labels": chain["labels"][::-1]}, "its labels .* are not the model's"),
+        (lambda chain: {**chain, "end": chain["end"][:-1]}, "do not describe one set of labels"),
+        (lambda chain: {key: value for key, value in chain.items() if key != "start"}, "lacks 'start'"),
+        (lambda chain: "not json {", "Expecting value"),
+    ],
+)
+def test_a_chain_file_that_does_not_belong_to_the_model_is_refused(
+    crf_pattern_onnx_dir: Path, tmp_path: Path, change, message: str
+) -> None:
+    copy = tmp_path / "onnx"
+    shutil.copytree(crf_pattern_onnx_dir, copy)
+    changed = change(json.loads((copy / CHAIN_FILE).read_text()))
+    (copy / CHAIN_FILE).write_text(changed if isinstance(changed, str) else json.dumps(changed))
+    with pytest.raises(ElectraError, match=f"{CHAIN_FILE}: not the CRF chain the export stage writes .*{message}"):
+        NerPredictor.from_dir(copy, providers=["CPUExecutionProvider"])

@@ -1,5 +1,6 @@
 """Fine-tuning: initialisation sources, ELECTRA's optimizer groups, windows at prediction time, early stopping and
-seeding -- on models of a few thousand weights so the whole module runs in seconds."""
+seeding, the head (CRF by default) and its decoding -- on models of a few thousand weights so the whole module runs
+in seconds."""
 
 from __future__ import annotations
 
@@ -23,10 +24,11 @@ from electra_model.tasks.ner.finetune import (
     load_tokenizer,
     predict_tags,
 )
+from electra_model.tasks.ner.crf import ElectraCRFForTokenClassification, model_chain
 from electra_model.tasks.ner.metrics import entity_scores
 from electra_model.tasks.ner.tag_decoding import ARGMAX
 from electra_model.data.tokenizer import as_transformers_tokenizer
-from tests.fixtures_models import CORPUS, LABELS, PATTERN, expected_tags, make_pattern, model_config
+from tests.fixtures_models import CORPUS, LABELS, PATTERN, expected_tags, make_crf_pattern, make_pattern, model_config
 
 WORDS = sorted({word for line in CORPUS for word in line.split()})
 
@@ -213,3 +215,29 @@ def test_a_diverging_run_stops_at_the_first_non_finite_loss_naming_step_and_para
     assert "finetune.learning_rate = 1e+30" in message and "finetune.batch_size = 8" in message
     assert all(np.isfinite(metrics["train_loss"]) for _, metrics in logged)
     assert not any("valid_f1" in metrics for _, metrics in logged), "stopped inside the first epoch"
+
+
+# ---------------------------------------------------------------------------------------------------- heads
+@pytest.mark.parametrize(("head", "model_class"), [("crf", ElectraCRFForTokenClassification),
+                                                   ("softmax", ElectraForTokenClassification)])
+def test_finetune_head_picks_the_model_class_and_the_crf_learns_its_chain(
+    pretrained_dir: Path, head: str, model_class: type
+) -> None:
+    train, valid = sentences(16, 0), sentences(8, 1)
+    model, _, _ = finetune(params(epochs=1, head=head), 0, pretrained_dir, train, valid, lambda s, m: None)
+    assert type(model) is model_class
+    chain = model_chain(model)
+    assert (chain is None) == (head == "softmax")
+    if chain is not None:
+        assert np.abs(chain.transitions).sum() > 0, "the chain scores train with the rest"
+
+
+def test_predict_tags_decodes_a_crf_with_its_chain(tokenizer: Tokenizer) -> None:
+    """What finetune's early stopping scores validation with: the chain forbids the first word's B-PER."""
+    model = make_crf_pattern(tokenizer)
+    sentence = [Sentence(("John", "Smith", "visited", "Paris"), ("O",) * 4)]
+    [tags] = predict_tags(model, tokenizer, sentence, 16, 8)
+    assert tags[0] != "B-PER" and tags[3] == "B-LOC"
+    plain = ElectraForTokenClassification(model_config(tokenizer)).eval()
+    make_pattern(plain, tokenizer)
+    assert predict_tags(plain, tokenizer, sentence, 16, 8) == [["B-PER", "I-PER", "O", "B-LOC"]]

@@ -1,44 +1,39 @@
-"""A linear-chain CRF head for ElectraForTokenClassification: an experiment against constrained decoding (issue 12).
+"""The linear-chain CRF head, the default NER head (``finetune.head: crf``; benchmarks/RESULTS.md, "CRF head vs
+constrained decoding": +4.95 valid entity F1 over softmax + constrained decoding on CoNLL-2003).
 
-Constrained decoding (:mod:`electra_model.tasks.ner.tag_decoding`) trains a per-word softmax and only forbids invalid tag
-bigrams at decoding time. A CRF instead learns transition scores (and start/end scores) jointly with the encoder:
-the loss is the negative log-likelihood of the gold tag sequence under the chain, so the model is trained for the
-sequence it is decoded for. Whether that buys F1 over constrained decoding is what ``benchmarks/ner_real_data.py
---head crf`` measures; the head stays here until it wins on validation.
+A softmax head scores each word alone and only has invalid tag bigrams ruled out at decoding time. A CRF instead
+learns transition scores (and start/end scores) jointly with the encoder: the loss is the negative log-likelihood
+of the gold tag sequence under the chain, so the model is trained for the sequence it is decoded for.
 
 Shape of the head. :class:`ElectraCRFForTokenClassification` is ElectraForTokenClassification whose ``classifier``
 is a :class:`CRFClassifier`: the same linear layer (same tensor names, same initialisation, so the fine-tuning loop,
 its per-layer learning rates and the "only the head may be new" load check treat it as the classifier), holding the
 transition, start and end scores as well. ``forward`` returns the emissions (the linear scores per sub-token) as
-``.logits`` and, given labels, the CRF NLL as ``.loss``, so :func:`electra_model.tasks.ner.finetune.finetune` trains it as is.
+``.logits`` -- which is all the ONNX graph outputs -- and, given labels, the CRF NLL as ``.loss``.
 
 Which positions form the chain. The emissions of a word are read at its first sub-token, the positions whose label
 is not ``IGNORE_INDEX``; each model input (a *window*: a whole sentence, or one core of a long sentence, see
-:mod:`electra_model.tasks.ner.encoding`) is one chain over its labelled positions in order, with the start and end scores
-at the window's edges. Windows only cut sentences longer than ``max_seq_len`` sub-tokens (rare in CoNLL-2003); at
-decoding time the per-word scores of a sentence's windows are merged first, so Viterbi runs over the whole sentence.
+:mod:`electra_model.tasks.ner.encoding`) is one chain over its labelled positions in order, with the start and end
+scores at the window's edges. At decoding time the per-word scores of a sentence's windows are merged first, so
+Viterbi runs over the whole sentence.
 
 The loss is the NLL summed over the batch's windows and divided by its number of labelled words, so it is on the
-per-word scale of the softmax arm's cross-entropy (the same learning rates and gradient clipping then mean the same).
+per-word scale of the softmax head's cross-entropy (the same learning rates and gradient clipping mean the same).
 
-Decoding. :func:`electra_model.tasks.ner.finetune.predict_word_log_probs` gives per-word log-softmax scores; they differ from
-the emissions by a constant per word, which adds the same amount to every path, so Viterbi over them with the
-learned transitions finds the CRF's best path. :func:`crf_decode_tags` does that, optionally with the IOB2
-constraints added on top (``-inf`` on forbidden transitions and starts).
+Decoding is torch-free: :func:`model_chain` hands the learned scores to
+:func:`electra_model.tasks.ner.tag_decoding.viterbi` as a :class:`~electra_model.tasks.ner.tag_decoding.Chain`,
+and the export stage saves them beside the ONNX graph for the client.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
-import numpy as np
 import torch
 from torch import nn
 from transformers import ElectraConfig, ElectraForTokenClassification
 from transformers.modeling_outputs import TokenClassifierOutput
 
 from electra_model.tasks.ner.encoding import IGNORE_INDEX
-from electra_model.tasks.ner.tag_decoding import TagScheme
+from electra_model.tasks.ner.tag_decoding import Chain
 
 
 class CRFClassifier(nn.Linear):
@@ -65,7 +60,7 @@ class ElectraCRFForTokenClassification(ElectraForTokenClassification):
         super().__init__(config)
         linear = self.classifier
         head = CRFClassifier(linear.in_features, linear.out_features)
-        with torch.no_grad():  # keep the initialisation post_init gave the plain head, so arms start alike
+        with torch.no_grad():  # keep the initialisation post_init gave the plain head, so both heads start alike
             head.weight.copy_(linear.weight)
             head.bias.copy_(linear.bias)
         self.classifier = head
@@ -80,6 +75,17 @@ class ElectraCRFForTokenClassification(ElectraForTokenClassification):
         if labels is not None:
             output.loss = crf_loss(output.logits, labels, self.classifier)
         return output
+
+
+def model_chain(model: nn.Module) -> Chain | None:
+    """The learned chain of a CRF-head model as numpy scores for decoding; ``None`` for a softmax head."""
+    head = getattr(model, "classifier", None)
+    if not isinstance(head, CRFClassifier):
+        return None
+    transitions, start, end = (
+        tensor.detach().cpu().double().numpy() for tensor in (head.transitions, head.start_scores, head.end_scores)
+    )
+    return Chain(transitions, start, end)
 
 
 def labelled_words(
@@ -144,47 +150,3 @@ def crf_loss(logits: torch.Tensor, labels: torch.Tensor, head: CRFClassifier) ->
     emissions, tags, mask = labelled_words(logits.float(), labels)
     nll = crf_nll(emissions, tags, mask, head.transitions, head.start_scores, head.end_scores)
     return nll.sum() / mask.sum().clamp(min=1)
-
-
-def viterbi(scores: np.ndarray, transitions: np.ndarray, start: np.ndarray, end: np.ndarray) -> np.ndarray:
-    """Label ids of the best path for one sentence's ``(words, labels)`` scores under the chain's scores
-    (``-inf`` entries forbid a transition or start)."""
-    words = scores.shape[0]
-    if words == 0:
-        return np.zeros(0, dtype=np.int64)
-    score = start + scores[0]
-    backpointers = np.zeros(scores.shape, dtype=np.int64)
-    for position in range(1, words):
-        candidates = score[:, None] + transitions
-        backpointers[position] = candidates.argmax(0)
-        score = candidates.max(0) + scores[position]
-    path = np.empty(words, dtype=np.int64)
-    path[-1] = int((score + end).argmax())
-    for position in range(words - 1, 0, -1):
-        path[position - 1] = backpointers[position, path[position]]
-    return path
-
-
-def chain_scores(
-    head: CRFClassifier, scheme: TagScheme | None = None
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The head's learned transition, start and end scores as float64 arrays, with the scheme's forbidden
-    transitions and starts set to ``-inf`` when a scheme is given."""
-    transitions, start, end = (
-        tensor.detach().cpu().double().numpy() for tensor in (head.transitions, head.start_scores, head.end_scores)
-    )
-    if scheme is not None:
-        transitions = np.where(scheme.may_follow, transitions, -np.inf)
-        start = np.where(scheme.may_start, start, -np.inf)
-    return transitions, start, end
-
-
-def crf_decode_tags(
-    sentence_scores: Sequence[np.ndarray], model: ElectraCRFForTokenClassification, constrained: bool
-) -> list[list[str]]:
-    """Tags of every sentence by Viterbi over its per-word scores with the learned chain, and the IOB2 constraints
-    on top when ``constrained``."""
-    labels = [model.config.id2label[i] for i in range(model.config.num_labels)]
-    scheme = TagScheme.iob2(labels)
-    transitions, start, end = chain_scores(model.classifier, scheme if constrained else None)
-    return [[labels[i] for i in viterbi(scores, transitions, start, end)] for scores in sentence_scores]

@@ -1,5 +1,6 @@
 """The CRF head's algorithms against brute force over every tag path of tiny random inputs, and the head as a model:
-trained through ``.loss``, saved and loaded with its chain scores (benchmarks/crf_head.py)."""
+trained through ``.loss``, saved and loaded with its chain scores, never with a chain silently re-initialised or
+dropped (electra_model/tasks/ner/crf.py, heads.py). Its numpy decoding: tests/unit/code/test_tag_decoding.py."""
 
 from __future__ import annotations
 
@@ -9,21 +10,19 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from transformers import ElectraConfig, ElectraForTokenClassification
+from transformers import ElectraConfig, ElectraForPreTraining, ElectraForTokenClassification
 
-from benchmarks.crf_head import (
-    CRFClassifier,
+from electra_model.errors import ElectraError
+from electra_model.tasks.ner.crf import (
     ElectraCRFForTokenClassification,
-    chain_scores,
     crf_nll,
     labelled_words,
     log_partition,
-    viterbi,
+    model_chain,
 )
-from electra_model.tasks.ner.finetune import check_only_head_is_new
 from electra_model.tasks.ner.encoding import IGNORE_INDEX
-from electra_model.tasks.ner.tag_decoding import TagScheme
-from electra_model.tasks.ner.tag_decoding import viterbi as constrained_viterbi
+from electra_model.tasks.ner.finetune import check_only_head_is_new
+from electra_model.tasks.ner.heads import load_finetuned
 
 LABELS = 3
 
@@ -76,34 +75,6 @@ def test_labelled_positions_are_packed_in_order_and_an_unlabelled_row_costs_noth
     assert nll[1].item() == 0.0 and nll[0].item() > 0
 
 
-@pytest.mark.parametrize("seed", range(5))
-def test_viterbi_finds_the_best_path_by_enumeration_with_and_without_forbidden_moves(seed: int) -> None:
-    rng = np.random.default_rng(seed)
-    scores = rng.normal(size=(4, LABELS))
-    transitions, start, end = rng.normal(size=(LABELS, LABELS)), rng.normal(size=LABELS), rng.normal(size=LABELS)
-    every = brute_scores(scores, transitions, start, end)
-    assert tuple(viterbi(scores, transitions, start, end)) == max(every, key=every.get)
-    forbidden = transitions.copy()
-    forbidden[0, 1] = forbidden[2, 1] = -np.inf
-    no_start = start.copy()
-    no_start[1] = -np.inf
-    allowed = brute_scores(scores, forbidden, no_start, end)
-    best = tuple(viterbi(scores, forbidden, no_start, end))
-    assert best == max(allowed, key=allowed.get) and np.isfinite(allowed[best])
-
-
-def test_zero_chain_with_the_scheme_decodes_as_constrained_decoding() -> None:
-    """Learned transitions + constraints reduce to the library's constrained Viterbi when the learned part is 0."""
-    labels = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"]
-    scheme = TagScheme.iob2(labels)
-    head = CRFClassifier(4, len(labels))
-    transitions, start, end = chain_scores(head, scheme)
-    rng = np.random.default_rng(3)
-    for _ in range(20):
-        scores = np.log(rng.dirichlet(np.ones(len(labels)), size=int(rng.integers(1, 9))))
-        assert viterbi(scores, transitions, start, end).tolist() == constrained_viterbi(scores, scheme).tolist()
-
-
 def tiny_config() -> ElectraConfig:
     return ElectraConfig(vocab_size=30, embedding_size=8, hidden_size=8, num_hidden_layers=1, num_attention_heads=2,
                          intermediate_size=16, max_position_embeddings=16, num_labels=LABELS)
@@ -134,3 +105,44 @@ def test_a_plain_checkpoint_loads_with_only_a_new_head_and_a_zero_chain(tmp_path
     new = ["classifier.end_scores", "classifier.start_scores", "classifier.transitions"]
     assert sorted(info["missing_keys"]) == new
     assert model.classifier.transitions.abs().sum() == 0 and model.classifier.start_scores.abs().sum() == 0
+
+
+def trained_crf(tmp_path: Path) -> tuple[ElectraCRFForTokenClassification, Path]:
+    torch.manual_seed(0)
+    model = ElectraCRFForTokenClassification(tiny_config())
+    with torch.no_grad():
+        for parameter in (model.classifier.transitions, model.classifier.start_scores, model.classifier.end_scores):
+            parameter.add_(torch.randn(parameter.shape))
+    model.save_pretrained(tmp_path / "crf")
+    return model, tmp_path / "crf"
+
+
+def test_a_saved_model_loads_with_the_head_it_was_trained_with(tmp_path: Path) -> None:
+    model, saved = trained_crf(tmp_path)
+    loaded = load_finetuned(saved)
+    assert type(loaded) is ElectraCRFForTokenClassification
+    chain, expected = model_chain(loaded), model_chain(model)
+    assert np.array_equal(chain.transitions, expected.transitions) and np.array_equal(chain.end, expected.end)
+    assert np.array_equal(chain.transitions, model.classifier.transitions.detach().double().numpy())
+    ElectraForTokenClassification(tiny_config()).save_pretrained(tmp_path / "plain")
+    plain = load_finetuned(tmp_path / "plain")
+    assert type(plain) is ElectraForTokenClassification and model_chain(plain) is None
+
+
+def test_a_crf_folder_without_its_chain_or_not_a_ner_model_is_refused(tmp_path: Path) -> None:
+    """A config that says CRF over weights without the chain would otherwise load with a zero chain, and a plain
+    class over a CRF's weights would drop it: both are errors naming the tensors."""
+    _, saved = trained_crf(tmp_path)
+    ElectraForTokenClassification(tiny_config()).save_pretrained(tmp_path / "plain")
+    (tmp_path / "plain" / "config.json").write_text((saved / "config.json").read_text())
+    with pytest.raises(ElectraError, match="classifier.transitions"):
+        load_finetuned(tmp_path / "plain")
+    (saved / "config.json").write_text((saved / "config.json").read_text().replace(
+        "ElectraCRFForTokenClassification", "ElectraForTokenClassification"))
+    with pytest.raises(ElectraError, match="classifier.end_scores"):
+        load_finetuned(saved)
+    ElectraForPreTraining(tiny_config()).save_pretrained(tmp_path / "pretrained")
+    with pytest.raises(ElectraError, match="config.json.*not a fine-tuned NER model"):
+        load_finetuned(tmp_path / "pretrained")
+    with pytest.raises(ElectraError, match="no config.json"):
+        load_finetuned(tmp_path / "nothing")
