@@ -72,17 +72,21 @@ def study_storage(tune: TuneParams) -> str:
 
 
 def copied_paths(stages: Mapping[str, Any], target: str) -> list[str]:
-    """The uncached metrics and plots of the stages before ``target`` that git does not track: `dvc exp run --temp`
-    copies only tracked files, so without ``-C`` each trial would find them missing and re-run those stages."""
-    paths = []
+    """What `dvc exp run --temp` must be given with ``-C``: it copies only what git tracks, so an uncommitted
+    dvc.lock and the uncached metrics and plots of the stages before ``target`` would be missing in each trial's
+    copy, and every trial would run those stages again."""
+    paths = ["dvc.lock"] if Path("dvc.lock").exists() and not git_tracks("dvc.lock") else []
     for name in stage_order(stages, target)[:-1]:
         for kind in ("metrics", "plots"):
             for item in stages[name].get(kind, []):
                 path, options = (next(iter(item.items())) if isinstance(item, dict) else (str(item), {}))
-                tracked = subprocess.run(["git", "ls-files", "--error-unmatch", path], capture_output=True).returncode == 0
-                if (options or {}).get("cache", True) is False and Path(path).exists() and not tracked:
+                if (options or {}).get("cache", True) is False and Path(path).exists() and not git_tracks(path):
                     paths.append(copy_unit(Path(path)))
     return sorted(set(paths))
+
+
+def git_tracks(path: str) -> bool:
+    return subprocess.run(["git", "ls-files", "--error-unmatch", path], capture_output=True).returncode == 0
 
 
 def tracked_under(folder: Path) -> bool:
