@@ -34,6 +34,7 @@ from tokenizers import Tokenizer
 
 from electra_model.config import PretrainParams
 from electra_model.data.blocks import PackedBlocks, cached_token_stream, pack_blocks
+from electra_model.pretraining import modeling
 from electra_model.pretraining.modeling import ElectraPretrainingModel, mask_tokens
 from electra_model.pretraining.loop import RunningStats, pretrain, save_pretrained, shard_seed
 from electra_model.data.tokenizer import (
@@ -83,6 +84,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--valid-blocks", type=int, default=2048)
     parser.add_argument("--compile", action="store_true")
     parser.add_argument("--seed", type=int, default=1234)
+    parser.add_argument("--uniform-replacements", action="store_true", help="a control, not ELECTRA: masked slots "
+                        "get uniformly random tokens instead of the generator's samples (benchmarks/RESULTS.md)")
     return parser.parse_args()
 
 
@@ -127,8 +130,19 @@ def held_out_metrics(
     return metrics
 
 
+def uniform_replacements(
+    logits: torch.Tensor, generator: torch.Generator | None = None, never: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Tokens drawn uniformly from the vocabulary past its first 1,000 ids (special tokens and single characters
+    sit there): replacements whose identity alone gives them away, which the generator's samples stop being once it
+    has learned the unigram distribution."""
+    return torch.randint(1000, logits.shape[-1], logits.shape[:-1], device=logits.device, generator=generator)
+
+
 def main() -> None:
     args = parse_args()
+    if args.uniform_replacements:
+        modeling.sample_replacements = uniform_replacements
     started = time.perf_counter()
     args.out.mkdir(parents=True, exist_ok=True)
     if args.tokenizer:
