@@ -22,16 +22,10 @@ from typing import Any
 import numpy as np
 import torch
 from tokenizers import Tokenizer
-from transformers import AutoConfig, ElectraForSequenceClassification
+from transformers import ElectraForSequenceClassification
 
 from electra_model.config import ClassificationParams, FinetuneParams
-from electra_model.tasks.ner.finetune import (
-    check_only_head_is_new,
-    layerwise_groups,
-    length_grouped_batches,
-    load_tokenizer,
-    model_source,
-)
+from electra_model.tasks.ner.finetune import layerwise_groups, length_grouped_batches, load_model, load_tokenizer
 from electra_model.progress import log_line, progress
 from electra_model.tasks.classification.data import TextExample, label_list
 from electra_model.tasks.classification.metrics import classification_scores
@@ -42,19 +36,9 @@ MetricsCallback = Callable[[int, dict[str, float]], None]
 
 
 def load_classifier(init: str, pretrained_dir: Path, labels: Sequence[str]) -> ElectraForSequenceClassification:
-    """Weights per ``finetune.init``, with the label names stored in the model's config (they travel with it into
-    the export and the registry). Only the head (``classifier.*``) may be newly initialised: a checkpoint of another
-    shape or kind would otherwise load with its mismatched tensors silently random."""
-    label_maps = dict(id2label=dict(enumerate(labels)), label2id={label: i for i, label in enumerate(labels)})
-    source = model_source(init, pretrained_dir)
-    if source is None:
-        config = AutoConfig.from_pretrained(pretrained_dir, num_labels=len(labels), **label_maps)
-        return ElectraForSequenceClassification(config)
-    model, info = ElectraForSequenceClassification.from_pretrained(
-        source, num_labels=len(labels), ignore_mismatched_sizes=True, output_loading_info=True, **label_maps
-    )
-    check_only_head_is_new(source, info)
-    return model
+    """NER's loading rule with a sequence-classification head: only ``classifier.*`` may be newly initialised, and
+    the label names travel in the config into the export and the registry."""
+    return load_model(init, pretrained_dir, list(labels), ElectraForSequenceClassification)
 
 
 def model_labels(model: ElectraForSequenceClassification) -> list[str]:

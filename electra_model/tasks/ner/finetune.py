@@ -16,12 +16,12 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
 from tokenizers import Tokenizer
-from transformers import AutoConfig, AutoTokenizer, ElectraForTokenClassification
+from transformers import AutoConfig, AutoTokenizer, ElectraForTokenClassification, PreTrainedModel
 
 from electra_model.config import FinetuneParams
 from electra_model.data.conll import Sentence
@@ -36,6 +36,7 @@ from electra_model.data.tokenizer import load_backend_tokenizer, special_token_i
 from electra_model.training import linear_schedule, parameter_groups, resolve_device, seed_everything, stop_if_diverged
 
 MetricsCallback = Callable[[int, dict[str, float]], None]
+ModelWithHead = TypeVar("ModelWithHead", bound=PreTrainedModel)
 LENGTH_GROUP = 50
 """Batches are drawn from pools of this many batches sorted by length: far less padding, still shuffled."""
 HEAD_PREFIX = "classifier."
@@ -65,10 +66,11 @@ def load_model(
     init: str,
     pretrained_dir: Path,
     labels: list[str],
-    model_class: type[ElectraForTokenClassification] = ElectraForTokenClassification,
-) -> ElectraForTokenClassification:
+    model_class: type[ModelWithHead] = ElectraForTokenClassification,
+) -> ModelWithHead:
     """Weights per ``finetune.init``: our pretrained discriminator, random of the same shape, or a checkpoint dir.
-    ``model_class`` is the head (:data:`electra_model.tasks.ner.heads.HEADS`), on the same body either way.
+    ``model_class`` is the head (:data:`electra_model.tasks.ner.heads.HEADS`, or sequence classification's), on
+    the same body either way.
 
     Only the classification head may be newly initialised: a checkpoint of another shape or kind would otherwise
     be loaded with its mismatched tensors silently re-initialised, and a "pretrained" model would be partly random.
