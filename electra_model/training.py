@@ -16,6 +16,7 @@ import torch.distributed as torch_dist
 from torch import nn
 from torch.optim.lr_scheduler import LambdaLR
 
+from electra_model.config import FinetuneParams
 from electra_model.errors import ElectraError
 
 
@@ -110,6 +111,28 @@ def stop_if_diverged(loss: float, where: str, stage: str, knobs: dict[str, float
         f"{stage} diverged: the training loss is {loss} {where} ({shown}); lower the learning rate or "
         "lengthen the warmup, then re-run the stage"
     )
+
+
+def finetuning_step(
+    loss: torch.Tensor, model: nn.Module, optimizer: torch.optim.Optimizer, scheduler: LambdaLR, step: int,
+    params: FinetuneParams,
+) -> tuple[float, float]:
+    """One optimizer step of a fine-tuning task (backward, clipping, step, schedule), stopping a diverged run.
+
+    Returns the loss and the head's learning rate this step used (lower layers' are decayed from it). The loss is
+    read every step anyway, so checking it adds no host sync."""
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), params.max_grad_norm)
+    head_lr = scheduler.get_last_lr()[-1]
+    optimizer.step()
+    scheduler.step()
+    optimizer.zero_grad(set_to_none=True)
+    value = loss.item()
+    stop_if_diverged(value, f"at step {step}", "fine-tuning", {
+        "finetune.learning_rate": params.learning_rate, "learning rate at this step": head_lr,
+        "finetune.batch_size": params.batch_size,
+    })
+    return value, head_lr
 
 
 def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict]:

@@ -30,7 +30,7 @@ from electra_model.progress import log_line, progress
 from electra_model.tasks.classification.data import TextExample, label_list
 from electra_model.tasks.classification.metrics import classification_scores
 from electra_model.tasks.classification.predict import PAD, Encoded, encode, pad_batch, softmax, special_ids
-from electra_model.training import linear_schedule, resolve_device, seed_everything, stop_if_diverged
+from electra_model.training import finetuning_step, linear_schedule, resolve_device, seed_everything
 
 MetricsCallback = Callable[[int, dict[str, float]], None]
 
@@ -130,20 +130,11 @@ def finetune_classifier(
         batches = length_grouped_batches(lengths, params.batch_size, rng)
         for indices in progress(batches, total=len(batches), description=f"fine-tuning epoch {epoch}"):
             batch = _tensors(pad_batch([encoded[index] for index in indices], pad_id), device)
-            loss = model(**batch, labels=torch.from_numpy(targets[indices]).to(device)).loss
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), params.max_grad_norm)
-            head_lr = scheduler.get_last_lr()[-1]  # the rate this step uses (the head's; lower layers' are decayed)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
+            output = model(**batch, labels=torch.from_numpy(targets[indices]).to(device))
             step += 1
-            losses.append(loss.item())
-            stop_if_diverged(losses[-1], f"at step {step}", "fine-tuning", {
-                "finetune.learning_rate": params.learning_rate, "learning rate at this step": head_lr,
-                "finetune.batch_size": params.batch_size,
-            })
-            on_log(step, {"train_loss": losses[-1], "learning_rate": head_lr})
+            loss, head_lr = finetuning_step(output.loss, model, optimizer, scheduler, step, params)
+            losses.append(loss)
+            on_log(step, {"train_loss": loss, "learning_rate": head_lr})
 
         scores, _ = evaluate_split(model, tokenizer, valid, params.max_seq_len, params.batch_size * 2)
         summary = {

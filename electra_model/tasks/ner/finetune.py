@@ -33,7 +33,13 @@ from electra_model.tasks.ner.crf import model_chain
 from electra_model.tasks.ner.heads import HEADS
 from electra_model.tasks.ner.tag_decoding import CONSTRAINED, decode_tags
 from electra_model.data.tokenizer import load_backend_tokenizer, special_token_ids
-from electra_model.training import linear_schedule, parameter_groups, resolve_device, seed_everything, stop_if_diverged
+from electra_model.training import (
+    finetuning_step,
+    linear_schedule,
+    parameter_groups,
+    resolve_device,
+    seed_everything,
+)
 
 MetricsCallback = Callable[[int, dict[str, float]], None]
 ModelWithHead = TypeVar("ModelWithHead", bound=PreTrainedModel)
@@ -261,20 +267,11 @@ def finetune(
         batches = length_grouped_batches(lengths, params.batch_size, rng)
         for indices in progress(batches, total=len(batches), description=f"fine-tuning epoch {epoch}"):
             batch = _to_device(pad_batch([examples[i].encoded for i in indices], pad_id), device)
-            loss = model(**batch).loss
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), params.max_grad_norm)
-            head_lr = scheduler.get_last_lr()[-1]  # the rate this step uses (the head's; lower layers' are decayed)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
+            output = model(**batch)
             step += 1
-            losses.append(loss.item())  # read every step anyway: checking it adds no host sync
-            stop_if_diverged(losses[-1], f"at step {step}", "fine-tuning", {
-                "finetune.learning_rate": params.learning_rate, "learning rate at this step": head_lr,
-                "finetune.batch_size": params.batch_size,
-            })
-            on_log(step, {"train_loss": losses[-1], "learning_rate": head_lr})
+            loss, head_lr = finetuning_step(output.loss, model, optimizer, scheduler, step, params)
+            losses.append(loss)
+            on_log(step, {"train_loss": loss, "learning_rate": head_lr})
 
         valid_tags = predict_tags(
             model, tokenizer, valid, params.max_seq_len, params.batch_size * 2, params.document_context
