@@ -1,7 +1,8 @@
 """`electra tune` for real on tiny demo params (issue 15): 4 trials, 2 at a time, each a `dvc exp run --temp`
 experiment of the stages up to finetune and an MLflow run under one study run; trials below the median at an epoch
 are pruned; pretraining is reused from DVC's cache; a driver killed with SIGKILL resumes without repeating a
-finished trial. The tests run in order and share one copy."""
+finished trial; `--apply-best` puts the best trial in the workspace and runs the whole pipeline with it. The tests
+run in order and share one copy; history and importances are DVC plots."""
 
 from __future__ import annotations
 
@@ -89,6 +90,11 @@ def test_four_trials_two_at_a_time_are_experiments_and_runs(project: Project) ->
     best = json.loads((project.root / "tune/demo/best.json").read_text())
     assert best["value"] == max(t.value for t in done) and best["experiment"].startswith("demo-")
     assert (project.root / "tune/demo/history.csv").read_text().count("\n") == len(done) + 1
+    plots = json.loads(project.run("dvc", "plots", "show", "--json", "tune_history", "tune_importances").stdout)["data"]
+    (history,) = plots["tune_history"]
+    assert {point["trial"] for point in history["content"]["data"]["values"]} == {str(t.number) for t in done}
+    (importances,) = plots["tune_importances"]
+    assert [point["param"] for point in importances["content"]["data"]["values"]] == ["finetune.learning_rate"]
 
 
 def test_a_killed_study_resumes_without_repeating_a_finished_trial(project: Project) -> None:
@@ -112,3 +118,17 @@ def test_a_killed_study_resumes_without_repeating_a_finished_trial(project: Proj
     assert sum(state in ("COMPLETE", "PRUNED") for state, _ in after.values()) == 6
     with pytest.raises(ProcessLookupError):
         os.killpg(killed.user_attrs["pgid"], 0)
+
+
+def test_apply_best_puts_the_best_trial_in_the_workspace_and_runs_the_whole_pipeline(project: Project) -> None:
+    best = json.loads((project.root / "tune/demo/best.json").read_text())
+    result = project.run(str(Path(sys.executable).parent / "electra"), "tune", "--apply-best")
+    assert f"applied trial {best['trial']}" in result.stdout
+    assert project.params()["finetune"]["learning_rate"] == pytest.approx(best["params"]["finetune.learning_rate"])
+    finetuned = json.loads((project.root / "metrics/finetune.json").read_text())
+    assert finetuned["best_valid_f1"] == pytest.approx(best["value"])
+    assert (project.root / "metrics/evaluate.json").is_file()
+    assert project.run("dvc", "status", "--json").stdout.strip() in ("{}", "")
+    client = MlflowClient(project.env["MLFLOW_TRACKING_URI"])
+    (version,) = client.search_model_versions("name = 'electra-ner'")
+    assert version.tags["champion_decision"] in ("promoted", "rejected")
