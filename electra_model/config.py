@@ -274,11 +274,51 @@ class PretrainParams(Section):
 
 
 # ------------------------------------------------------------------------------------------------- finetune
-class FinetuneParams(Section):
-    """Token-classification fine-tuning on the NER data (ELECTRA's recipe: AdamW, layer-wise LR decay, warmup +
-    linear decay, early stopping on validation entity F1).
+MixedPrecision = Literal["fp32", "auto", "fp16", "bf16"]
 
-    ``head`` is the task head: ``crf`` (a linear-chain CRF, the default since it beat softmax + constrained decoding
+
+class FinetuneRecipe(Section):
+    """A named fine-tuning recipe (``finetune.presets``): the keys it gives replace the top-level ``finetune`` ones
+    when ``finetune.preset`` names it; keys it leaves out keep theirs."""
+
+    learning_rate: PositiveFloat | None = None
+    epochs: PositiveInt | None = None
+    batch_size: PositiveInt | None = None
+    weight_decay: Annotated[float, Field(ge=0.0)] | None = None
+    layer_lr_decay: Annotated[float, Field(gt=0.0, le=1.0)] | None = None
+    warmup_ratio: Annotated[float, Field(ge=0.0, lt=1.0)] | None = None
+    adam_epsilon: PositiveFloat | None = None
+    max_grad_norm: PositiveFloat | None = None
+    mixed_precision: MixedPrecision | None = None
+
+
+FINETUNE_RECIPE_KEYS = tuple(FinetuneRecipe.model_fields)
+
+
+def finetune_presets() -> dict[str, FinetuneRecipe]:
+    """params.yaml's presets (tests/unit/code/test_defaults.py holds the two equal), for params built in code."""
+    seed = FinetuneRecipe(
+        learning_rate=5e-5, epochs=3, batch_size=16, weight_decay=0.01, layer_lr_decay=1.0, warmup_ratio=0.0,
+        adam_epsilon=1e-8, max_grad_norm=1.0, mixed_precision="fp16",
+    )
+    return {"seed": seed}
+
+
+class FinetuneParams(Section):
+    """Fine-tuning for the task (ELECTRA's recipe: AdamW, layer-wise LR decay, warmup + linear decay, early
+    stopping on the validation score).
+
+    ``init`` is where the weights start: 'pretrained', 'random', a ``save_pretrained`` directory or a Hugging Face
+    model id (:mod:`electra_model.tasks.checkpoints`); a checkpoint's own tokenizer comes with it.
+
+    ``preset`` names an entry of ``presets`` whose keys replace the top-level ones listed there (``seed``: the
+    recipe of the tutorial this project grew from). The preset wins over those top-level keys; to vary one of them
+    under a preset, set it inside the preset (``-S finetune.presets.seed.learning_rate=1e-4``).
+
+    ``mixed_precision`` autocasts the training forward pass on CUDA (fp16 with a gradient scaler, or bf16;
+    ``auto``: bf16 where the GPU has it, else fp16; ``fp32``: none); on CPU every value trains in fp32.
+
+    ``head`` is the NER head: ``crf`` (a linear-chain CRF, the default since it beat softmax + constrained decoding
     on validation, benchmarks/RESULTS.md) or ``softmax``. The saved model records it; later stages read it there.
 
     ``max_seq_len`` bounds one model input; longer sentences are processed in overlapping windows, never cut.
@@ -287,8 +327,10 @@ class FinetuneParams(Section):
 
     init: str = Field(
         default="pretrained",
-        description="'pretrained' (our pretrain stage), 'random', or a local transformers checkpoint directory",
+        description="'pretrained' (our pretrain stage), 'random', a save_pretrained directory or a Hugging Face id",
     )
+    preset: str | None = None
+    presets: dict[str, FinetuneRecipe] = Field(default_factory=finetune_presets)
     head: Literal["crf", "softmax"] = "crf"
     max_seq_len: Annotated[int, Field(ge=8, le=4096)] = 128
     batch_size: PositiveInt = 16
@@ -299,9 +341,31 @@ class FinetuneParams(Section):
     weight_decay: Annotated[float, Field(ge=0.0)] = 0.01
     adam_epsilon: PositiveFloat = 1e-6
     max_grad_norm: PositiveFloat = 1.0
+    mixed_precision: MixedPrecision = "fp32"
     patience: PositiveInt = 2
     document_context: bool = False
     device: Device = "auto"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _recipe_from_preset(cls, data: Any) -> Any:
+        """The chosen preset's keys replace the top-level ones (an unknown preset is reported after validation)."""
+        if not isinstance(data, dict) or data.get("preset") is None:
+            return data
+        presets = data.get("presets")
+        recipe = presets.get(data["preset"]) if isinstance(presets, dict) and isinstance(data["preset"], str) else None
+        if isinstance(recipe, FinetuneRecipe):
+            recipe = recipe.model_dump()
+        if not isinstance(recipe, dict):
+            return data
+        given = {key: value for key, value in recipe.items() if key in FINETUNE_RECIPE_KEYS and value is not None}
+        return {**data, **given}
+
+    @model_validator(mode="after")
+    def _preset_known(self) -> FinetuneParams:
+        if self.preset is not None and self.preset not in self.presets:
+            raise ValueError(f"preset {self.preset!r} is not one of finetune.presets: {sorted(self.presets)} (or null)")
+        return self
 
 
 class ClassificationSplits(Section):

@@ -1,5 +1,5 @@
-"""Pieces every training loop here shares: seeding, device choice, torchrun process groups, AdamW groups and the
-warmup + linear schedule."""
+"""Pieces every training loop here shares: seeding, device choice, torchrun process groups, mixed precision, AdamW
+groups and the warmup + linear schedule."""
 
 from __future__ import annotations
 
@@ -113,18 +113,45 @@ def stop_if_diverged(loss: float, where: str, stage: str, knobs: dict[str, float
     )
 
 
+class MixedPrecision:
+    """``finetune.mixed_precision`` on one device: an autocast for the training forward pass and a gradient scaler,
+    each a pass-through where it does not apply (always on CPU, where autocast would be bf16 and slower than fp32
+    without AMX; the scaler only for fp16, whose small gradients would underflow unscaled)."""
+
+    def __init__(self, mode: str, device: torch.device) -> None:
+        self.dtype = autocast_dtype(mode, device)
+        self.device_type = device.type
+        self.scaler = torch.amp.GradScaler(device.type, enabled=self.dtype == torch.float16)
+
+    def autocast(self) -> torch.autocast:
+        return torch.autocast(self.device_type, dtype=self.dtype, enabled=self.dtype is not None)
+
+
+def autocast_dtype(mode: str, device: torch.device) -> torch.dtype | None:
+    """The forward pass's reduced precision: none on CPU or for ``fp32``; ``auto`` is bf16 where the GPU has it."""
+    if device.type != "cuda" or mode == "fp32":
+        return None
+    if mode == "auto":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return {"fp16": torch.float16, "bf16": torch.bfloat16}[mode]
+
+
 def finetuning_step(
     loss: torch.Tensor, model: nn.Module, optimizer: torch.optim.Optimizer, scheduler: LambdaLR, step: int,
-    params: FinetuneParams,
+    params: FinetuneParams, precision: MixedPrecision,
 ) -> tuple[float, float]:
     """One optimizer step of a fine-tuning task (backward, clipping, step, schedule), stopping a diverged run.
 
     Returns the loss and the head's learning rate this step used (lower layers' are decayed from it). The loss is
-    read every step anyway, so checking it adds no host sync."""
-    loss.backward()
+    read every step anyway, so checking it adds no host sync. Under fp16 the gradients are unscaled before clipping,
+    and a step whose scaled gradients overflowed is skipped by the scaler (the schedule still advances)."""
+    scaler = precision.scaler
+    scaler.scale(loss).backward()
+    scaler.unscale_(optimizer)
     torch.nn.utils.clip_grad_norm_(model.parameters(), params.max_grad_norm)
     head_lr = scheduler.get_last_lr()[-1]
-    optimizer.step()
+    scaler.step(optimizer)
+    scaler.update()
     scheduler.step()
     optimizer.zero_grad(set_to_none=True)
     value = loss.item()

@@ -30,7 +30,13 @@ from electra_model.progress import log_line, progress
 from electra_model.tasks.classification.data import TextExample, label_list
 from electra_model.tasks.classification.metrics import classification_scores
 from electra_model.tasks.classification.predict import PAD, Encoded, encode, pad_batch, softmax, special_ids
-from electra_model.training import finetuning_step, linear_schedule, resolve_device, seed_everything
+from electra_model.training import (
+    MixedPrecision,
+    finetuning_step,
+    linear_schedule,
+    resolve_device,
+    seed_everything,
+)
 
 MetricsCallback = Callable[[int, dict[str, float]], None]
 
@@ -119,6 +125,7 @@ def finetune_classifier(
         groups, lr=params.learning_rate, eps=params.adam_epsilon, fused=device.type in ("cuda", "cpu")
     )
     scheduler = linear_schedule(optimizer, round(params.warmup_ratio * total_steps), total_steps)
+    precision = MixedPrecision(params.mixed_precision, device)
     pad_id = special_ids(tokenizer)[PAD]
     rng = np.random.default_rng(seed)
     metric = f"valid_{task.selection_metric}"
@@ -130,9 +137,10 @@ def finetune_classifier(
         batches = length_grouped_batches(lengths, params.batch_size, rng)
         for indices in progress(batches, total=len(batches), description=f"fine-tuning epoch {epoch}"):
             batch = _tensors(pad_batch([encoded[index] for index in indices], pad_id), device)
-            output = model(**batch, labels=torch.from_numpy(targets[indices]).to(device))
+            with precision.autocast():
+                output = model(**batch, labels=torch.from_numpy(targets[indices]).to(device))
             step += 1
-            loss, head_lr = finetuning_step(output.loss, model, optimizer, scheduler, step, params)
+            loss, head_lr = finetuning_step(output.loss, model, optimizer, scheduler, step, params, precision)
             losses.append(loss)
             on_log(step, {"train_loss": loss, "learning_rate": head_lr})
 

@@ -1,9 +1,10 @@
 """Token-classification fine-tuning and prediction on CoNLL-style NER data.
 
-The model starts from our pretrained discriminator, from any local transformers checkpoint directory (for example a
-downloaded google/electra-small-discriminator, whose own tokenizer is then used), or from random weights of our
-pretrained model's shape. It is trained as ELECTRA's paper fine-tunes: AdamW with layer-wise learning-rate decay,
-no weight decay on biases and LayerNorm, warmup + linear decay. The head is ``finetune.head``
+The model starts from our pretrained discriminator, from a transformers checkpoint directory or a Hugging Face model
+id such as google/electra-small-discriminator (whose own tokenizer is then used; see
+:mod:`electra_model.tasks.checkpoints`), or from random weights of our pretrained model's shape. It is trained as
+ELECTRA's paper fine-tunes: AdamW with layer-wise learning-rate decay, no weight decay on biases and LayerNorm,
+warmup + linear decay (or as ``finetune.preset`` says). The head is ``finetune.head``
 (:mod:`electra_model.tasks.ner.heads`: a CRF by default). It is scored on the validation split after every epoch by
 entity F1 (conlleval rules, tags decoded as everywhere else: the model's own decoding, constrained to valid IOB2 and
 with the CRF's learned transitions), stopped early when that stops improving, and the best epoch's weights are kept.
@@ -26,6 +27,7 @@ from transformers import AutoConfig, AutoTokenizer, ElectraForTokenClassificatio
 from electra_model.config import FinetuneParams
 from electra_model.data.conll import Sentence
 from electra_model.errors import ElectraError
+from electra_model.tasks.checkpoints import model_source
 from electra_model.tasks.ner.metrics import entity_scores
 from electra_model.tasks.ner.encoding import Example, encode_examples, merge_word_scores, pad_batch, word_log_probs
 from electra_model.progress import log_line, progress
@@ -34,6 +36,7 @@ from electra_model.tasks.ner.heads import HEADS
 from electra_model.tasks.ner.tag_decoding import CONSTRAINED, decode_tags
 from electra_model.data.tokenizer import load_backend_tokenizer, special_token_ids
 from electra_model.training import (
+    MixedPrecision,
     finetuning_step,
     linear_schedule,
     parameter_groups,
@@ -53,19 +56,6 @@ def label_list(train: Sequence[Sentence]) -> list[str]:
     """Labels seen in training, ``O`` first, then grouped by entity type, so ids are stable for a given dataset."""
     tags = {tag for sentence in train for tag in sentence.tags}
     return sorted(tags, key=lambda tag: (tag != "O", tag[2:], tag))
-
-
-def model_source(init: str, pretrained_dir: Path) -> Path | None:
-    """The checkpoint directory weights come from (``None`` for random init), checked to be one."""
-    if init == "random":
-        return None
-    source = pretrained_dir if init == "pretrained" else Path(init)
-    if not (source / "config.json").is_file():
-        raise ElectraError(
-            f"finetune.init: {source} is not a transformers checkpoint directory (no config.json); "
-            "use 'pretrained', 'random' or the path of a saved model"
-        )
-    return source
 
 
 def load_model(
@@ -257,6 +247,7 @@ def finetune(
         groups, lr=params.learning_rate, eps=params.adam_epsilon, fused=device.type in ("cuda", "cpu")
     )
     scheduler = linear_schedule(optimizer, round(params.warmup_ratio * total_steps), total_steps)
+    precision = MixedPrecision(params.mixed_precision, device)
     pad_id = tokenizer.token_to_id("[PAD]")
     rng = np.random.default_rng(seed)
 
@@ -267,9 +258,10 @@ def finetune(
         batches = length_grouped_batches(lengths, params.batch_size, rng)
         for indices in progress(batches, total=len(batches), description=f"fine-tuning epoch {epoch}"):
             batch = _to_device(pad_batch([examples[i].encoded for i in indices], pad_id), device)
-            output = model(**batch)
+            with precision.autocast():
+                output = model(**batch)
             step += 1
-            loss, head_lr = finetuning_step(output.loss, model, optimizer, scheduler, step, params)
+            loss, head_lr = finetuning_step(output.loss, model, optimizer, scheduler, step, params, precision)
             losses.append(loss)
             on_log(step, {"train_loss": loss, "learning_rate": head_lr})
 

@@ -27,6 +27,8 @@ def disagreements(model: type[BaseModel], committed: dict[str, Any], prefix: str
         if field.is_required():
             continue
         default = field.get_default(call_default_factory=True)
+        if isinstance(default, dict):  # e.g. finetune.presets: named sections, as params.yaml writes them
+            default = {k: v.model_dump(exclude_none=True) if isinstance(v, BaseModel) else v for k, v in default.items()}
         value = committed[name]
         if name in RECIPE_KEYS and value is None:  # null: the chosen preset's recipe value
             section = committed
