@@ -16,6 +16,7 @@ from transformers import ElectraConfig
 
 from electra_model.config import ClassificationParams, FinetuneParams
 from electra_model.data.tokenizer import as_transformers_tokenizer, train_wordpiece
+from electra_model.export.result import ExportQuality
 from electra_model.tasks.classification.data import TextExample
 from electra_model.tasks.classification.train import finetune_classifier
 
@@ -71,3 +72,14 @@ def train_classifier(directory: Path, pairs: bool) -> Path:
     model.save_pretrained(out)
     as_transformers_tokenizer(trained_tokenizer, CLASSIFIER_MAX_LEN).save_pretrained(out)
     return out
+
+
+def classifier_quality(accuracy: float, parity_passed: bool = True) -> ExportQuality:
+    """What :func:`electra_model.export.choose.check_and_choose` returns for a classifier serving fp32."""
+    variants = {"fp32": {"accuracy": accuracy, "macro_f1": accuracy, "max_abs_logit_diff": 1e-7, "latency_ms_b1": 1.0}}
+    return ExportQuality(
+        task="classification", metric="accuracy", score=accuracy, scores={"accuracy": accuracy, "macro_f1": accuracy},
+        serve_variant="fp32", serve_reason="fp32: set by export.serve_variant", max_abs_logit_diff=1e-7,
+        labels_identical=parity_passed, parity_passed=parity_passed, parity_atol=1e-3, variants=variants,
+        fused_operators={"Attention": 2}, selection_split="valid",
+    )
