@@ -1,4 +1,4 @@
-"""The ``electra`` command: the NER model from a terminal.
+"""The ``electra`` command: the served model (NER or classifier) from a terminal.
 
     electra predict "Angela Merkel visited Paris."
     electra predict --file notes.txt --json             # one text per non-empty line of notes.txt ('-': stdin)
@@ -12,6 +12,12 @@ document onto one line to have it tagged as one text. The registry is read at ``
 
 Human output is one line per entity, ``TYPE  start-end  "text"  score`` (``(no entities)`` when there is none,
 and a ``[N] text`` header per text when there are several); ``--json`` prints ``[{"text", "entities": [...]}]``.
+
+``electra predict`` does what the model it loads does (``model_meta.json`` names its task): a sequence classifier
+(``--model models:/electra-classifier@champion`` or its exported directory) prints ``LABEL  score`` per text, and
+``--json`` prints ``[{"text", "label", "score", "scores": {label: probability}}]`` (with ``"pair"`` for pairs).
+Text pairs: ``--pair SECOND`` once per TEXT (``electra predict "A man plays." --pair "Someone plays."``), or,
+with ``--file``, a tab between the two texts of a line (every line then needs one).
 A user error prints one line on stderr and exits with status 2.
 
 A subcommand is an ``add_<name>(subcommands)`` function listed in ``SUBCOMMANDS``: it adds its parser and sets
@@ -30,7 +36,9 @@ from typing import TypeAlias
 
 from electra_model.tasks.ner.conlleval import aligned_rows, count_chunks, file_rows, report
 from electra_model.errors import ElectraError, exit_on_user_error
-from electra_model.serving.predictor import DEFAULT_MODEL, Entity, NerPredictor
+from electra_model.serving.classifier import ClassifierPredictor
+from electra_model.serving.loader import load_predictor
+from electra_model.serving.predictor import DEFAULT_MODEL, Entity
 from electra_model.serving.registry_client import resolve_tracking_uri
 from electra_model.search.command import add_tune
 
@@ -100,14 +108,58 @@ def project_tracking_uri(explicit: str | None, params_file: Path = Path("params.
     return resolve_tracking_uri(configured=load_tracking_params(params_file).uri)
 
 
+def split_pairs(lines: Sequence[str], path: Path) -> tuple[list[str], list[str] | None]:
+    """A classifier's input file: single texts, or, when the lines hold a tab, ``first<TAB>second`` pairs (all of
+    them: one batch is either pairs or single texts, as the model was trained)."""
+    if not any("\t" in line for line in lines):
+        return list(lines), None
+    firsts, seconds = [], []
+    for number, line in enumerate(lines, start=1):
+        if "\t" not in line:
+            raise ElectraError(
+                f"{path}: non-empty line {number} has no tab but others do; give every line 'first<TAB>second'"
+            )
+        first, second = line.split("\t", 1)
+        firsts.append(first)
+        seconds.append(second)
+    return firsts, seconds
+
+
+def format_labels(texts: Sequence[str], pairs: Sequence[str] | None, results: Sequence[dict], as_json: bool) -> str:
+    """A classifier's answers: ``LABEL  score`` per text (headed ``[N] text`` when there are several), or JSON."""
+    if as_json:
+        rows = [
+            {"text": text, **({"pair": pairs[index]} if pairs is not None else {}), **result}
+            for index, (text, result) in enumerate(zip(texts, results))
+        ]
+        return json.dumps(rows, ensure_ascii=False, indent=2)
+    lines = []
+    for number, (text, result) in enumerate(zip(texts, results), start=1):
+        if len(texts) > 1:
+            lines.append(f"[{number}] {text}" + (f"\t{pairs[number - 1]}" if pairs is not None else ""))
+        lines.append(f"{result['label']}  {result['score']:.3f}")
+    return "\n".join(lines)
+
+
 def run_predict(args: argparse.Namespace) -> int:
     if bool(args.texts) == bool(args.file):
         raise ElectraError("electra predict takes TEXT arguments or --file PATH (one of the two)")
+    if args.pair and (args.file or len(args.pair) != len(args.texts)):
+        raise ElectraError(
+            f"--pair gives the second text of a pair, once per TEXT: got {len(args.pair)} for {len(args.texts)} "
+            "TEXT arguments (with --file, put a tab between the two texts of a line instead)"
+        )
     texts = args.texts or read_texts(args.file)
     quiet_downloads_off_terminal()
     from_registry = str(args.model).startswith("models:/")  # an exported directory needs no tracking store
     tracking_uri = project_tracking_uri(args.tracking_uri) if from_registry else None
-    predictor = NerPredictor.from_uri(args.model, tracking_uri)
+    predictor = load_predictor(args.model, tracking_uri)
+    if isinstance(predictor, ClassifierPredictor):
+        texts, pairs = split_pairs(texts, args.file) if args.file else (texts, args.pair)
+        print(format_labels(texts, pairs, predictor.predict(texts, pairs), args.json))
+        return 0
+    if args.pair:
+        raise ElectraError(f"{args.model} is an NER model, which tags single texts; drop --pair")
     results = predictor.predict(texts)
     print(format_json(texts, results) if args.json else format_human(texts, results))
     return 0
@@ -116,10 +168,14 @@ def run_predict(args: argparse.Namespace) -> int:
 def add_predict(subcommands: Subcommands) -> None:
     parser = subcommands.add_parser(
         "predict",
-        help="tag named entities in text",
-        description="Tag named entities with the registered (or a local) ONNX model; offsets are character offsets.",
+        help="tag named entities in text, or classify it",
+        description="Tag named entities (offsets are character offsets), or label texts and text pairs, with the "
+        "registered (or a local) ONNX model; the model's own task decides which.",
     )
     parser.add_argument("texts", nargs="*", metavar="TEXT", help="text to tag (several are tagged separately)")
+    parser.add_argument(
+        "--pair", action="append", metavar="SECOND", help="a classifier's second text, once per TEXT, in order"
+    )
     parser.add_argument("--file", type=Path, help="tag each non-empty line of this UTF-8 file ('-' for stdin)")
     parser.add_argument(
         "--model",
@@ -132,7 +188,10 @@ def add_predict(subcommands: Subcommands) -> None:
         "else sqlite:///mlflow.db)",
     )
     parser.add_argument(
-        "--json", action="store_true", help="print JSON: [{text, entities: [{type, text, start, end, score}]}]"
+        "--json",
+        action="store_true",
+        help="print JSON: [{text, entities: [{type, text, start, end, score}]}], for a classifier "
+        "[{text, label, score, scores}]",
     )
     parser.set_defaults(handler=run_predict)
 
@@ -163,7 +222,7 @@ SUBCOMMANDS: list[Callable[[Subcommands], None]] = [add_predict, add_score, add_
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="electra", description="ELECTRA NER pipeline: use the served model.")
+    parser = argparse.ArgumentParser(prog="electra", description="ELECTRA pipeline: use the served model.")
     subcommands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for add in SUBCOMMANDS:
         add(subcommands)

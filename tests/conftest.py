@@ -6,6 +6,10 @@ store (here, at the top of tests/, so that the unit tests and the end-to-end cli
 and ``crf_pattern_model_dir`` (the pattern with a CRF head whose chain changes some predictions) are built and
 exported once per session.
 
+``classifier_model_dir`` and ``pair_classifier_model_dir`` are tiny sequence classifiers fine-tuned on cue-word
+sentiment (single texts; pairs whose second text holds the cue, see tests/fixtures_classifier.py), exported once
+per session as ``classifier_onnx_dir`` and ``pair_classifier_onnx_dir``.
+
 ``mlflow_store`` gives each test its own sqlite store (a copy of a migrated template, which is much faster than
 migrating a fresh database per test) with an experiment whose artifacts live in the test's tmp_path.
 """
@@ -24,6 +28,7 @@ from tokenizers import Tokenizer
 from transformers import ElectraForTokenClassification
 
 from electra_model.export.build import export_onnx
+from tests.fixtures_classifier import CLASSIFIER_MAX_LEN, train_classifier
 from tests.fixtures_models import MAX_LEN, build_tokenizer, make_crf_pattern, make_pattern, model_config, save_model_dir
 
 
@@ -65,6 +70,26 @@ def random_onnx_dir(random_model_dir: Path) -> Path:
 @pytest.fixture(scope="session")
 def pattern_onnx_dir(pattern_model_dir: Path) -> Path:
     return export_onnx(pattern_model_dir, pattern_model_dir.parent / "onnx", opset=17, max_len=MAX_LEN)
+
+
+@pytest.fixture(scope="session")
+def classifier_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return train_classifier(tmp_path_factory.mktemp("classifier"), pairs=False)
+
+
+@pytest.fixture(scope="session")
+def pair_classifier_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return train_classifier(tmp_path_factory.mktemp("pair-classifier"), pairs=True)
+
+
+@pytest.fixture(scope="session")
+def classifier_onnx_dir(classifier_model_dir: Path) -> Path:
+    return export_onnx(classifier_model_dir, classifier_model_dir.parent / "onnx", 17, CLASSIFIER_MAX_LEN)
+
+
+@pytest.fixture(scope="session")
+def pair_classifier_onnx_dir(pair_classifier_model_dir: Path) -> Path:
+    return export_onnx(pair_classifier_model_dir, pair_classifier_model_dir.parent / "onnx", 17, CLASSIFIER_MAX_LEN)
 
 
 @pytest.fixture(scope="session")

@@ -136,9 +136,10 @@ def quality(f1: float, parity_passed: bool = True, diff: float = 2e-6) -> Export
         "int8": {"f1": f1, "max_abs_logit_diff": 0.02, "labels_identical": False, "latency_ms_b1": 1.25},
     }
     return ExportQuality(
-        f1=f1,
-        precision=f1,
-        recall=f1,
+        task="ner",
+        metric="f1",
+        score=f1,
+        scores={"f1": f1, "precision": f1, "recall": f1},
         serve_variant="int8",
         serve_reason="int8: fastest",
         max_abs_logit_diff=diff,

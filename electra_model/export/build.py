@@ -1,9 +1,14 @@
-"""ONNX export of the fine-tuned NER model in four variants: one self-contained serving directory.
+"""ONNX export of a fine-tuned model (NER or sequence classification) in four variants: one self-contained
+serving directory.
 
-``export_onnx`` writes the directory :mod:`electra_model.serving.predictor` loads with onnxruntime alone:
-``tokenizer.json``, ``labels.json``, ``model_meta.json``, for a CRF-head model ``crf_chain.json`` (its learned
-transition, start and end scores: the graphs output the emissions, the client's Viterbi adds the chain), and the
-variants
+The task is read from the model folder itself (``config.json``'s ``architectures``, which ``save_pretrained``
+writes): ``ElectraForSequenceClassification`` is a classifier, whose graph takes ``input_ids``, ``attention_mask``
+and ``token_type_ids`` (pairs are ``[CLS] a [SEP] b [SEP]``) and gives one row of label logits per text; the NER
+heads' graphs take the first two and give logits per token. ``export_onnx`` writes the directory the torch-free
+clients load (:mod:`electra_model.serving.loader` picks NER's or the classifier's from ``model_meta.json``, which
+names the ``task``, its ``inputs`` and ``labels``): ``tokenizer.json``, ``labels.json``, ``model_meta.json``, for
+a CRF-head NER model ``crf_chain.json`` (its learned transition, start and end scores: the graphs output the
+emissions, the client's Viterbi adds the chain), and the variants
 
     fp32       model.onnx            the TorchScript export (eager attention, so the optimizer can fuse it)
     optimized  model.optimized.onnx  onnxruntime's transformer optimizer (model_type 'bert'): fused Attention,
@@ -14,7 +19,7 @@ variants
 The fusing and quantizing are :mod:`electra_model.export.optimize`'s; which variant is served, and how well each
 computes the model, is :mod:`electra_model.export.choose`'s. All of it runs in the DVC stage ``dvc repro export``::
 
-    export_onnx("models/ner", "models/onnx", opset=17, max_len=128)
+    export_onnx("models/finetuned", "models/onnx", opset=17, max_len=128)
 """
 
 from __future__ import annotations
@@ -29,11 +34,12 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import torch
-from transformers import ElectraForTokenClassification
+from transformers import AutoConfig, ElectraForSequenceClassification, ElectraForTokenClassification
 
 from electra_model.errors import ElectraError
 from electra_model.export.optimize import convert_fp16, optimize_graph, quantize_int8
 from electra_model.io import atomic_dir, write_json
+from electra_model.serving.classifier import CLASSIFICATION_TASK
 from electra_model.serving.predictor import (
     CHAIN_FILE,
     CPU,
@@ -41,13 +47,16 @@ from electra_model.serving.predictor import (
     LABELS_FILE,
     META_FILE,
     MODEL_FILE,
+    NER_TASK,
     OUTPUT_NAME,
     TOKENIZER_FILE,
 )
+from electra_model.tasks.classification.predict import INPUT_NAMES as CLASSIFIER_INPUT_NAMES
 from electra_model.tasks.ner.crf import model_chain
-from electra_model.tasks.ner.heads import load_finetuned
+from electra_model.tasks.ner.heads import HEADS, load_finetuned, load_saved
 
-DYNAMIC_AXES = {name: {0: "batch", 1: "sequence"} for name in [*INPUT_NAMES, OUTPUT_NAME]}
+TASK_INPUTS = {NER_TASK: INPUT_NAMES, CLASSIFICATION_TASK: CLASSIFIER_INPUT_NAMES}
+LOGIT_AXES = {NER_TASK: {0: "batch", 1: "sequence"}, CLASSIFICATION_TASK: {0: "batch"}}  # per token / per text
 VARIANT_FILES = {
     "fp32": MODEL_FILE,
     "optimized": "model.optimized.onnx",
@@ -57,47 +66,80 @@ VARIANT_FILES = {
 GPU_VARIANT = "fp16"
 
 
-def load_torch_model(model_dir: Path | str) -> ElectraForTokenClassification:
+FineTuned = ElectraForTokenClassification | ElectraForSequenceClassification
+
+
+def model_task(model_dir: Path | str) -> str:
+    """``ner`` or ``classification``, from the head the model folder was saved with: the model decides how it is
+    exported, checked and served, so no param can disagree with it."""
+    model_dir = Path(model_dir)
+    if not (model_dir / "config.json").is_file():
+        raise ElectraError(f"{model_dir}: no config.json, so no fine-tuned model here; run `dvc repro finetune`")
+    architectures = AutoConfig.from_pretrained(model_dir).architectures or []
+    if ElectraForSequenceClassification.__name__ in architectures:
+        return CLASSIFICATION_TASK
+    if any(model_class.__name__ in architectures for model_class in HEADS.values()):
+        return NER_TASK
+    known = [ElectraForSequenceClassification.__name__, *(model_class.__name__ for model_class in HEADS.values())]
+    raise ElectraError(
+        f"{model_dir / 'config.json'}: architectures {architectures} is no fine-tuned model this pipeline exports "
+        f"({', '.join(known)}); point at the folder the finetune stage wrote"
+    )
+
+
+def load_torch_model(model_dir: Path | str) -> FineTuned:
     """The fine-tuned model, with the head it was trained with, in fp32 eval mode with eager attention: SDPA's fused
     kernel has no clean ONNX form."""
-    return load_finetuned(model_dir, attn_implementation="eager", dtype=torch.float32).eval()
+    options: dict[str, Any] = {"attn_implementation": "eager", "dtype": torch.float32}
+    if model_task(model_dir) == CLASSIFICATION_TASK:
+        return load_saved(Path(model_dir), ElectraForSequenceClassification, **options).eval()
+    return load_finetuned(model_dir, **options).eval()
 
 
-def label_list(model: ElectraForTokenClassification) -> list[str]:
+def label_list(model: FineTuned) -> list[str]:
     """Labels in id order, the order of the logits' last axis."""
     return [model.config.id2label[index] for index in range(model.config.num_labels)]
 
 
-def _trace(model: ElectraForTokenClassification, path: Path, opset: int) -> None:
+def _trace(
+    model: FineTuned,
+    path: Path,
+    opset: int,
+    inputs: tuple[str, ...] = INPUT_NAMES,
+    logit_axes: dict[int, str] = LOGIT_AXES[NER_TASK],
+) -> None:
     """Export with the TorchScript exporter: unlike the dynamo exporter it gives an attention graph that
     onnxruntime's transformer optimizer can fuse. Its tracer warnings are silenced because the parity check, not
     the tracer, is what proves the graph right at other shapes."""
     sample_ids = (torch.arange(16, dtype=torch.int64) % model.config.vocab_size).reshape(2, 8)
-    sample_mask = torch.ones_like(sample_ids)
+    sample = {"input_ids": sample_ids, "attention_mask": torch.ones_like(sample_ids),
+              "token_type_ids": (torch.arange(8) >= 5).long().expand(2, 8).contiguous()}
     with warnings.catch_warnings(), torch.no_grad():
         warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
         warnings.filterwarnings("ignore", message=".*legacy TorchScript-based ONNX export", category=DeprecationWarning)
         warnings.filterwarnings("ignore", message="Exporting aten::index operator", category=UserWarning)
         torch.onnx.export(
             model,
-            (sample_ids, sample_mask),
+            tuple(sample[name] for name in inputs),  # forward's first parameters, in this order, for every head
             str(path),
-            input_names=list(INPUT_NAMES),
+            input_names=list(inputs),
             output_names=[OUTPUT_NAME],
-            dynamic_axes=DYNAMIC_AXES,
+            dynamic_axes={**{name: {0: "batch", 1: "sequence"} for name in inputs}, OUTPUT_NAME: logit_axes},
             opset_version=opset,
             dynamo=False,
         )
 
 
-def _check_dynamic_axes(path: Path, num_labels: int) -> None:
+def _check_dynamic_axes(path: Path, inputs: tuple[str, ...], num_labels: int, per_token: bool) -> None:
     """Run the graph at two shapes unlike the traced one, so an exporter that froze a shape fails here, not in use."""
     session = ort.InferenceSession(str(path), providers=[CPU])
     for batch, length in ((1, 5), (3, 19)):
-        feed = {name: np.ones((batch, length), dtype=np.int64) for name in INPUT_NAMES}
+        feed = {name: np.ones((batch, length), dtype=np.int64) for name in inputs}
         shape = session.run([OUTPUT_NAME], feed)[0].shape
-        if shape != (batch, length, num_labels):
+        expected = (batch, length, num_labels) if per_token else (batch, num_labels)
+        if shape != expected:
             raise RuntimeError(f"exported graph gave logits of shape {shape} for input {(batch, length)}")
+
 
 def _stamp(path: Path, properties: Mapping[str, Any]) -> None:
     """Record facts the client checks at load (vocabulary size, ...) inside the model file itself, so a model
@@ -109,8 +151,11 @@ def _stamp(path: Path, properties: Mapping[str, Any]) -> None:
 
 def export_onnx(model_dir: Path | str, out_dir: Path | str, opset: int, max_len: int) -> Path:
     """Write the serving directory with every variant atomically, so a half-finished export is never mistaken for
-    a model. ``model_meta.json`` serves fp32 on CPU until :func:`set_cpu_variant` records the choice."""
+    a model. ``model_meta.json`` serves fp32 on CPU until :func:`set_cpu_variant` records the choice; its ``task``
+    and ``inputs`` tell the client which post-processing the graph needs."""
     model_dir = Path(model_dir)
+    task = model_task(model_dir)
+    inputs = TASK_INPUTS[task]
     model = load_torch_model(model_dir)
     if max_len > model.config.max_position_embeddings:
         raise ElectraError(
@@ -123,8 +168,8 @@ def export_onnx(model_dir: Path | str, out_dir: Path | str, opset: int, max_len:
     labels = label_list(model)
     with atomic_dir(out_dir) as staging:
         paths = {name: staging / file for name, file in VARIANT_FILES.items()}
-        _trace(model, paths["fp32"], opset)
-        _check_dynamic_axes(paths["fp32"], len(labels))
+        _trace(model, paths["fp32"], opset, inputs, LOGIT_AXES[task])
+        _check_dynamic_axes(paths["fp32"], inputs, len(labels), per_token=task == NER_TASK)
         fused = optimize_graph(paths["fp32"], paths["optimized"], model, for_cpu=True)
         quantize_int8(paths["optimized"], paths["int8"], len(labels))
         gpu_graph = staging / "gpu-fused.onnx"
@@ -135,12 +180,14 @@ def export_onnx(model_dir: Path | str, out_dir: Path | str, opset: int, max_len:
             _stamp(path, {"vocab_size": model.config.vocab_size, "num_labels": len(labels), "variant": name})
         shutil.copyfile(tokenizer_file, staging / TOKENIZER_FILE)
         write_json(staging / LABELS_FILE, labels)
-        chain = model_chain(model)
+        chain = model_chain(model) if task == NER_TASK else None
         if chain is not None:
             write_json(staging / CHAIN_FILE, {"labels": labels, **chain.to_lists()})
         write_json(
             staging / META_FILE,
             {
+                "task": task,
+                "inputs": list(inputs),
                 "max_len": max_len,
                 "labels": labels,
                 "opset": opset,

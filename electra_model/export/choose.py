@@ -1,14 +1,15 @@
 """What the export stage decides after exporting, and the measurements it decides on.
 
-``check_variants`` runs torch and every variant on the validation sentences (logit difference, label agreement,
-entity F1), ``measure_latency`` times them at batch 1, ``choose_cpu_variant`` picks the one the registered model
+``check_variants`` runs torch and every variant on the validation split (logit difference, label agreement, and
+the task's scores: entity F1 for NER, accuracy and macro-F1 for a classifier, the latter in
+:mod:`electra_model.export.check_classifier`), ``measure_latency`` times them at batch 1, ``choose_cpu_variant`` picks the one the registered model
 serves on CPU, and ``check_and_choose`` does all three for the stage and returns an
 :class:`~electra_model.export.result.ExportQuality`; ``score_variants`` scores the test split afterwards, for the
 record only. The fp16 variant can only be checked loosely here: onnxruntime's CPU provider runs it, but a GPU
 computes fp16 differently, so its CPU F1 and latency say little about a GPU::
 
     quality = check_and_choose("models/ner", "models/onnx", read_conll("data/ner/valid.txt"), 64, params.export,
-                               split="valid")
+                               split="valid")     # or a classifier's folder with its TextExamples
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ from electra_model.config import ExportParams
 from electra_model.data.conll import Sentence
 from electra_model.errors import ElectraError
 from electra_model.export.build import load_torch_model
-from electra_model.export.result import ExportQuality
+from electra_model.export.check_classifier import check_classifier_variants, score_classifier_variants
+from electra_model.export.result import QUALITY_METRIC, TASK_SCORES, ExportQuality
 from electra_model.io import write_json
 from electra_model.serving.predictor import (
     CPU,
@@ -36,7 +38,10 @@ from electra_model.serving.predictor import (
     NerPredictor,
     open_session,
     read_meta,
+    task_of,
 )
+from electra_model.serving.classifier import CLASSIFICATION_TASK
+from electra_model.tasks.classification.data import TextExample
 from electra_model.tasks.ner.encoding import pad_batch, word_log_probs
 from electra_model.tasks.ner.metrics import entity_scores
 
@@ -59,6 +64,20 @@ class _Tally:
 
 
 def check_variants(
+    model_dir: Path | str,
+    onnx_dir: Path | str,
+    examples: Sequence[Sentence] | Sequence[TextExample],
+    batch_size: int,
+) -> dict[str, dict[str, Any]]:
+    """Every variant's parity with torch and task scores on ``examples``: CoNLL sentences for an NER export,
+    labelled texts for a classifier's (:func:`~electra_model.export.check_classifier.check_classifier_variants`),
+    as the exported directory's ``task`` says."""
+    if task_of(read_meta(Path(onnx_dir))) == CLASSIFICATION_TASK:
+        return check_classifier_variants(model_dir, onnx_dir, examples, batch_size)
+    return check_ner_variants(model_dir, onnx_dir, examples, batch_size)
+
+
+def check_ner_variants(
     model_dir: Path | str, onnx_dir: Path | str, sentences: Sequence[Sentence], batch_size: int
 ) -> dict[str, dict[str, Any]]:
     """Compare every variant's logits with torch's on real inputs (padding included, where export bugs hide) and
@@ -109,9 +128,14 @@ def _predictors(onnx_dir: Path | str, batch_size: int) -> dict[str, NerPredictor
     }
 
 
-def score_variants(onnx_dir: Path | str, sentences: Sequence[Sentence], batch_size: int) -> dict[str, dict[str, float]]:
-    """Entity scores of every variant on a reporting split (test), through the client as served. Reported, never
-    used to choose: :func:`check_and_choose` does not see these sentences."""
+def score_variants(
+    onnx_dir: Path | str, examples: Sequence[Sentence] | Sequence[TextExample], batch_size: int
+) -> dict[str, dict[str, float]]:
+    """The task's scores of every variant on a reporting split (test), through the client as served. Reported,
+    never used to choose: :func:`check_and_choose` does not see these examples."""
+    if task_of(read_meta(Path(onnx_dir))) == CLASSIFICATION_TASK:
+        return score_classifier_variants(onnx_dir, examples, batch_size)
+    sentences = examples
     gold = [sentence.tags for sentence in sentences]
     words = [list(sentence.tokens) for sentence in sentences]
     scores = {}
@@ -161,7 +185,8 @@ def measure_latency(onnx_dir: Path | str, runs: int, threads: int | None = None)
     with the session settings the client serves it with (:func:`electra_model.serving.predictor.open_session`)."""
     meta = read_meta(Path(onnx_dir))
     ids = np.random.default_rng(0).integers(5, meta["vocab_size"], size=(1, meta["max_len"]), dtype=np.int64)
-    feed = {"input_ids": ids, "attention_mask": np.ones_like(ids)}
+    feed = {"input_ids": ids, "attention_mask": np.ones_like(ids), "token_type_ids": np.zeros_like(ids)}
+    feed = {name: feed[name] for name in meta.get("inputs", INPUT_NAMES)}
     sessions = {
         name: open_session(Path(onnx_dir) / entry["file"], [CPU], threads) for name, entry in meta["variants"].items()
     }
@@ -169,18 +194,21 @@ def measure_latency(onnx_dir: Path | str, runs: int, threads: int | None = None)
     return {name: latency_summary(seconds, 1) for name, seconds in block_timings(calls, runs).items()}
 
 
-def choose_cpu_variant(variants: Mapping[str, Mapping[str, Any]], export: ExportParams) -> tuple[str, str]:
+def choose_cpu_variant(
+    variants: Mapping[str, Mapping[str, Any]], export: ExportParams, metric: str = "f1"
+) -> tuple[str, str]:
     """The variant to serve on CPU and why: ``export.serve_variant``, or with ``auto`` the fastest at batch 1
-    (``latency_ms_b1``) among those whose F1 is within ``export.max_f1_drop`` of the fp32 export's."""
+    (``latency_ms_b1``) among those whose ``metric`` (the task's quality score: entity F1, accuracy) is within
+    ``export.max_f1_drop`` of the fp32 export's."""
     if export.serve_variant != "auto":
         return export.serve_variant, f"{export.serve_variant}: set by export.serve_variant"
-    floor = variants["fp32"]["f1"] - export.max_f1_drop
-    eligible = [name for name in CPU_VARIANTS if variants[name]["f1"] >= floor]
+    floor = variants["fp32"][metric] - export.max_f1_drop
+    eligible = [name for name in CPU_VARIANTS if variants[name][metric] >= floor]
     fastest = min(eligible, key=lambda name: variants[name]["latency_ms_b1"])
     timings = ", ".join(f"{name} {variants[name]['latency_ms_b1']:.2f} ms" for name in CPU_VARIANTS)
     return fastest, (
-        f"{fastest}: fastest at batch 1 ({timings}) of {eligible}, the variants whose f1 is within "
-        f"max_f1_drop {export.max_f1_drop} of fp32's {variants['fp32']['f1']:.4f}"
+        f"{fastest}: fastest at batch 1 ({timings}) of {eligible}, the variants whose {metric} is within "
+        f"max_f1_drop {export.max_f1_drop} of fp32's {variants['fp32'][metric]:.4f}"
     )
 
 
@@ -194,16 +222,18 @@ def set_cpu_variant(onnx_dir: Path | str, variant: str, variants: Mapping[str, M
     write_json(path, meta)
 
 
-def summarize(results: Mapping[str, Mapping[str, Any]], variant: str, atol: float) -> dict[str, Any]:
+def summarize(results: Mapping[str, Mapping[str, Any]], variant: str, atol: float, task: str = "ner") -> dict[str, Any]:
     """What the registry gate and ``metrics/export.json`` read: the served variant's scores, and parity of the
     two fp32 graphs (the worse of the two), since either failing means the export does not compute the model."""
     served = results[variant]
+    metric = QUALITY_METRIC[task]
     diff = max(results[name]["max_abs_logit_diff"] for name in EXACT_VARIANTS)
     identical = all(results[name]["labels_identical"] for name in EXACT_VARIANTS)
     return {
-        "f1": served["f1"],
-        "precision": served["precision"],
-        "recall": served["recall"],
+        "task": task,
+        "metric": metric,
+        "score": served[metric],
+        "scores": {name: served[name] for name in TASK_SCORES[task]},
         "serve_variant": variant,
         "max_abs_logit_diff": diff,
         "labels_identical": identical,
@@ -215,23 +245,24 @@ def summarize(results: Mapping[str, Mapping[str, Any]], variant: str, atol: floa
 def check_and_choose(
     model_dir: Path | str,
     onnx_dir: Path | str,
-    sentences: Sequence[Sentence],
+    examples: Sequence[Sentence] | Sequence[TextExample],
     batch_size: int,
     export: ExportParams,
     split: str,
 ) -> ExportQuality:
-    """Everything the export stage decides after exporting: check every variant on ``sentences`` (the ``split``
+    """Everything the export stage decides after exporting: check every variant on ``examples`` (the ``split``
     that may choose: validation), time it, choose the CPU variant and record the choice in the directory."""
-    results = check_variants(model_dir, onnx_dir, sentences, batch_size)
+    task = task_of(read_meta(Path(onnx_dir)))
+    results = check_variants(model_dir, onnx_dir, examples, batch_size)
     latency = measure_latency(onnx_dir, export.latency_runs)
     variants = {
         name: {**scores, "latency_ms_b1": latency[name]["median_ms"], "latency_ms_b1_p95": latency[name]["p95_ms"]}
         for name, scores in results.items()
     }
-    variant, reason = choose_cpu_variant(variants, export)
+    variant, reason = choose_cpu_variant(variants, export, QUALITY_METRIC[task])
     set_cpu_variant(onnx_dir, variant, variants)
     return ExportQuality(
-        **summarize(results, variant, export.parity_atol),
+        **summarize(results, variant, export.parity_atol, task),
         serve_reason=reason,
         variants=variants,
         fused_operators=read_meta(Path(onnx_dir))["fused_operators"],

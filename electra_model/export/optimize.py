@@ -12,7 +12,7 @@ from onnxruntime.quantization import QuantType, quantize_dynamic
 from onnxruntime.transformers import optimizer
 from onnxruntime.transformers.fusion_options import FusionOptions
 from onnxruntime.transformers.onnx_model import OnnxModel
-from transformers import ElectraForTokenClassification
+from transformers import PreTrainedModel
 
 from electra_model.errors import ElectraError
 
@@ -29,7 +29,7 @@ def fusion_options(for_cpu: bool) -> FusionOptions:
     return options
 
 
-def optimize_graph(source: Path, target: Path, model: ElectraForTokenClassification, for_cpu: bool) -> dict[str, int]:
+def optimize_graph(source: Path, target: Path, model: PreTrainedModel, for_cpu: bool) -> dict[str, int]:
     """Fuse the graph with onnxruntime's transformer optimizer and return the fused-operator counts.
 
     The fusion is pattern matching on the exported graph, so a change of exporter, opset or attention

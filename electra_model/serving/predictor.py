@@ -29,7 +29,8 @@ from __future__ import annotations
 
 import json
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -63,6 +64,7 @@ CPU = "CPUExecutionProvider"
 CUDA = "CUDAExecutionProvider"
 CPU_DISABLED_OPTIMIZERS = ("SkipLayerNormFusion",)  # see session_options
 DEFAULT_MODEL = "models:/electra-ner@champion"
+NER_TASK = "ner"
 
 
 @dataclass(frozen=True)
@@ -135,7 +137,7 @@ def find_onnx_dir(root: Path) -> Path:
     found = sorted(root.rglob(META_FILE))
     if not found:
         raise ElectraError(
-            f"{root}: no {META_FILE} here or below, so this is not an exported NER model; pass the directory the "
+            f"{root}: no {META_FILE} here or below, so this is not an exported model; pass the directory the "
             "export stage wrote (models/onnx) or a models:/NAME@ALIAS URI"
         )
     return found[0].parent
@@ -154,6 +156,12 @@ def read_meta(onnx_dir: Path) -> dict[str, Any]:
     if missing:
         raise ElectraError(f"{path}: lacks {missing}; re-export the model with `dvc repro export`")
     return meta
+
+
+def task_of(meta: dict[str, Any]) -> str:
+    """The task an exported directory serves: ``ner`` or ``classification`` (``model_meta.json``'s ``task``; a
+    directory exported before classifiers existed has none and is NER)."""
+    return str(meta.get("task", NER_TASK))
 
 
 def read_chain(onnx_dir: Path, labels: Sequence[str]) -> Chain | None:
@@ -181,14 +189,14 @@ def pick_variant(meta: dict[str, Any], providers: Sequence[str], variant: str | 
 
 
 def check_model_matches(
-    session: ort.InferenceSession, tokenizer: Tokenizer, labels: Sequence[str], where: Path
+    session: ort.InferenceSession, tokenizer: Tokenizer, labels: Sequence[str], where: Path, inputs: Sequence[str]
 ) -> None:
-    """Refuse, at load, a model that was not exported with this tokenizer and these labels: a vocabulary mismatch
-    would otherwise give out-of-range ids or silently wrong entities on the first request."""
+    """Refuse, at load, a model that was not exported with this tokenizer, these labels and these ``inputs``: a
+    vocabulary mismatch would otherwise give out-of-range ids or silently wrong predictions on the first request."""
     names = [node.name for node in session.get_inputs()]
-    if names != list(INPUT_NAMES):
+    if names != list(inputs):
         raise ElectraError(
-            f"{where}: the model takes inputs {names}, but the client feeds {list(INPUT_NAMES)}; "
+            f"{where}: the model takes inputs {names}, but the client feeds {list(inputs)}; "
             "this is not a model the export stage wrote, re-export it with `dvc repro export`"
         )
     declared = session.get_modelmeta().custom_metadata_map.get("vocab_size")
@@ -262,6 +270,32 @@ def open_model_file(model_file: Path, providers: Sequence[str], threads: int | N
         raise ElectraError(f"{model_file}: not a loadable ONNX model ({first_line(error)}); {REEXPORT}") from None
 
 
+@contextmanager
+def local_model(uri_or_path: str | Path, tracking_uri: str | None = None) -> Iterator[Path]:
+    """The model as a local directory for the length of a ``with`` block: a registry URI (``models:/NAME@ALIAS``,
+    ``models:/NAME/VERSION``) is downloaded to a scratch directory removed afterwards (a loaded session no longer
+    needs its files), so repeated CLI calls leave nothing behind; a directory is used in place."""
+    uri = str(uri_or_path)
+    if uri.startswith("models:/"):
+        with tempfile.TemporaryDirectory(prefix="electra-model-", ignore_cleanup_errors=True) as scratch:
+            yield download_registered_model(uri, resolve_tracking_uri(tracking_uri), Path(scratch))
+        return
+    path = Path(uri)
+    if not path.is_dir():
+        raise ElectraError(
+            f"{path}: no such model directory; pass the ONNX directory the export stage wrote (models/onnx) "
+            "or a registry URI models:/NAME@ALIAS or models:/NAME/VERSION"
+        )
+    yield path
+
+
+def check_files(onnx_dir: Path, model_file: Path) -> None:
+    """The variant's graph and the tokenizer must both be there: a partial copy is named, not half-loaded."""
+    for path in (model_file, onnx_dir / TOKENIZER_FILE):
+        if not path.is_file():
+            raise ElectraError(f"{onnx_dir}: {path.name} is missing from the exported model; {REEXPORT}")
+
+
 class NerPredictor:
     """An onnxruntime session plus the tokenizer and labels it was exported with."""
 
@@ -300,39 +334,21 @@ class NerPredictor:
         providers = list(providers or default_providers())
         chosen = pick_variant(meta, providers, variant, onnx_dir)
         model_file = onnx_dir / meta["variants"][chosen]["file"]
-        for path in (model_file, onnx_dir / TOKENIZER_FILE):
-            if not path.is_file():
-                raise ElectraError(
-                    f"{onnx_dir}: {path.name} is missing from the exported model; re-run `dvc repro export`"
-                )
+        check_files(onnx_dir, model_file)
         tokenizer = read_tokenizer_file(onnx_dir / TOKENIZER_FILE)
         tokenizer.no_truncation()
         tokenizer.no_padding()
         session = open_model_file(model_file, providers, threads)
-        check_model_matches(session, tokenizer, meta["labels"], model_file)
+        check_model_matches(session, tokenizer, meta["labels"], model_file, INPUT_NAMES)
         chain = read_chain(onnx_dir, meta["labels"])
         return cls(session, tokenizer, meta["labels"], int(meta["max_len"]), batch_size, chosen, chain)
 
     @classmethod
     def from_uri(cls, uri_or_path: str | Path, tracking_uri: str | None = None, **options: Any) -> NerPredictor:
         """Load from a ``models:/NAME@ALIAS`` or ``models:/NAME/VERSION`` URI, or from a local directory;
-        ``options`` go to :meth:`from_dir`.
-
-        A registered model is downloaded to a scratch directory that is removed once the session has read it, so
-        repeated CLI calls leave nothing behind.
-        """
-        uri = str(uri_or_path)
-        if uri.startswith("models:/"):
-            with tempfile.TemporaryDirectory(prefix="electra-model-", ignore_cleanup_errors=True) as scratch:
-                local = download_registered_model(uri, resolve_tracking_uri(tracking_uri), Path(scratch))
-                return cls.from_dir(local, **options)
-        path = Path(uri)
-        if not path.is_dir():
-            raise ElectraError(
-                f"{path}: no such model directory; pass the ONNX directory the export stage wrote (models/onnx) "
-                "or a registry URI models:/NAME@ALIAS or models:/NAME/VERSION"
-            )
-        return cls.from_dir(path, **options)
+        ``options`` go to :meth:`from_dir`."""
+        with local_model(uri_or_path, tracking_uri) as local:
+            return cls.from_dir(local, **options)
 
     def predict(self, texts: Sequence[str]) -> list[list[Entity]]:
         """Entities per text, with character offsets into that text; blank text gives no entities."""

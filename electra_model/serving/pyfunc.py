@@ -1,4 +1,5 @@
-"""The registered model's MLflow pyfunc: the ONNX NER model behind MLflow's standard loading and serving.
+"""The registered model's MLflow pyfunc: the ONNX model (NER or classifier) behind MLflow's standard loading and
+serving.
 
 :func:`electra_model.tracking.registry.register` logs this file as an MLflow "model from code": MLflow runs it
 whenever the
@@ -13,6 +14,10 @@ or serve it over HTTP with ``mlflow models serve -m models:/electra-ner@champion
 ``/invocations``. Input: a list of texts, a DataFrame with a ``text`` column, or a dict ``{"text": str | list[str]}``;
 output: one list of entity dicts per text. Input that is not text is refused with HTTP 400 and a message saying
 which item is wrong; the server keeps serving.
+
+A classifier (``models:/electra-classifier@champion``; the exported ``model_meta.json`` says which task) takes the
+same inputs, plus a ``pair`` column or key for text pairs (``{"text": [...], "pair": [...]}``), and answers
+``{"label", "score", "scores": {label: probability}}`` per text.
 """
 
 from __future__ import annotations
@@ -24,16 +29,20 @@ from mlflow.exceptions import MlflowException
 from mlflow.pyfunc import PythonModel, PythonModelContext
 
 from electra_model.errors import ElectraError
-from electra_model.serving.predictor import NerPredictor, check_texts
+from electra_model.serving.classifier import ClassifierPredictor
+from electra_model.serving.loader import predictor_for_dir
+from electra_model.serving.predictor import check_texts
+
+PAIR = "pair"
 
 
 def as_texts(model_input: Any) -> list[str]:
     """The texts in any input shape MLflow clients send: REST requests arrive as DataFrames, lists or arrays.
     Anything that is not a string (a null, a number, a nested list) is refused by name, not stringified."""
     if hasattr(model_input, "columns"):  # a pandas DataFrame; pandas itself is only needed by whoever sent it
-        columns = list(model_input.columns)
+        columns = [column for column in model_input.columns if column != PAIR]
         if "text" not in columns and len(columns) != 1:
-            raise ElectraError(f"input DataFrame needs a 'text' column; it has {columns}")
+            raise ElectraError(f"input DataFrame needs a 'text' column; it has {list(model_input.columns)}")
         return check_texts(list(model_input["text" if "text" in columns else columns[0]]))
     if isinstance(model_input, dict):
         if "text" not in model_input:
@@ -44,24 +53,39 @@ def as_texts(model_input: Any) -> list[str]:
     return check_texts(list(model_input))
 
 
-class NerModel(PythonModel):
-    """Texts to entity dicts with character offsets, on onnxruntime, in the variant the export chose for the
-    device (``model_meta.json``)."""
+def as_pairs(model_input: Any) -> list[str] | None:
+    """The second texts of a pair input (a ``pair`` column or key), or None for single texts."""
+    if hasattr(model_input, "columns"):
+        return check_texts(list(model_input[PAIR])) if PAIR in model_input.columns else None
+    if isinstance(model_input, dict) and PAIR in model_input:
+        pairs = model_input[PAIR]
+        return [pairs] if isinstance(pairs, str) else check_texts(list(pairs))
+    return None
+
+
+class ElectraModel(PythonModel):
+    """Texts to entity dicts (NER) or to labels with probabilities (classifier), on onnxruntime, in the variant the
+    export chose for the device; which of the two is the exported model's own choice (``model_meta.json``)."""
 
     def load_context(self, context: PythonModelContext) -> None:
-        self.predictor = NerPredictor.from_dir(context.artifacts["onnx_dir"])
+        self.predictor = predictor_for_dir(context.artifacts["onnx_dir"])
 
     def predict(
         self, context: PythonModelContext, model_input, params: dict[str, Any] | None = None
-    ) -> list[list[dict[str, Any]]]:
+    ) -> list[list[dict[str, Any]]] | list[dict[str, Any]]:
         """``model_input`` has no type hint on purpose: MLflow would coerce every input to the hinted type, and
         this model accepts several shapes (MLflow says once per process that it would like a hint). A bad input
         becomes an MLflow "invalid parameter" error, which the scoring server answers with HTTP 400 and the message."""
         try:
-            results = self.predictor.predict(as_texts(model_input))
+            texts = as_texts(model_input)
+            if isinstance(self.predictor, ClassifierPredictor):
+                return self.predictor.predict(texts, as_pairs(model_input))
+            if as_pairs(model_input) is not None:
+                raise ElectraError("this is an NER model, which tags single texts; send no 'pair'")
+            results = self.predictor.predict(texts)
         except ElectraError as error:
             raise MlflowException.invalid_parameter_value(str(error)) from None
         return [[entity.to_dict() for entity in entities] for entities in results]
 
 
-mlflow.models.set_model(NerModel())
+mlflow.models.set_model(ElectraModel())

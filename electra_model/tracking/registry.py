@@ -1,10 +1,12 @@
 """Registration of the exported ONNX model in the MLflow model registry, behind a quality gate.
 
 ``register`` logs the exported directory as an MLflow pyfunc (``electra_model/serving/pyfunc.py``, a model from code) in
-the active run, registers it as ``export.model_name``, and moves ``export.alias`` (``champion``) to the new version
-only when parity passed and the entity F1 of the variant it serves on CPU reaches both ``export.min_f1`` and the
-current champion's F1. Every version carries its decision, the reason, the served variant and every variant's F1
-and latency as tags, so the registry itself answers "why is this the champion, and how fast is it?".
+the active run, registers it as ``export.model_name`` (by default the task's name: ``electra-ner`` for NER,
+``electra-classifier`` for a sequence classifier), and moves ``export.alias`` (``champion``) to the new version
+only when parity passed and the task's quality score of the variant it serves on CPU (entity F1 for NER, accuracy
+for a classifier; :data:`electra_model.export.result.QUALITY_METRIC`) reaches both ``export.min_f1`` and the
+current champion's. Every version carries its task, decision, the reason, the served variant and every variant's
+scores and latency as tags, so the registry itself answers "why is this the champion, and how fast is it?".
 Called by the export stage (``dvc repro export``) inside its MLflow run.
 """
 
@@ -31,7 +33,7 @@ PACKAGE_DIR = Path(__file__).resolve().parents[1]
 SERVING_CODE = PACKAGE_DIR / "serving" / "pyfunc.py"
 SERVING_REQUIREMENTS = ["onnxruntime", "tokenizers", "numpy"]
 READY_TIMEOUT_S = 300
-VARIANT_TAG_KEYS = ("f1", "max_abs_logit_diff", "labels_identical", "latency_ms_b1", "latency_ms_b1_p95")
+VARIANT_TAG_KEYS = ("f1", "accuracy", "macro_f1", "max_abs_logit_diff", "labels_identical", "latency_ms_b1", "latency_ms_b1_p95")
 DIGEST_TAG = "onnx_digest"
 
 
@@ -68,10 +70,11 @@ def alias_holder(client: MlflowClient, name: str, alias: str) -> ModelVersion | 
     return client.get_model_version_by_alias(name, alias)
 
 
-def tagged_f1(version: ModelVersion) -> float | None:
-    """The F1 a version was registered with (its ``f1`` tag); None for a version registered by other means."""
+def tagged_score(version: ModelVersion, metric: str) -> float | None:
+    """The score a version was registered with (its ``metric`` tag, e.g. ``f1``); None for a version registered by
+    other means."""
     try:
-        value = float(version.tags["f1"])
+        value = float(version.tags[metric])
     except (KeyError, ValueError):
         return None
     return None if math.isnan(value) else value
@@ -95,22 +98,23 @@ def variant_tags(variants: Mapping[str, Mapping[str, Any]]) -> dict[str, str]:
 
 
 def decide(quality: ExportQuality, export: ExportParams, champion: ModelVersion | None) -> tuple[bool, str]:
-    """Whether the new version takes the alias, and a sentence saying why (it becomes a tag on the version)."""
-    f1 = quality.f1
+    """Whether the new version takes the alias, and a sentence saying why (it becomes a tag on the version).
+    ``export.min_f1`` bounds the task's quality score (``quality.metric``), whatever its name."""
+    metric, score = quality.metric, quality.score
     parity = parity_clause(quality, export.parity_atol)
     if not quality.parity_passed:
         return False, f"parity failed: {parity}"
-    if f1 < export.min_f1:
-        return False, f"f1 {f1:.4f} < min_f1 {export.min_f1:.2f}; {parity}"
-    passed_min = f"f1 {f1:.4f} >= min_f1 {export.min_f1:.2f}"
+    if score < export.min_f1:
+        return False, f"{metric} {score:.4f} < min_f1 {export.min_f1:.2f}; {parity}"
+    passed_min = f"{metric} {score:.4f} >= min_f1 {export.min_f1:.2f}"
     if champion is None:
         return True, f"{passed_min} and no version held alias '{export.alias}'; {parity}"
-    champion_f1 = tagged_f1(champion)
-    if champion_f1 is None:
-        return True, f"{passed_min} and champion v{champion.version} has no f1 tag; {parity}"
-    if f1 < champion_f1:
-        return False, f"f1 {f1:.4f} < champion v{champion.version} f1 {champion_f1:.4f}; {parity}"
-    return True, f"{passed_min} and >= champion v{champion.version} f1 {champion_f1:.4f}; {parity}"
+    champion_score = tagged_score(champion, metric)
+    if champion_score is None:
+        return True, f"{passed_min} and champion v{champion.version} has no {metric} tag; {parity}"
+    if score < champion_score:
+        return False, f"{metric} {score:.4f} < champion v{champion.version} {metric} {champion_score:.4f}; {parity}"
+    return True, f"{passed_min} and >= champion v{champion.version} {metric} {champion_score:.4f}; {parity}"
 
 
 def log_pyfunc(onnx_dir: Path | str, model_name: str) -> str:
@@ -144,13 +148,15 @@ def register(onnx_dir: Path | str, export: ExportParams, quality: ExportQuality)
     if mlflow.active_run() is None:
         raise RuntimeError("register() logs the model into the active MLflow run; open one first (tracking.stage_run)")
     client = tracking_client()
-    champion = alias_holder(client, export.model_name, export.alias)
-    version = log_pyfunc(onnx_dir, export.model_name)
+    name = export.registered_name(quality.task)
+    champion = alias_holder(client, name, export.alias)
+    version = log_pyfunc(onnx_dir, name)
     promote, reason = decide(quality, export, champion)
     tags = {
         DIGEST_TAG: directory_digest(onnx_dir),
-        "f1": str(float(quality.f1)),
-        "f1_split": quality.selection_split,
+        "task": quality.task,
+        quality.metric: str(float(quality.score)),
+        f"{quality.metric}_split": quality.selection_split,
         "parity_max_abs_diff": str(float(quality.max_abs_logit_diff)),
         "serve_variant": quality.serve_variant,
         "serve_reason": quality.serve_reason,
@@ -159,13 +165,13 @@ def register(onnx_dir: Path | str, export: ExportParams, quality: ExportQuality)
         **variant_tags(quality.variants),
     }
     for key, value in tags.items():
-        client.set_model_version_tag(export.model_name, version, key, value)
+        client.set_model_version_tag(name, version, key, value)
     if promote:
-        client.set_registered_model_alias(export.model_name, export.alias, version)
+        client.set_registered_model_alias(name, export.alias, version)
     return {
-        "name": export.model_name,
+        "name": name,
         "version": version,
         "alias_moved": promote,
         "reason": reason,
-        "model_uri": f"models:/{export.model_name}/{version}",
+        "model_uri": f"models:/{name}/{version}",
     }

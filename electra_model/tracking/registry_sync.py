@@ -33,17 +33,18 @@ def reconcile(onnx_dir: Path | str, export_metrics: Path | str, export: ExportPa
             "(or `dvc pull export` on a clone)"
         )
     client = tracking_client()
-    version = version_of(client, export.model_name, directory_digest(onnx_dir))
+    quality = ExportQuality.from_dict(read_json(export_metrics), str(export_metrics))
+    name = export.registered_name(quality.task)
+    version = version_of(client, name, directory_digest(onnx_dir))
     registered_now = version is None
     if registered_now:
-        quality = ExportQuality.from_dict(read_json(export_metrics), str(export_metrics))
         tags = {"registration": "reconciled: the registry lacked the exported model in models/onnx"}
         with mlflow.start_run(run_name="register", nested=mlflow.active_run() is not None, tags=tags):
             registration = register(onnx_dir, export, quality)
-        version = client.get_model_version(export.model_name, registration["version"])
-    holder = alias_holder(client, export.model_name, export.alias)
+        version = client.get_model_version(name, registration["version"])
+    holder = alias_holder(client, name, export.alias)
     return {
-        "name": export.model_name,
+        "name": name,
         "version": int(version.version),
         "registered_now": registered_now,
         "decision": version.tags.get("champion_decision", "unknown"),

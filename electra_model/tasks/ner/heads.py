@@ -10,12 +10,14 @@ serving, so that every later stage decodes the model as it was trained without a
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from transformers import AutoConfig, ElectraForTokenClassification, PretrainedConfig
+from transformers import AutoConfig, ElectraForTokenClassification, PretrainedConfig, PreTrainedModel
 
 from electra_model.errors import ElectraError
 from electra_model.tasks.ner.crf import ElectraCRFForTokenClassification
+
+ModelT = TypeVar("ModelT", bound=PreTrainedModel)
 
 HEADS: dict[str, type[ElectraForTokenClassification]] = {
     "crf": ElectraCRFForTokenClassification,
@@ -36,13 +38,17 @@ def head_name(config: PretrainedConfig, where: Path) -> str:
 
 
 def load_finetuned(model_dir: Path | str, **options: Any) -> ElectraForTokenClassification:
-    """The fine-tuned model with the head it was saved with, every tensor read from the folder: a tensor that
-    would be initialised anew (a chain score a plain class would not know, or one missing from the file) is an
-    error, not a silently re-initialised or dropped weight. ``options`` go to ``from_pretrained``."""
+    """The fine-tuned NER model with the head it was saved with (see :func:`load_saved`)."""
     model_dir = Path(model_dir)
     if not (model_dir / "config.json").is_file():
         raise ElectraError(f"{model_dir}: no config.json, so no fine-tuned model here; run `dvc repro finetune`")
-    model_class = HEADS[head_name(AutoConfig.from_pretrained(model_dir), model_dir)]
+    return load_saved(model_dir, HEADS[head_name(AutoConfig.from_pretrained(model_dir), model_dir)], **options)
+
+
+def load_saved(model_dir: Path, model_class: type[ModelT], **options: Any) -> ModelT:
+    """A saved model of ``model_class`` with every tensor read from the folder: a tensor that would be initialised
+    anew (a chain score a plain class would not know, or one missing from the file) is an error, not a silently
+    re-initialised or dropped weight. ``options`` go to ``from_pretrained``."""
     model, info = model_class.from_pretrained(model_dir, output_loading_info=True, **options)
     mismatched = [entry[0] if isinstance(entry, tuple) else entry for entry in info.get("mismatched_keys", [])]
     wrong = sorted({*info.get("missing_keys", []), *mismatched, *info.get("unexpected_keys", [])})

@@ -7,12 +7,15 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import tomllib
 
-from electra_model.code_closure import PACKAGE, ROOT
+from electra_model.code_closure import PACKAGE, ROOT, project_closure
 
 CLIENT_MODULES = [
     "electra_model",
     "electra_model.serving.predictor",
+    "electra_model.serving.classifier",
+    "electra_model.serving.loader",
     "electra_model.serving.registry_client",
     "electra_model.tasks.ner.encoding",
     "electra_model.tasks.ner.tag_decoding",
@@ -50,3 +53,13 @@ def test_no_library_module_loads_prefect_or_dvc() -> None:
 
 def test_the_client_modules_load_neither_torch_nor_the_pipeline_tools() -> None:
     assert loaded_after_importing(CLIENT_MODULES, ("torch", "transformers", "prefect", "dvc", "mlflow")) == []
+
+
+def test_the_client_package_ships_every_project_module_its_modules_import() -> None:
+    """client/pyproject.toml lists its modules by hand; one missing (the classifier's encoding, say) would make the
+    wheel fail at import on a user's machine, not here."""
+    listed = tomllib.loads((ROOT / "client" / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["setuptools"]
+    shipped = {name.replace(".", "/") + ".py" for name in listed["py-modules"]}
+    assert {"electra_model/serving/loader.py", "electra_model/serving/classifier.py"} <= shipped
+    missing = {path for module in shipped for path in project_closure(ROOT / module) if path not in shipped}
+    assert missing == set()

@@ -125,7 +125,7 @@ def test_a_local_directory_loads_and_a_missing_one_is_a_user_error(pattern_onnx_
     assert found(NerPredictor.from_uri(str(pattern_onnx_dir)).predict(["Paris"])[0]) == [("LOC", "Paris", 0, 5)]
     with pytest.raises(ElectraError, match="no such model directory"):
         NerPredictor.from_uri(tmp_path / "missing")
-    with pytest.raises(ElectraError, match="not an exported NER model"):
+    with pytest.raises(ElectraError, match="not an exported model"):
         NerPredictor.from_uri(tmp_path)
 
 

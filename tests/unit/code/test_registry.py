@@ -17,7 +17,7 @@ from electra_model.tracking.registry import directory_digest, register
 from tests.fixtures_models import quality
 
 EXPORT = ExportParams(min_f1=0.3, parity_atol=1e-3)
-NAME = EXPORT.model_name
+NAME = EXPORT.registered_name("ner")
 
 
 def register_run(onnx_dir: Path, measured: dict[str, Any], export: ExportParams = EXPORT) -> dict[str, Any]:
@@ -45,6 +45,7 @@ def test_the_alias_moves_only_through_the_gate(mlflow_store: str, pattern_onnx_d
     assert champion() == "1"
     assert version_tags("1") == {
         "onnx_digest": directory_digest(pattern_onnx_dir),
+        "task": "ner",
         "f1": "0.81",
         "f1_split": "valid",
         "parity_max_abs_diff": "2e-06",

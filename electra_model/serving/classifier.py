@@ -1,0 +1,116 @@
+"""Text (or a text pair) in, a label out: the sequence-classification client on onnxruntime, without torch.
+
+It loads the directory :func:`electra_model.export.build.export_onnx` writes for a classifier (``model_meta.json``
+says ``"task": "classification"``), from disk or the MLflow registry, and returns per text
+``{"label", "score", "scores": {label: probability}}``::
+
+    from electra_model.serving.classifier import ClassifierPredictor
+    predictor = ClassifierPredictor.from_uri("models:/electra-classifier@champion")   # or models/onnx
+    predictor.predict(["a gripping film"])                        # single texts
+    predictor.predict(["A man plays."], pairs=["Someone plays."])  # pairs: [CLS] a [SEP] b [SEP]
+
+Encoding and post-processing are :mod:`electra_model.tasks.classification.predict`'s, the functions training
+uses, so the served model sees the inputs it was trained on. :func:`electra_model.serving.loader.load_predictor`
+picks this class or the NER one from the model it loads.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnxruntime as ort
+from tokenizers import Tokenizer
+
+from electra_model.errors import ElectraError
+from electra_model.serving.predictor import (
+    check_files,
+    check_model_matches,
+    check_texts,
+    default_providers,
+    find_onnx_dir,
+    local_model,
+    open_model_file,
+    pick_variant,
+    read_meta,
+    read_tokenizer_file,
+    task_of,
+)
+from electra_model.tasks.classification.predict import INPUT_NAMES, Encoded, classify, encode, pad_batch
+
+CLASSIFICATION_TASK = "classification"
+
+
+class ClassifierPredictor:
+    """An onnxruntime session plus the tokenizer, labels and ``max_len`` the classifier was exported with."""
+
+    def __init__(
+        self,
+        session: ort.InferenceSession,
+        tokenizer: Tokenizer,
+        labels: Sequence[str],
+        max_len: int,
+        batch_size: int = 32,
+        variant: str = "fp32",
+    ) -> None:
+        self.session = session
+        self.tokenizer = tokenizer
+        self.labels = list(labels)
+        self.max_len = max_len
+        self.batch_size = batch_size
+        self.variant = variant
+
+    @classmethod
+    def from_dir(
+        cls,
+        onnx_dir: Path | str,
+        providers: Sequence[str] | None = None,
+        variant: str | None = None,
+        batch_size: int = 32,
+        threads: int | None = None,
+    ) -> ClassifierPredictor:
+        """Load an exported classifier directory; an NER directory is refused by name (its graph scores tokens)."""
+        onnx_dir = find_onnx_dir(Path(onnx_dir))
+        meta = read_meta(onnx_dir)
+        if task_of(meta) != CLASSIFICATION_TASK:
+            raise ElectraError(
+                f"{onnx_dir}: this is an exported {task_of(meta)} model, not a classifier; load it with "
+                "electra_model.serving.loader.load_predictor, which picks the client for the model"
+            )
+        providers = list(providers or default_providers())
+        chosen = pick_variant(meta, providers, variant, onnx_dir)
+        model_file = onnx_dir / meta["variants"][chosen]["file"]
+        check_files(onnx_dir, model_file)
+        tokenizer = read_tokenizer_file(onnx_dir / "tokenizer.json")
+        tokenizer.no_truncation()  # encode() truncates pairs itself (longest first) and pads per batch
+        tokenizer.no_padding()
+        session = open_model_file(model_file, providers, threads)
+        check_model_matches(session, tokenizer, meta["labels"], model_file, INPUT_NAMES)
+        return cls(session, tokenizer, meta["labels"], int(meta["max_len"]), batch_size, chosen)
+
+    @classmethod
+    def from_uri(cls, uri_or_path: str | Path, tracking_uri: str | None = None, **options: Any) -> ClassifierPredictor:
+        """Load from a registry URI or a local directory; ``options`` go to :meth:`from_dir`."""
+        with local_model(uri_or_path, tracking_uri) as local:
+            return cls.from_dir(local, **options)
+
+    def predict(self, texts: Sequence[str], pairs: Sequence[str] | None = None) -> list[dict[str, Any]]:
+        """``{"label", "score", "scores"}`` per text (or per ``(text, pair)``), in input order. Blank text is
+        classified too (as ``[CLS] [SEP]``): refusing it would fail a whole batch for one empty line."""
+        texts = check_texts(texts)
+        if pairs is not None:
+            pairs = check_texts(pairs)
+            if len(pairs) != len(texts):
+                raise ElectraError(f"{len(texts)} texts but {len(pairs)} second texts; give one second text per text")
+        return classify(self.session, self.tokenizer, texts, self.labels, self.max_len, pairs, self.batch_size)
+
+    def encode(self, texts: Sequence[str], pairs: Sequence[str] | None = None) -> list[Encoded]:
+        """Model inputs, as :meth:`predict` builds them (the export check feeds torch the same)."""
+        return encode(self.tokenizer, texts, pairs, self.max_len)
+
+    def logits(self, encoded: Sequence[Encoded]) -> np.ndarray:
+        """Logits of one padded batch, as float32 whatever the variant computes in."""
+        batch = pad_batch(encoded, self.tokenizer.token_to_id("[PAD]"))
+        return self.session.run(["logits"], dict(batch))[0].astype(np.float32, copy=False)
