@@ -146,7 +146,7 @@ def summary_markdown(
         "",
         f"- MLflow: `{tracking_uri(params.tracking)}`, experiment `{params.tracking.experiment}`, parent run `{parent_run_id}`",
         *registry_lines(registry, params),
-        "- Artifacts: `models/onnx/` (ONNX), `models/ner/` (torch), `reports/evaluate/`, `plots/`",
+        "- Artifacts: `models/onnx/` (ONNX), `models/finetuned/` (torch), `reports/evaluate/`, `plots/`",
     ]
     return "\n".join(lines)
 

@@ -14,7 +14,7 @@ variants
 The fusing and quantizing are :mod:`electra_model.export.optimize`'s; which variant is served, and how well each
 computes the model, is :mod:`electra_model.export.choose`'s. All of it runs in the DVC stage ``dvc repro export``::
 
-    export_onnx("models/ner", "models/onnx", opset=17, max_len=128)
+    export_onnx("models/finetuned", "models/onnx", opset=17, max_len=128)
 """
 
 from __future__ import annotations
