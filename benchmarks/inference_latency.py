@@ -7,7 +7,7 @@ blocks of runs per contender over several rounds so a busy period of a shared ma
 onnxruntime runs as the client serves it (:func:`electra_model.serving.predictor.open_session`: idle threads spinning,
 its default; ``--no-spinning`` times it with sleeping threads, as a process sharing its cores would). Then every
 variant's entity F1 on a labelled CoNLL file, for a fine-tuned model (``--f1-model``, default the pipeline's
-``models/ner`` scored on ``data/ner/test.txt``)::
+``models/finetuned`` scored on ``data/task/test.txt``)::
 
     python benchmarks/inference_latency.py
     python benchmarks/inference_latency.py --f1-model FINETUNED_DIR --f1-data ../shared/data/conll2003/test.txt.gz
@@ -66,8 +66,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=os.cpu_count(), help="torch and onnxruntime threads")
     parser.add_argument("--no-spinning", dest="spinning", action="store_false",
                         help="onnxruntime threads sleep between runs instead of spinning (its default)")
-    parser.add_argument("--f1-model", type=Path, default=ROOT / "models" / "ner", help="a fine-tuned model dir")
-    parser.add_argument("--f1-data", type=Path, default=ROOT / "data" / "ner" / "test.txt", help="CoNLL file")
+    parser.add_argument("--f1-model", type=Path, default=ROOT / "models" / "finetuned", help="a fine-tuned model dir")
+    parser.add_argument("--f1-data", type=Path, default=ROOT / "data" / "task" / "test.txt", help="CoNLL file")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu",
                         help="cpu: torch eager fp32 vs the CPU variants; "

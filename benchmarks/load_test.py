@@ -2,7 +2,7 @@
 
 Starts ``mlflow models serve -m MODEL_URI --env-manager local`` on a free loopback port (or uses ``--url`` of a
 server already running), sends ``--requests`` POST /invocations from ``--clients`` threads, each request one
-``{"inputs": [text, ...]}`` of sentences from a CoNLL file (default: the pipeline's ``data/ner/test.txt``), and
+``{"inputs": [text, ...]}`` of sentences from a CoNLL file (default: the pipeline's ``data/task/test.txt``), and
 checks every answer (HTTP 200, one entity list per text)::
 
     python benchmarks/load_test.py --tracking-uri sqlite:///mlflow.db       # after `make run`
@@ -43,7 +43,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--requests", type=int, default=500, help="requests in all")
     parser.add_argument("--texts-per-request", type=int, default=1)
     parser.add_argument("--workers", type=int, default=1, help="uvicorn workers of the started server")
-    parser.add_argument("--data", type=Path, default=ROOT / "data" / "ner" / "test.txt", help="CoNLL file of texts")
+    parser.add_argument("--data", type=Path, default=ROOT / "data" / "task" / "test.txt", help="CoNLL file of texts")
     return parser.parse_args()
 
 

@@ -57,7 +57,8 @@ class Section(BaseModel):
 
 # --------------------------------------------------------------------------------------------- data sources
 class DemoSource(Section):
-    """Sizes of the generated demo corpus and NER set (deterministic given ``seed``)."""
+    """Sizes of the generated demo corpus and task splits, NER sentences or classification texts as ``task`` says
+    (deterministic given ``seed``)."""
 
     corpus_documents: PositiveInt = 400
     train_sentences: PositiveInt = 1500
@@ -126,7 +127,8 @@ class UrlSource(Section):
 
 
 class DataParams(Section):
-    """Where the corpus and the NER data come from; every source writes the same normalized outputs."""
+    """Where the corpus and the task's data come from; every source writes the same normalized outputs. The
+    classification data's files and columns are in the ``classification`` section; ``source`` chooses for both."""
 
     source: Literal["demo", "local", "hf", "url"] = "demo"
     ner_scheme: Literal["auto", "iob1", "iob2"] = "auto"
@@ -134,22 +136,6 @@ class DataParams(Section):
     local: LocalSource = LocalSource()
     hf: HfSource = HfSource()
     url: UrlSource = UrlSource()
-
-    @model_validator(mode="after")
-    def _chosen_source_is_complete(self) -> DataParams:
-        if self.source == "local":
-            missing = [f"data.local.ner.{split}" for split in ("train", "valid", "test") if not getattr(self.local.ner, split)]
-            if not self.local.corpus:
-                missing.insert(0, "data.local.corpus")
-            if missing:
-                raise ValueError(f"data.source is 'local' but {', '.join(missing)} is not set; give a path for each")
-        if self.source == "url":
-            missing = [f"data.url.ner.{split}" for split in ("train", "valid", "test") if getattr(self.url.ner, split) is None]
-            if not self.url.corpus:
-                missing.insert(0, "data.url.corpus")
-            if missing:
-                raise ValueError(f"data.source is 'url' but {', '.join(missing)} is not set; give url and sha256 for each")
-        return self
 
 
 # ------------------------------------------------------------------------------------------------ tokenizer
@@ -530,8 +516,11 @@ class TuneParams(Section):
 
 
 class Params(Section):
-    """The whole of ``params.yaml``."""
+    """The whole of ``params.yaml``. ``task`` chooses what the finetune, evaluate and export stages do
+    (:func:`electra_model.tasks.catalog.task_for`); the ``classification`` section is read only when it is
+    ``classification``."""
 
+    task: Literal["ner", "classification"] = "ner"
     seed: NonNegativeInt = 1234
     data: DataParams = DataParams()
     tokenizer: TokenizerParams = TokenizerParams()
@@ -541,6 +530,23 @@ class Params(Section):
     export: ExportParams = ExportParams()
     tracking: TrackingParams = TrackingParams()
     tune: TuneParams
+    classification: ClassificationParams = ClassificationParams()
+
+    @model_validator(mode="after")
+    def _chosen_source_is_complete(self) -> Params:
+        """A ``local`` or ``url`` source needs the corpus and one file per split of the task's data
+        (``data.<source>.ner`` for NER, ``classification.<source>`` for classification)."""
+        source = self.data.source
+        if source not in ("local", "url"):
+            return self
+        prefix = f"data.{source}.ner" if self.task == "ner" else f"classification.{source}"
+        files = getattr(self.data, source).ner if self.task == "ner" else getattr(self.classification, source)
+        missing = [f"data.{source}.corpus"] * (not getattr(self.data, source).corpus)
+        missing += [f"{prefix}.{split}" for split in ("train", "valid", "test") if not getattr(files, split)]
+        if missing:
+            what = "a path" if source == "local" else "url and sha256"
+            raise ValueError(f"data.source is {source!r} but {', '.join(missing)} is not set; give {what} for each")
+        return self
 
     @model_validator(mode="after")
     def _sequence_lengths_fit(self) -> Params:

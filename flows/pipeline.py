@@ -130,11 +130,13 @@ def registry_lines(registry: dict[str, Any] | None, params: Params) -> list[str]
 def summary_markdown(
     metrics: dict[str, Any], params: Params, parent_run_id: str, registry: dict[str, Any] | None
 ) -> str:
-    """The table a person wants after a run: entity scores, parity, the registered version and where things are."""
+    """The table a person wants after a run: the task's scores (entity F1 for NER, accuracy and macro-F1 for
+    classification), parity, the registered version and where things are."""
     lines = ["# ELECTRA pipeline run", "", "| metric | value |", "| --- | --- |"]
-    entity = metrics.get("evaluate", {}).get("entity", {})
-    for name, scores in entity.items():
+    evaluate = metrics.get("evaluate", {})
+    for name, scores in evaluate.get("entity", {}).items():
         lines.append(f"| entity F1 {name} | {scores['f1']:.4f} (P {scores['precision']:.4f}, R {scores['recall']:.4f}) |")
+    lines += [f"| {key} | {evaluate[key]:.4f} |" for key in ("accuracy", "macro_f1") if key in evaluate]
     export = metrics.get("export", {})
     for key in ("max_abs_logit_diff", "labels_identical", "f1"):
         if key in export:
@@ -146,7 +148,7 @@ def summary_markdown(
         "",
         f"- MLflow: `{tracking_uri(params.tracking)}`, experiment `{params.tracking.experiment}`, parent run `{parent_run_id}`",
         *registry_lines(registry, params),
-        "- Artifacts: `models/onnx/` (ONNX), `models/ner/` (torch), `reports/evaluate/`, `plots/`",
+        "- Artifacts: `models/onnx/` (ONNX), `models/finetuned/` (torch), `reports/evaluate/`, `plots/`",
     ]
     return "\n".join(lines)
 

@@ -1,8 +1,11 @@
-"""DVC stage `finetune`: token-classification fine-tuning on the NER train split, early-stopped on valid.
+"""DVC stage `finetune`: fine-tuning for the task ``task`` names (params.yaml) on its train split, early-stopped on
+valid.
 
-Output: the model folder (the ``finetune.head`` model, a CRF head by default, with the tokenizer it was trained
-with; its ``config.json`` names the head, so later stages load and decode it as trained), the training
-curves (per step) and the validation curve (entity F1 per epoch), at the paths dvc.yaml's ``cmd`` gives.
+NER trains the ``finetune.head`` model (a CRF head by default; its ``config.json`` names the head, so later stages
+load and decode it as trained) and selects on entity F1 (``best_valid_f1``); classification trains a
+sequence-classification head and selects on ``classification.selection_metric`` (``best_valid_accuracy`` by
+default). Outputs: the model folder (with the tokenizer it was trained with), the training curves (per step) and the
+validation curve (the task's validation metrics per epoch), at the paths dvc.yaml's ``cmd`` gives.
 Run with ``dvc repro finetune``.
 """
 
@@ -14,25 +17,22 @@ from pathlib import Path
 import mlflow
 
 from electra_model.config import load_params, stage_params
-from electra_model.plots import CurveRecorder
-from electra_model.data.conll import check_labels_known, read_conll
-from electra_model.errors import exit_on_user_error
-from electra_model.tasks.ner.finetune import finetune
-from electra_model.io import atomic_dir, write_json
 from electra_model.data.tokenizer import as_transformers_tokenizer
+from electra_model.errors import exit_on_user_error
+from electra_model.io import atomic_dir, write_json
+from electra_model.plots import CurveRecorder
+from electra_model.tasks.catalog import task_for
 from electra_model.tracking.runs import log_dataset, stage_run
-
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--train", type=Path, required=True, help="input: CoNLL training split (IOB2)")
-    parser.add_argument("--valid", type=Path, required=True, help="input: CoNLL validation split (IOB2)")
+    parser.add_argument("--data", type=Path, required=True, help="input: the task's data folder (train and valid)")
     parser.add_argument("--pretrained", type=Path, required=True, help="input: pretrained model folder")
     parser.add_argument("--out", type=Path, required=True, help="output: fine-tuned model folder")
     parser.add_argument("--metrics", type=Path, required=True)
     parser.add_argument("--curves", type=Path, required=True, help="output: per-step CSV (a PNG is written beside it)")
-    parser.add_argument("--valid-curve", type=Path, required=True, help="output: per-epoch validation F1 CSV")
+    parser.add_argument("--valid-curve", type=Path, required=True, help="output: per-epoch validation metrics CSV")
     return parser.parse_args(argv)
 
 
@@ -40,27 +40,25 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     params = load_params()
+    task = task_for(params)
     with stage_run("finetune", params.tracking, stage_params(params, "finetune")):
-        train = read_conll(args.train, scheme="iob2")
-        valid = read_conll(args.valid, scheme="iob2")
-        check_labels_known(train, valid, args.valid)
-        log_dataset(args.train, name="ner-train", context="train")
-        log_dataset(args.valid, name="ner-valid", context="validation")
         curves = CurveRecorder()
 
         def on_log(step: int, metrics: dict[str, float]) -> None:
             curves(step, metrics)
             mlflow.log_metrics(metrics, step=step)
 
-        model, tokenizer, summary = finetune(params.finetune, params.seed, args.pretrained, train, valid, on_log)
+        finetuned = task.finetune(params, args.pretrained, args.data, on_log)  # reads, checks, then trains
+        log_dataset(task.split_path(args.data, "train"), name=f"{task.name}-train", context="train")
+        log_dataset(task.split_path(args.data, "valid"), name=f"{task.name}-valid", context="validation")
         with atomic_dir(args.out) as staging:
-            model.save_pretrained(staging, safe_serialization=True)
-            as_transformers_tokenizer(tokenizer, params.finetune.max_seq_len).save_pretrained(staging)
-        write_json(args.metrics, summary)
+            finetuned.model.save_pretrained(staging, safe_serialization=True)
+            as_transformers_tokenizer(finetuned.tokenizer, params.finetune.max_seq_len).save_pretrained(staging)
+        write_json(args.metrics, finetuned.summary)
         curves.write_csv(args.curves, ["train_loss", "learning_rate"])
-        curves.write_csv(args.valid_curve, ["epoch", "valid_f1"])
-        curves.save_png(args.curves.with_suffix(".png"), ["train_loss", "valid_f1"], "NER fine-tuning")
-        mlflow.log_metrics({f"final_{k}": v for k, v in summary.items()})
+        curves.write_csv(args.valid_curve, ["epoch", *task.valid_curve])
+        curves.save_png(args.curves.with_suffix(".png"), ["train_loss", *task.valid_curve], f"{task.title} fine-tuning")
+        mlflow.log_metrics({f"final_{k}": v for k, v in finetuned.summary.items()})
         for path in (args.curves, args.valid_curve, args.curves.with_suffix(".png")):
             mlflow.log_artifact(str(path), artifact_path="plots")
 

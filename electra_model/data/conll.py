@@ -6,7 +6,7 @@ IOB2. Writing produces two-column IOB2 with a blank line after each sentence::
 
     from electra_model.data.conll import read_conll, write_conll
     sentences = read_conll("eng.train.gz")          # IOB1 is detected and converted
-    write_conll("data/ner/train.txt", sentences)
+    write_conll("data/task/train.txt", sentences)
 
 Every problem in a file raises :class:`~electra_model.errors.ElectraError` naming ``file:line``.
 """

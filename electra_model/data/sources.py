@@ -1,17 +1,20 @@
-"""The download stage's logic: fetch the corpus and NER data from the configured source, write one normalized form.
+"""The download stage's logic: fetch the corpus and the task's data from the configured source, write one
+normalized form.
 
 Four sources, chosen by ``data.source`` in ``params.yaml``: ``demo`` (generated, offline), ``local`` (files read in
 place), ``hf`` (``datasets.load_dataset``, a hub name or a local folder) and ``url`` (http(s) files checked against
-their sha256). Whatever the source, :func:`materialize` writes::
+their sha256). The corpus is read here; the task's splits by the task (:func:`load_ner` for NER, the classification
+task's own reader), as a :class:`TaskSplits` that writes itself. Whatever the source, :func:`materialize` writes::
 
     corpus_dir/shard-00000.txt ...     UTF-8, one paragraph per line, a blank line between documents, <= 50 MB each
-    ner_dir/{train,valid,test}.txt     two-column ``token TAG`` CoNLL in IOB2
+    task_dir/...                       the task's normalized splits (NER: {train,valid,test}.txt, CoNLL in IOB2)
 
 Both directories are replaced atomically, so a failed run leaves the previous outputs as they were::
 
     from electra_model.config import load_params
     params = load_params()
-    summary = materialize(params.data, params.seed, Path("data/corpus"), Path("data/ner"))
+    ner = load_ner(params.data, params.seed)
+    summary = materialize(params.data, params.seed, Path("data/corpus"), Path("data/task"), ner)
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO, ClassVar, Protocol
 from urllib.parse import urlparse
 
 from tqdm import tqdm
@@ -61,13 +64,46 @@ log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class Loaded:
-    """What a source delivers: corpus lines (streamed; a blank line ends a document) and the three NER splits."""
+class Corpus:
+    """The pretraining text a source delivers: lines, streamed (a blank line ends a document), and their origin."""
 
-    corpus: Iterable[str]
-    corpus_origin: str
-    ner: dict[str, list[Sentence]]
-    ner_origin: dict[str, str]
+    lines: Iterable[str]
+    origin: str
+
+
+class TaskSplits(Protocol):
+    """A task's train, valid and test data, already read and checked, which writes itself in the task's normalized
+    form; ``task`` (the params value) keys its part of the download summary."""
+
+    task: ClassVar[str]
+
+    def write(self, folder: Path) -> dict[str, Any]:
+        """Write the three splits into ``folder``; return a summary per split."""
+        ...
+
+
+def _ner_summary(sentences: Sequence[Sentence]) -> dict[str, Any]:
+    return {
+        "sentences": len(sentences),
+        "tokens": sum(len(sentence.tokens) for sentence in sentences),
+        "entities": count_entities(sentences),
+    }
+
+
+@dataclass(frozen=True)
+class NerSplits:
+    """The three NER splits in IOB2, with where each came from."""
+
+    splits: dict[str, list[Sentence]]
+    origins: dict[str, str]
+    task: ClassVar[str] = "ner"
+
+    def write(self, folder: Path) -> dict[str, Any]:
+        for split, sentences in self.splits.items():
+            write_conll(folder / f"{split}.txt", sentences)
+        return {
+            split: {"origin": self.origins[split], **_ner_summary(sentences)} for split, sentences in self.splits.items()
+        }
 
 
 # -------------------------------------------------------------------------------------------------- corpus
@@ -141,15 +177,23 @@ def _file_lines(paths: Sequence[Path]) -> Iterator[str]:
 
 
 # ----------------------------------------------------------------------------------------------- sources
-def _demo(data: DataParams, seed: int, cache_dir: Path) -> Loaded:
-    """Generated data; each part has its own derived seed, so the splits differ from each other and the corpus."""
-    sizes = {"train": data.demo.train_sentences, "valid": data.demo.valid_sentences, "test": data.demo.test_sentences}
+def demo_sizes(data: DataParams) -> dict[str, int]:
+    """The demo split sizes, for whichever task generates them."""
+    return {"train": data.demo.train_sentences, "valid": data.demo.valid_sentences, "test": data.demo.test_sentences}
+
+
+def _demo_corpus(data: DataParams, seed: int, cache_dir: Path) -> Corpus:
+    """Generated documents, with their own derived seed, so they differ from every task split."""
     documents = demo_corpus(data.demo.corpus_documents, derive_seed(seed, "corpus"))
-    return Loaded(
-        corpus=_document_lines(documents),
-        corpus_origin=f"data.demo ({data.demo.corpus_documents} generated documents)",
-        ner={split: demo_ner(sizes[split], derive_seed(seed, split)) for split in SPLITS},
-        ner_origin={split: f"demo {split} split" for split in SPLITS},
+    return Corpus(_document_lines(documents), f"data.demo ({data.demo.corpus_documents} generated documents)")
+
+
+def _demo_ner(data: DataParams, seed: int, cache_dir: Path) -> NerSplits:
+    """Generated sentences; each split has its own derived seed, so the splits differ from each other."""
+    sizes = demo_sizes(data)
+    return NerSplits(
+        {split: demo_ner(sizes[split], derive_seed(seed, split)) for split in SPLITS},
+        {split: f"demo {split} split" for split in SPLITS},
     )
 
 
@@ -179,15 +223,18 @@ def _local_ner_path(data: DataParams, split: str) -> Path:
     return path
 
 
-def _local(data: DataParams, seed: int, cache_dir: Path) -> Loaded:
-    """The user's own files, read in place; the corpus is streamed, so shards of any size fit."""
+def _local_corpus(data: DataParams, seed: int, cache_dir: Path) -> Corpus:
+    """The user's own text files, read in place and streamed, so shards of any size fit."""
     corpus_files = _resolve_corpus(data.local.corpus, "data.local.corpus")
+    return Corpus(_file_lines(corpus_files), f"data.local.corpus ({', '.join(map(str, corpus_files))})")
+
+
+def _local_ner(data: DataParams, seed: int, cache_dir: Path) -> NerSplits:
+    """The user's own CoNLL files, read in place."""
     ner_paths = {split: _local_ner_path(data, split) for split in SPLITS}
-    return Loaded(
-        corpus=_file_lines(corpus_files),
-        corpus_origin=f"data.local.corpus ({', '.join(map(str, corpus_files))})",
-        ner={split: read_conll(path, data.ner_scheme) for split, path in ner_paths.items()},
-        ner_origin={split: str(path) for split, path in ner_paths.items()},
+    return NerSplits(
+        {split: read_conll(path, data.ner_scheme) for split, path in ner_paths.items()},
+        {split: str(path) for split, path in ner_paths.items()},
     )
 
 
@@ -240,19 +287,23 @@ def _download(remote: RemoteFile, key: str, cache_dir: Path) -> Path:
     return target
 
 
-def _url(data: DataParams, seed: int, cache_dir: Path) -> Loaded:
-    """Remote files, downloaded (or found in the cache) before anything is written, then read like local files."""
+def _url_corpus(data: DataParams, seed: int, cache_dir: Path) -> Corpus:
+    """Remote text files, downloaded (or found in the cache) before anything is written, then read like local
+    files."""
     corpus_files = [
         _download(remote, f"data.url.corpus[{index}]", cache_dir) for index, remote in enumerate(data.url.corpus)
     ]
+    return Corpus(
+        _file_lines(corpus_files), f"data.url.corpus ({', '.join(remote.url for remote in data.url.corpus)})"
+    )
+
+
+def _url_ner(data: DataParams, seed: int, cache_dir: Path) -> NerSplits:
+    """Remote CoNLL files, downloaded (or found in the cache), then read like local files."""
     ner_paths = {split: _download(getattr(data.url.ner, split), f"data.url.ner.{split}", cache_dir) for split in SPLITS}
-    return Loaded(
-        corpus=_file_lines(corpus_files),
-        corpus_origin=f"data.url.corpus ({', '.join(remote.url for remote in data.url.corpus)})",
-        ner={split: read_conll(path, data.ner_scheme) for split, path in ner_paths.items()},
-        ner_origin={
-            split: f"{getattr(data.url.ner, split).url} (cached as {path})" for split, path in ner_paths.items()
-        },
+    return NerSplits(
+        {split: read_conll(path, data.ner_scheme) for split, path in ner_paths.items()},
+        {split: f"{getattr(data.url.ner, split).url} (cached as {path})" for split, path in ner_paths.items()},
     )
 
 
@@ -352,57 +403,61 @@ def _hf_corpus(corpus: HfCorpus, limit: int | None) -> Iterator[str]:
     return _hf_corpus_lines(dataset, corpus.text_column, limit)
 
 
-def _hf(data: DataParams, seed: int, cache_dir: Path) -> Loaded:
-    """Datasets through ``datasets.load_dataset``; tag names come from the dataset's ClassLabel feature."""
-    splits = {split: _hf_ner_split(data.hf.ner, split, data.ner_scheme) for split in SPLITS}
+def _hf_corpus_source(data: DataParams, seed: int, cache_dir: Path) -> Corpus:
+    """A text dataset through ``datasets.load_dataset``."""
     corpus = data.hf.corpus
-    return Loaded(
-        corpus=_hf_corpus(corpus, data.hf.max_corpus_lines),
-        corpus_origin=(
-            f"data.hf.corpus ({corpus.path!r}, name {corpus.name!r}, split {corpus.split!r}, "
-            f"column {corpus.text_column!r})"
-        ),
-        ner={split: sentences for split, (sentences, _) in splits.items()},
-        ner_origin={split: where for split, (_, where) in splits.items()},
+    return Corpus(
+        _hf_corpus(corpus, data.hf.max_corpus_lines),
+        f"data.hf.corpus ({corpus.path!r}, name {corpus.name!r}, split {corpus.split!r}, column {corpus.text_column!r})",
     )
 
 
-SOURCES: dict[str, Callable[[DataParams, int, Path], Loaded]] = {"demo": _demo, "local": _local, "hf": _hf, "url": _url}
+def _hf_ner(data: DataParams, seed: int, cache_dir: Path) -> NerSplits:
+    """A token-classification dataset; tag names come from the dataset's ClassLabel feature."""
+    splits = {split: _hf_ner_split(data.hf.ner, split, data.ner_scheme) for split in SPLITS}
+    return NerSplits(
+        {split: sentences for split, (sentences, _) in splits.items()},
+        {split: where for split, (_, where) in splits.items()},
+    )
+
+
+CORPUS_SOURCES: dict[str, Callable[[DataParams, int, Path], Corpus]] = {
+    "demo": _demo_corpus, "local": _local_corpus, "hf": _hf_corpus_source, "url": _url_corpus,
+}
+NER_SOURCES: dict[str, Callable[[DataParams, int, Path], NerSplits]] = {
+    "demo": _demo_ner, "local": _local_ner, "hf": _hf_ner, "url": _url_ner,
+}
 
 
 # ------------------------------------------------------------------------------------------------- stage
-def _ner_summary(sentences: Sequence[Sentence]) -> dict[str, Any]:
-    return {
-        "sentences": len(sentences),
-        "tokens": sum(len(sentence.tokens) for sentence in sentences),
-        "entities": count_entities(sentences),
-    }
+def load_ner(params: DataParams, seed: int, cache_dir: Path = DOWNLOAD_CACHE) -> NerSplits:
+    """The NER splits from the configured source, in IOB2; a valid or test tag that train lacks is an error."""
+    ner = NER_SOURCES[params.source](params, seed, Path(cache_dir))
+    for split in ("valid", "test"):
+        check_labels_known(ner.splits["train"], ner.splits[split], ner.origins[split])
+    return ner
 
 
 def materialize(
-    params: DataParams, seed: int, corpus_dir: Path, ner_dir: Path, cache_dir: Path = DOWNLOAD_CACHE
+    params: DataParams,
+    seed: int,
+    corpus_dir: Path,
+    task_dir: Path,
+    task_data: TaskSplits,
+    cache_dir: Path = DOWNLOAD_CACHE,
 ) -> dict[str, Any]:
-    """Write the normalized corpus and NER splits from the configured source and return a summary of them.
+    """Write the normalized corpus from the configured source and the task's splits; return a summary of them.
 
-    The NER data is read and checked before anything is written; both output directories are replaced only when
-    everything succeeded, so an error leaves the previous outputs as they were.
+    ``task_data`` is read and checked before this is called, and the corpus source is opened before anything is
+    written; both output directories are replaced only when everything succeeded, so an error leaves the previous
+    outputs as they were.
     """
-    loaded = SOURCES[params.source](params, seed, Path(cache_dir))
-    for split in ("valid", "test"):
-        check_labels_known(loaded.ner["train"], loaded.ner[split], loaded.ner_origin[split])
-    with atomic_dir(corpus_dir) as corpus_staging, atomic_dir(ner_dir) as ner_staging:
-        for split, sentences in loaded.ner.items():
-            write_conll(ner_staging / f"{split}.txt", sentences)
-        corpus = write_corpus(loaded.corpus, corpus_staging)
+    corpus_source = CORPUS_SOURCES[params.source](params, seed, Path(cache_dir))
+    with atomic_dir(corpus_dir) as corpus_staging, atomic_dir(task_dir) as task_staging:
+        task_summary = task_data.write(task_staging)
+        corpus = write_corpus(corpus_source.lines, corpus_staging)
         if corpus["lines"] == 0:
             raise ElectraError(
-                f"{loaded.corpus_origin} produced no text (no non-blank line); point it at files with text"
+                f"{corpus_source.origin} produced no text (no non-blank line); point it at files with text"
             )
-    return {
-        "source": params.source,
-        "corpus": {"origin": loaded.corpus_origin, **corpus},
-        "ner": {
-            split: {"origin": loaded.ner_origin[split], **_ner_summary(sentences)}
-            for split, sentences in loaded.ner.items()
-        },
-    }
+    return {"source": params.source, "corpus": {"origin": corpus_source.origin, **corpus}, task_data.task: task_summary}

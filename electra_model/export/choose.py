@@ -8,7 +8,7 @@ serves on CPU, and ``check_and_choose`` does all three for the stage and returns
 record only. The fp16 variant can only be checked loosely here: onnxruntime's CPU provider runs it, but a GPU
 computes fp16 differently, so its CPU F1 and latency say little about a GPU::
 
-    quality = check_and_choose("models/ner", "models/onnx", read_conll("data/ner/valid.txt"), 64, params.export,
+    quality = check_and_choose("models/finetuned", "models/onnx", read_conll("data/task/valid.txt"), 64, params.export,
                                split="valid")     # or a classifier's folder with its TextExamples
 """
 
@@ -90,7 +90,7 @@ def check_ner_variants(
     :func:`summarize`.
     """
     if not sentences:
-        raise ElectraError("the export check got no validation sentences; check data/ner/valid.txt")
+        raise ElectraError("the export check got no validation sentences; check data/task/valid.txt")
     model = load_torch_model(model_dir)
     predictors = _predictors(onnx_dir, batch_size)
     windows = predictors["fp32"].windows([list(sentence.tokens) for sentence in sentences])

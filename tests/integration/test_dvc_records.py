@@ -29,8 +29,8 @@ from tests.integration.test_pipeline_e2e import STAGES, TINY, ran_stages
 
 pytestmark = pytest.mark.e2e
 
-FINETUNE_OUTPUTS = ("models/ner", "metrics/finetune.json", "plots/finetune.csv", "plots/finetune_valid.csv")
-DOWNLOAD_OUTPUTS = ("data/corpus", "data/ner", "metrics/download.json")
+FINETUNE_OUTPUTS = ("models/finetuned", "metrics/finetune.json", "plots/finetune.csv", "plots/finetune_valid.csv")
+DOWNLOAD_OUTPUTS = ("data/corpus", "data/task", "metrics/download.json")
 
 
 @pytest.fixture(scope="module")

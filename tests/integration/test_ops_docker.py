@@ -256,7 +256,7 @@ def test_the_cpu_image_runs_a_stage_on_a_checkout(docker_base: str, tmp_path: Pa
         "electra-pipeline:ops-test", "dvc", "repro", "download",
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    assert "Running stage 'download'" in result.stdout and (project.root / "data/ner/train.txt").is_file()
+    assert "Running stage 'download'" in result.stdout and (project.root / "data/task/train.txt").is_file()
     assert time.monotonic() - started < 600
     assert docker_run("electra-pipeline:ops-test", "id", "-u").stdout.strip() == "10001"
 

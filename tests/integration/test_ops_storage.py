@@ -31,7 +31,7 @@ from tests.integration.project import GIT_IDENTITY, Project, copy_project
 
 pytestmark = pytest.mark.e2e
 
-OUTPUTS = ("data/corpus", "data/ner")
+OUTPUTS = ("data/corpus", "data/task")
 
 
 @pytest.fixture(scope="module")

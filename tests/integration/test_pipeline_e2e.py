@@ -142,7 +142,7 @@ def test_predict_pulls_the_champion_and_returns_offsets(project):
 
 
 def test_bad_param_stops_before_work_and_keeps_outputs(project):
-    model = project.root / "models/ner/model.safetensors"
+    model = project.root / "models/finetuned/model.safetensors"
     before = model.read_bytes()
     params = project.params()
     params["finetune"]["learning_rate"] = "fast"

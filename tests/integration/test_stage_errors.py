@@ -31,7 +31,7 @@ def project(tmp_path_factory) -> Project:
     (project.root / "user/train.txt").write_text(CONLL_OK, encoding="utf-8")
     (project.root / "user/valid.txt").write_text(CONLL_OK, encoding="utf-8")
     (project.root / "user/test.txt").write_text(CONLL_OK, encoding="utf-8")
-    good = project.root / "data/ner/train.txt"
+    good = project.root / "data/task/train.txt"
     good.parent.mkdir(parents=True)
     good.write_text("previous good output\n", encoding="utf-8")
     return project
@@ -59,7 +59,7 @@ def test_malformed_conll_line_names_file_and_line(project):
     (project.root / "user/valid.txt").write_text("EU B-ORG\nrejects\tO\textra\n", encoding="utf-8")
     result = project.run(*stage_command("download"), check=False)
     assert_clean_failure(result, "user/valid.txt:2")
-    assert (project.root / "data/ner/train.txt").read_text(encoding="utf-8") == "previous good output\n"
+    assert (project.root / "data/task/train.txt").read_text(encoding="utf-8") == "previous good output\n"
     (project.root / "user/valid.txt").write_text(CONLL_OK, encoding="utf-8")
 
 
@@ -68,7 +68,7 @@ def test_empty_corpus_is_refused(project):
     (project.root / "user/corpus.txt").write_text("\n\n   \n", encoding="utf-8")
     result = project.run(*stage_command("download"), check=False)
     assert_clean_failure(result, "user/corpus.txt")
-    assert (project.root / "data/ner/train.txt").read_text(encoding="utf-8") == "previous good output\n"
+    assert (project.root / "data/task/train.txt").read_text(encoding="utf-8") == "previous good output\n"
 
 
 def test_stages_log_to_a_tracking_server(project, tmp_path):
@@ -128,4 +128,4 @@ def test_a_diverging_learning_rate_stops_pretrain_and_finetune_with_one_line(pro
     result = project.run(*stage_command("finetune"), check=False)
     assert_clean_failure(result, "error: fine-tuning diverged: the training loss is nan at step ",
                          "finetune.learning_rate = 1e+30", "finetune.batch_size = 8")
-    assert not (project.root / "models/ner").exists()
+    assert not (project.root / "models/finetuned").exists()

@@ -10,6 +10,10 @@ their sha256 and then read like local files::
     splits = load_splits(params, "local")
     labels = label_list(params, splits["train"])
 
+:func:`load_task_data` adds the generated demo (``data.source: demo``) and returns the splits ready for the
+download stage, which writes them normalized (:class:`ClassificationSplits`: ``{train,valid,test}.jsonl`` with
+``text``, ``pair`` and ``label``); later stages read them back with :func:`read_normalized`.
+
 Every example remembers where it came from (``file:line`` or ``dataset split row N``), so a missing column, an
 empty text or a label the model does not know is reported at the line a user can open and fix.
 """
@@ -21,11 +25,13 @@ import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
-from electra_model.config import ClassificationParams
+from electra_model.config import ClassificationParams, DataParams
 from electra_model.data.conll import read_lines
-from electra_model.data.sources import DOWNLOAD_CACHE, SPLITS, _download, _load_hf_split
+from electra_model.data.demo import derive_seed
+from electra_model.data.demo_classification import demo_sentiment, demo_sentiment_pairs
+from electra_model.data.sources import DOWNLOAD_CACHE, SPLITS, _download, _load_hf_split, demo_sizes
 from electra_model.errors import ElectraError
 
 if TYPE_CHECKING:
@@ -235,6 +241,11 @@ def load_splits(
         splits = {split: read_file(_url_path(params, split, Path(cache_dir)), params) for split in SPLITS}
     else:
         splits = {split: read_hf_split(params, split) for split in SPLITS}
+    return checked(splits, params)
+
+
+def checked(splits: dict[str, list[TextExample]], params: ClassificationParams) -> dict[str, list[TextExample]]:
+    """``splits`` after checking every label against the label list (given, or inferred from train)."""
     labels = label_list(params, splits["train"])
     for examples in splits.values():
         check_labels(examples, labels, params)
@@ -265,3 +276,80 @@ def check_labels(examples: Sequence[TextExample], labels: Sequence[str], params:
                 f"{example.where}: label {example.label!r} is not among the labels {list(labels)} (from {origin}); "
                 "fix the label, or list it in classification.labels"
             )
+
+
+# ------------------------------------------------------------------------------------ the download stage's part
+@dataclass(frozen=True)
+class ClassificationSplits:
+    """The three checked splits, with where each came from; written as the normalized ``<split>.jsonl``."""
+
+    splits: dict[str, list[TextExample]]
+    origins: dict[str, str]
+    task: ClassVar[str] = "classification"
+
+    def write(self, folder: Path) -> dict[str, Any]:
+        """One JSON object per example (``text``, ``pair`` for a pair task, ``label``); a summary per split."""
+        summary = {}
+        for split, examples in self.splits.items():
+            with open(folder / f"{split}.jsonl", "w", encoding="utf-8") as handle:
+                for example in examples:
+                    record = {"text": example.text, **({"pair": example.pair} if example.pair is not None else {}),
+                              "label": example.label}
+                    handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+            counts: dict[str, int] = {}
+            for example in examples:
+                counts[str(example.label)] = counts.get(str(example.label), 0) + 1
+            summary[split] = {"origin": self.origins[split], "examples": len(examples), "labels": dict(sorted(counts.items()))}
+        return summary
+
+
+def demo_splits(params: ClassificationParams, data: DataParams, seed: int) -> dict[str, list[TextExample]]:
+    """Generated sentiment texts (pairs that agree or disagree when ``text_pair_column`` is set), sized by
+    ``data.demo``, each split from its own derived seed."""
+    splits = {}
+    for split, size in demo_sizes(data).items():
+        split_seed = derive_seed(seed, f"classification/{split}")
+        where = f"demo {split} split row"
+        if params.text_pair_column is not None:
+            rows = demo_sentiment_pairs(size, split_seed)
+            splits[split] = [TextExample(a, b, label, f"{where} {i}") for i, (a, b, label) in enumerate(rows)]
+        else:
+            rows = demo_sentiment(size, split_seed)
+            splits[split] = [TextExample(text, None, label, f"{where} {i}") for i, (text, label) in enumerate(rows)]
+    return splits
+
+
+def _origin(params: ClassificationParams, source: str, split: str) -> str:
+    if source == "local":
+        return str(getattr(params.local, split))
+    if source == "url":
+        return getattr(params.url, split).url
+    if source == "hf":
+        return f"{params.hf.path} split {params.hf.splits.get(split)!r}"
+    return f"demo {split} split"
+
+
+def load_task_data(
+    params: ClassificationParams, data: DataParams, seed: int, cache_dir: Path = DOWNLOAD_CACHE
+) -> ClassificationSplits:
+    """The splits from ``data.source`` (the demo, or ``classification.local``/``hf``/``url``), read and checked
+    before the download stage writes anything."""
+    if data.source == "demo":
+        splits = checked(demo_splits(params, data, seed), params)
+    else:
+        splits = load_splits(params, data.source, cache_dir)
+    return ClassificationSplits(splits, {split: _origin(params, data.source, split) for split in SPLITS})
+
+
+def normalized_columns(params: ClassificationParams) -> ClassificationParams:
+    """The columns of the normalized files (``text``, ``pair`` when a pair task, ``label``), with the label list
+    and selection of ``params``."""
+    return params.model_copy(update={
+        "text_column": "text", "text_pair_column": "pair" if params.text_pair_column is not None else None,
+        "label_column": "label",
+    })
+
+
+def read_normalized(path: Path, params: ClassificationParams) -> list[TextExample]:
+    """A split the download stage wrote, each example at its ``file:line``."""
+    return read_file(path, normalized_columns(params))

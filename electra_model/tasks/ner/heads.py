@@ -32,7 +32,7 @@ def head_name(config: PretrainedConfig, where: Path) -> str:
     if not found:
         raise ElectraError(
             f"{where / 'config.json'}: architectures {config.architectures} is not a fine-tuned NER model "
-            f"({', '.join(by_class)}); point at the folder the finetune stage wrote (models/ner)"
+            f"({', '.join(by_class)}); point at the folder the finetune stage wrote (models/finetuned)"
         )
     return found[0]
 

@@ -15,7 +15,8 @@ import pytest
 
 from electra_model.config import DataParams
 from electra_model.data.conll import Sentence, read_conll
-from electra_model.data.sources import materialize, write_corpus
+from electra_model.data import sources
+from electra_model.data.sources import DOWNLOAD_CACHE, load_ner, write_corpus
 from electra_model.errors import ElectraError
 
 TRAIN = (
@@ -28,6 +29,13 @@ VALID = "Paris I-LOC\nand O\nBerlin I-LOC\n\nUN I-ORG\n"
 TEST = "John\tI-PER\r\nSmith\tI-PER\r\nDutch\tI-MISC\r\n"
 CORPUS_A = "  First   paragraph of doc one.\r\nSecond paragraph.\r\n\r\n\r\nDoc two only paragraph.\r\n"
 CORPUS_B = "\nA gzip document.\n"
+
+
+def materialize(
+    params: DataParams, seed: int, corpus_dir: Path, ner_dir: Path, cache_dir: Path = DOWNLOAD_CACHE
+) -> dict[str, Any]:
+    """The download stage's two steps for NER: read and check the splits, then write them beside the corpus."""
+    return sources.materialize(params, seed, corpus_dir, ner_dir, load_ner(params, seed, cache_dir), cache_dir)
 
 
 def small_demo() -> dict[str, Any]:

@@ -30,7 +30,7 @@ def project(tmp_path: Path, model_dir: Path, monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.chdir(tmp_path)
     shutil.copy(REPO / "params.yaml", tmp_path / "params.yaml")
     shutil.copy(REPO / "dvc.yaml", tmp_path / "dvc.yaml")
-    shutil.copytree(model_dir, tmp_path / "models" / "ner")
+    shutil.copytree(model_dir, tmp_path / "models" / "finetuned")
 
 
 @pytest.fixture
@@ -40,7 +40,7 @@ def evaluated(tmp_path: Path, pattern_model_dir: Path, mlflow_store: str, monkey
     sentences = [Sentence(tuple(text.split()), tuple(expected_tags(text.split()))) for text in TEXTS]
     sentences[2] = Sentence(sentences[2].tokens, ("O", "B-ORG", "O", "B-LOC", "O"))  # missed ORG "café"
     sentences[1] = Sentence(sentences[1].tokens, ("B-PER", "O", "O", "B-LOC", "O", "O", "O", "B-LOC", "O", "O"))
-    write_conll(tmp_path / "data" / "ner" / "test.txt", sentences)  # "New York" cut short in gold: a boundary error
+    write_conll(tmp_path / "data" / "task" / "test.txt", sentences)  # "New York" cut short in gold: a boundary error
     from stages.evaluate import main
 
     main(stage_argv("evaluate"))
@@ -94,7 +94,7 @@ def test_a_crf_model_is_scored_by_its_own_decoding_on_every_path(
     pattern, which the emissions alone would tag perfectly, so only the chain can cost F1 here."""
     project(tmp_path, crf_pattern_model_dir, monkeypatch)
     sentences = [Sentence(tuple(text.split()), tuple(expected_tags(text.split()))) for text in TEXTS]
-    write_conll(tmp_path / "data" / "ner" / "test.txt", sentences)
+    write_conll(tmp_path / "data" / "task" / "test.txt", sentences)
     from stages.evaluate import main
 
     main(stage_argv("evaluate"))
@@ -116,5 +116,11 @@ def test_dvc_yaml_declares_the_evaluate_outputs_and_the_params_it_reads() -> Non
     plots = {next(iter(p)): p[next(iter(p))] for p in evaluate["plots"]}
     assert plots["plots/evaluate_confusion.csv"]["template"] == "confusion"
     assert "plots/evaluate_confusion.png" in plots
-    assert set(evaluate["params"]) == {"evaluate", "finetune.max_seq_len", "finetune.document_context"}
-    assert stages["finetune"]["params"] == ["seed", "finetune"]
+    assert set(evaluate["params"]) == {
+        "task", "evaluate", "finetune.max_seq_len", "finetune.document_context", "classification.text_pair_column",
+        "classification.top_mistakes",
+    }
+    assert stages["finetune"]["params"] == [
+        "task", "seed", "finetune", "classification.text_pair_column", "classification.labels",
+        "classification.selection_metric",
+    ]

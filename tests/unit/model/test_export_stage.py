@@ -29,11 +29,11 @@ def run_export(project: Path, pattern_model_dir: Path, test_tags: str, monkeypat
     params["finetune"]["max_seq_len"] = MAX_LEN
     (project / "params.yaml").write_text(yaml.safe_dump(params))
     shutil.copy(REPO / "dvc.yaml", project / "dvc.yaml")
-    shutil.copytree(pattern_model_dir, project / "models" / "ner")
+    shutil.copytree(pattern_model_dir, project / "models" / "finetuned")
     gold = [Sentence(tuple(text.split()), tuple(expected_tags(text.split()))) for text in TEXTS]
     wrong = [Sentence(s.tokens, tuple("B-ORG" if tag == "O" else "O" for tag in s.tags)) for s in gold]
-    write_conll(project / "data" / "ner" / "valid.txt", gold)
-    write_conll(project / "data" / "ner" / "test.txt", gold if test_tags == "gold" else wrong)
+    write_conll(project / "data" / "task" / "valid.txt", gold)
+    write_conll(project / "data" / "task" / "test.txt", gold if test_tags == "gold" else wrong)
     from stages.export import main
 
     main(stage_argv("export"))

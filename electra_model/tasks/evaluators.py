@@ -1,0 +1,19 @@
+"""How the task ``params.yaml``'s ``task`` names is evaluated: registered here beside
+:mod:`electra_model.tasks.catalog` (kept apart so that the finetune stage's DVC deps do not hold evaluation code)::
+
+    metrics = evaluator_for(params).evaluate(params, model_dir, split_path, "test", reports, confusion_csv)
+"""
+
+from __future__ import annotations
+
+from electra_model.config import Params
+from electra_model.tasks.base import Evaluator
+from electra_model.tasks.classification.evaluation import ClassificationEvaluator
+from electra_model.tasks.ner.evaluation import NerEvaluator
+
+EVALUATORS: dict[str, Evaluator] = {"ner": NerEvaluator(), "classification": ClassificationEvaluator()}
+
+
+def evaluator_for(params: Params) -> Evaluator:
+    """The evaluator of the task the params select."""
+    return EVALUATORS[params.task]
