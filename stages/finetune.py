@@ -22,6 +22,7 @@ from electra_model.errors import exit_on_user_error
 from electra_model.io import atomic_dir, write_json
 from electra_model.plots import CurveRecorder
 from electra_model.tasks.catalog import task_for
+from electra_model.tasks.trainers import trainer_for
 from electra_model.tracking.runs import log_dataset, stage_run
 
 
@@ -48,7 +49,7 @@ def main(argv: list[str] | None = None) -> None:
             curves(step, metrics)
             mlflow.log_metrics(metrics, step=step)
 
-        finetuned = task.finetune(params, args.pretrained, args.data, on_log)  # reads, checks, then trains
+        finetuned = trainer_for(params).finetune(params, args.pretrained, args.data, on_log)  # reads, checks, then trains
         log_dataset(task.split_path(args.data, "train"), name=f"{task.name}-train", context="train")
         log_dataset(task.split_path(args.data, "valid"), name=f"{task.name}-valid", context="validation")
         with atomic_dir(args.out) as staging:

@@ -2,18 +2,17 @@
 pipeline (the same stages, the same paths in dvc.yaml) serves every task ``params.yaml``'s ``task`` can name.
 
 A :class:`Task` reads its data from the configured source and writes it to the stage's task folder in its own
-normalized form (NER: CoNLL ``.txt`` in IOB2; classification: ``.jsonl``) and fine-tunes a model on the train split
-with model selection on valid; its :class:`Evaluator` scores a split with the task's metrics and reports. They are
-two objects so that a stage's DVC deps hold only what the stage runs: editing an error report must not re-run
-fine-tuning. The implementations: :class:`electra_model.tasks.ner.task.NerTask` with
-:class:`electra_model.tasks.ner.evaluation.NerEvaluator`, and
-:class:`electra_model.tasks.classification.task.ClassificationTask` with
-:class:`electra_model.tasks.classification.evaluation.ClassificationEvaluator`. :func:`electra_model.tasks.catalog.
-task_for` and :func:`electra_model.tasks.evaluators.evaluator_for` pick them::
+normalized form (NER: CoNLL ``.txt`` in IOB2; classification: ``.jsonl``); its :class:`Trainer` fine-tunes a model
+on the train split with model selection on valid; its :class:`Evaluator` scores a split with the task's metrics and
+reports. They are three objects so that a stage's DVC deps hold only what the stage runs: editing the training code
+must not re-run the download, nor editing an error report fine-tuning. The implementations live in each task's room
+(``tasks/ner/{task,trainer,evaluation}.py``, ``tasks/classification/{task,trainer,evaluation}.py``), and
+:func:`electra_model.tasks.catalog.task_for`, :func:`electra_model.tasks.trainers.trainer_for` and
+:func:`electra_model.tasks.evaluators.evaluator_for` pick them::
 
     task = task_for(params)
     splits = task.load_data(params, cache_dir)           # checked; written by the download stage
-    finetuned = task.finetune(params, Path("models/pretrained"), Path("data/task"), on_log)
+    finetuned = trainer_for(params).finetune(params, Path("models/pretrained"), Path("data/task"), on_log)
     metrics = evaluator_for(params).evaluate(params, Path("models/finetuned"), Path("data/task/test.txt"), "test",
                                              reports, confusion_csv)
 """
@@ -47,7 +46,7 @@ class Finetuned:
 
 
 class Task(Protocol):
-    """One fine-tuning task, as the stages use it."""
+    """One fine-tuning task's data, as the stages use it."""
 
     name: str
     """The ``task`` value in params.yaml; also names the task's part of the download summary."""
@@ -64,6 +63,10 @@ class Task(Protocol):
     def split_path(self, folder: Path, split: str) -> Path:
         """Where the download stage wrote ``split`` in ``folder``."""
         ...
+
+
+class Trainer(Protocol):
+    """How one task fine-tunes a model."""
 
     def finetune(self, params: Params, pretrained_dir: Path, data_dir: Path, on_log: MetricsCallback) -> Finetuned:
         """Train on ``data_dir``'s train split, keep the epoch best on its valid split; test is never read."""

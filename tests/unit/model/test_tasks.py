@@ -22,6 +22,7 @@ from electra_model.data.tokenizer import as_transformers_tokenizer, train_wordpi
 from electra_model.errors import ElectraError
 from electra_model.tasks.catalog import TASKS, task_for
 from electra_model.tasks.evaluators import EVALUATORS, evaluator_for
+from electra_model.tasks.trainers import TRAINERS, trainer_for
 
 REPO = Path(__file__).resolve().parents[3]
 POSITIVE = ["good", "great", "superb", "lovely"]
@@ -85,7 +86,7 @@ def pair_params(tmp_path: Path) -> Params:
 
 def test_every_task_params_can_name_has_a_task_and_an_evaluator() -> None:
     names = set(get_args(Params.model_fields["task"].annotation))
-    assert names == set(TASKS) == set(EVALUATORS) == {"ner", "classification"}
+    assert names == set(TASKS) == set(TRAINERS) == set(EVALUATORS) == {"ner", "classification"}
     assert all(TASKS[name].name == name for name in names)
 
 
@@ -114,7 +115,8 @@ def test_pair_classification_through_the_interface(pair_params: Params, pretrain
     assert set(first) == {"text", "pair", "label"}
 
     logged: list[dict[str, float]] = []
-    finetuned = task.finetune(pair_params, pretrained_dir, data_dir, lambda step, m: logged.append(m))
+    trainer = trainer_for(pair_params)
+    finetuned = trainer.finetune(pair_params, pretrained_dir, data_dir, lambda step, m: logged.append(m))
     epochs = [entry for entry in logged if "epoch" in entry]
     assert all(set(task.valid_curve) <= set(entry) for entry in epochs)
     assert finetuned.summary["best_valid_accuracy"] == max(entry["valid_accuracy"] for entry in epochs) >= 0.9

@@ -1,0 +1,19 @@
+"""How the task ``params.yaml``'s ``task`` names is fine-tuned: registered here beside
+:mod:`electra_model.tasks.catalog` (kept apart so that the download stage's DVC deps do not hold training code)::
+
+    finetuned = trainer_for(params).finetune(params, pretrained_dir, data_dir, on_log)
+"""
+
+from __future__ import annotations
+
+from electra_model.config import Params
+from electra_model.tasks.base import Trainer
+from electra_model.tasks.classification.trainer import ClassificationTrainer
+from electra_model.tasks.ner.trainer import NerTrainer
+
+TRAINERS: dict[str, Trainer] = {"ner": NerTrainer(), "classification": ClassificationTrainer()}
+
+
+def trainer_for(params: Params) -> Trainer:
+    """The trainer of the task the params select."""
+    return TRAINERS[params.task]
