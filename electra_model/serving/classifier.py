@@ -25,19 +25,7 @@ import onnxruntime as ort
 from tokenizers import Tokenizer
 
 from electra_model.errors import ElectraError
-from electra_model.serving.predictor import (
-    check_files,
-    check_model_matches,
-    check_texts,
-    default_providers,
-    find_onnx_dir,
-    local_model,
-    open_model_file,
-    pick_variant,
-    read_meta,
-    read_tokenizer_file,
-    task_of,
-)
+from electra_model.serving.predictor import check_texts, find_onnx_dir, local_model, open_exported, read_meta, task_of
 from electra_model.tasks.classification.predict import INPUT_NAMES, Encoded, classify, encode, pad_batch
 
 CLASSIFICATION_TASK = "classification"
@@ -79,15 +67,7 @@ class ClassifierPredictor:
                 f"{onnx_dir}: this is an exported {task_of(meta)} model, not a classifier; load it with "
                 "electra_model.serving.loader.load_predictor, which picks the client for the model"
             )
-        providers = list(providers or default_providers())
-        chosen = pick_variant(meta, providers, variant, onnx_dir)
-        model_file = onnx_dir / meta["variants"][chosen]["file"]
-        check_files(onnx_dir, model_file)
-        tokenizer = read_tokenizer_file(onnx_dir / "tokenizer.json")
-        tokenizer.no_truncation()  # encode() truncates pairs itself (longest first) and pads per batch
-        tokenizer.no_padding()
-        session = open_model_file(model_file, providers, threads)
-        check_model_matches(session, tokenizer, meta["labels"], model_file, INPUT_NAMES)
+        session, tokenizer, chosen = open_exported(onnx_dir, meta, providers, variant, threads, INPUT_NAMES)
         return cls(session, tokenizer, meta["labels"], int(meta["max_len"]), batch_size, chosen)
 
     @classmethod

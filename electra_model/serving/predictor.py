@@ -296,6 +296,24 @@ def check_files(onnx_dir: Path, model_file: Path) -> None:
             raise ElectraError(f"{onnx_dir}: {path.name} is missing from the exported model; {REEXPORT}")
 
 
+def open_exported(
+    onnx_dir: Path, meta: dict[str, Any], providers: Sequence[str] | None, variant: str | None, threads: int | None,
+    input_names: Sequence[str],
+) -> tuple[ort.InferenceSession, Tokenizer, str]:
+    """The chosen variant's session and the tokenizer, checked against each other, and the variant's name. The
+    tokenizer neither truncates nor pads: the predictors window (NER) or truncate pairs (classifier) themselves."""
+    providers = list(providers or default_providers())
+    chosen = pick_variant(meta, providers, variant, onnx_dir)
+    model_file = onnx_dir / meta["variants"][chosen]["file"]
+    check_files(onnx_dir, model_file)
+    tokenizer = read_tokenizer_file(onnx_dir / TOKENIZER_FILE)
+    tokenizer.no_truncation()
+    tokenizer.no_padding()
+    session = open_model_file(model_file, providers, threads)
+    check_model_matches(session, tokenizer, meta["labels"], model_file, input_names)
+    return session, tokenizer, chosen
+
+
 class NerPredictor:
     """An onnxruntime session plus the tokenizer and labels it was exported with."""
 
@@ -331,15 +349,7 @@ class NerPredictor:
         """Load an exported directory; windows and offsets need the tokenizer to neither truncate nor pad."""
         onnx_dir = find_onnx_dir(Path(onnx_dir))
         meta = read_meta(onnx_dir)
-        providers = list(providers or default_providers())
-        chosen = pick_variant(meta, providers, variant, onnx_dir)
-        model_file = onnx_dir / meta["variants"][chosen]["file"]
-        check_files(onnx_dir, model_file)
-        tokenizer = read_tokenizer_file(onnx_dir / TOKENIZER_FILE)
-        tokenizer.no_truncation()
-        tokenizer.no_padding()
-        session = open_model_file(model_file, providers, threads)
-        check_model_matches(session, tokenizer, meta["labels"], model_file, INPUT_NAMES)
+        session, tokenizer, chosen = open_exported(onnx_dir, meta, providers, variant, threads, INPUT_NAMES)
         chain = read_chain(onnx_dir, meta["labels"])
         return cls(session, tokenizer, meta["labels"], int(meta["max_len"]), batch_size, chosen, chain)
 
