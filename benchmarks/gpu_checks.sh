@@ -6,11 +6,13 @@
 #      included; pretrain.budget_minutes fits the schedule), held-out RTD accuracy, recall and AUC;
 #   3. CoNLL-2003 fine-tuning from that discriminator and from random initialisation, side by side, each arm with
 #      its own recipe, learning rate chosen on valid;
-#   4. inference latency: torch eager fp16 vs the exported fp16 model on onnxruntime-gpu, when this machine's
+#   4. SST-2 sentence classification from that discriminator and from random initialisation (issue 14's GPU line),
+#      choices on a held-out slice of train, dev accuracy read once per model; skipped when DATA_DIR has no sst2/;
+#   5. inference latency: torch eager fp16 vs the exported fp16 model on onnxruntime-gpu, when this machine's
 #      onnxruntime has CUDA (it says so and times torch alone if not).
 # Usage: benchmarks/gpu_checks.sh [--dry-run] DATA_DIR [OUT_DIR] [MINUTES]
-#   DATA_DIR holds corpus/ (wiki_en_train_0*.txt.gz, wiki_en_valid.txt.gz, sample.txt.gz) and conll2003/
-#   ({train,valid,test}.txt.gz). OUT_DIR defaults to $OUT. MINUTES (whole minutes, default 2) is the quality run's.
+#   DATA_DIR holds corpus/ (wiki_en_train_0*.txt.gz, wiki_en_valid.txt.gz, sample.txt.gz), conll2003/
+#   ({train,valid,test}.txt.gz) and sst2/ ({train,dev}.tsv.gz, GLUE's label<TAB>sentence with a header). OUT_DIR defaults to $OUT. MINUTES (whole minutes, default 2) is the quality run's.
 # Wall time: every phase runs under a time limit cut to what is left of TOTAL_S (540 s = 9 minutes; with MINUTES
 # above 2 the later phases get less or are skipped), so one that fails or overruns still leaves the others'
 # results; $OUT_DIR/phases.txt says how each phase ended and how long it took.
@@ -37,9 +39,10 @@ if ((DRY)); then
   THROUGHPUT_BASE="--batch-size 2 --seq-len 64 --vocab-size 2000 --warmup 1 --steps 1"
   QUALITY="--batch-size 8 --seq-len 64 --vocab-size 2000 --tokenizer-lines 300 --valid-blocks 16 --log-every 2"
   NER="--epochs 1 --batch-size 16 --max-seq-len 64"
+  SST2="--epochs 1 --batch-size 16 --max-seq-len 32" SST2_LRS="1e-3"
   INFERENCE="--batches 1 --runs 2 --seq-len 32"
   # a few hundred lines of each file, whatever DATA_DIR holds
-  mkdir -p "$WORK/data/corpus" "$WORK/data/conll2003"
+  mkdir -p "$WORK/data/corpus" "$WORK/data/conll2003" "$WORK/data/sst2"
   for name in sample wiki_en_train_00 wiki_en_valid; do
     zcat "$DATA/corpus/$name.txt.gz" | head -n 300 | gzip >"$WORK/data/corpus/$name.txt.gz"
   done
@@ -47,6 +50,12 @@ if ((DRY)); then
   for split in valid test; do
     zcat "$DATA/conll2003/$split.txt.gz" | head -n 800 | gzip >"$WORK/data/conll2003/$split.txt.gz"
   done
+  if [ -d "$DATA/sst2" ]; then
+    zcat "$DATA/sst2/train.tsv.gz" | head -n 600 | gzip >"$WORK/data/sst2/train.tsv.gz"
+    zcat "$DATA/sst2/dev.tsv.gz" | head -n 200 | gzip >"$WORK/data/sst2/dev.tsv.gz"
+  else
+    rmdir "$WORK/data/sst2"
+  fi
   DATA=$WORK/data
 else
   TOTAL_S=540 DEVICE=cuda COMPILE="--compile" QUALITY_MINUTES=$MINUTES SMALL=small BASE=base NER_LRS="3e-4 1e-3"
@@ -54,6 +63,7 @@ else
   THROUGHPUT_BASE="--batch-size 256 --warmup 4 --steps 8"
   QUALITY="--batch-size 256 --tokenizer-lines 50000"
   NER="--epochs 3 --batch-size 32"
+  SST2="--epochs 2 --batch-size 64 --max-seq-len 64" SST2_LRS="1e-4 3e-4"
   INFERENCE=""
 fi
 DEADLINE=$((SECONDS + TOTAL_S))
@@ -118,6 +128,23 @@ if start_phase ner_pair 130; then
   end_phase $((first > second ? first : second))
 fi
 
+# the pretrained arm with ELECTRA's layer-wise decay, the random one flat, as for NER; all of train, 2 epochs
+if [ ! -d "$DATA/sst2" ]; then
+  echo "sst2: skipped, no $DATA/sst2" | tee -a "$OUT_DIR/phases.txt"
+elif start_phase sst2_pair 110; then
+  pids=()
+  for init in pretrained random; do
+    timeout "$LIMIT" python3 benchmarks/sst2_classification.py --init $init \
+      --layer-lr-decay "$([ $init = pretrained ] && echo 0.8 || echo 1.0)" \
+      --model-dir "$WORK/quality/pretrained" --data "$DATA/sst2" --out "$WORK/sst2-$init" $SST2 \
+      --learning-rates $SST2_LRS --seeds 1 --device $DEVICE >"$OUT_DIR/sst2_$init.txt" 2>&1 &
+    pids+=($!)
+  done
+  wait "${pids[0]}"; first=$?
+  wait "${pids[1]}"; second=$?
+  end_phase $((first > second ? first : second))
+fi
+
 if start_phase inference 60; then
   timeout "$LIMIT" python3 benchmarks/inference_latency.py --device $DEVICE $INFERENCE \
     >"$OUT_DIR/inference_$DEVICE.txt" 2>&1
@@ -130,6 +157,9 @@ done
 [ -f "$OUT_DIR/quality.txt" ] && grep -E '^prepared|^budget|^warning|held-out|steps|Error' "$OUT_DIR/quality.txt" | tail -6
 for init in pretrained random; do
   [ -f "$OUT_DIR/ner_$init.txt" ] && echo "$init: $(grep -E 'test entity F1|Error' "$OUT_DIR/ner_$init.txt" | tail -2)"
+done
+for init in pretrained random; do
+  [ -f "$OUT_DIR/sst2_$init.txt" ] && echo "sst2 $init: $(grep -E 'dev accuracy|Error' "$OUT_DIR/sst2_$init.txt" | tail -2)"
 done
 [ -f "$OUT_DIR/inference_$DEVICE.txt" ] && grep -E '^\||providers|not timed|speedup|Error' "$OUT_DIR/inference_$DEVICE.txt" | tail -12
 echo "phases:" && cat "$OUT_DIR/phases.txt"

@@ -1,7 +1,7 @@
 """benchmarks/gpu_checks.sh --dry-run: every phase of the GPU checks runs on CPU with tiny settings, within its
 300 s deadline, and writes its results where the real run would (so the script is known to work before a GPU
 machine's minutes are spent on it). The data is generated: the demo corpus and NER sets under the file names of
-the shared Wikipedia shards and CoNLL-2003."""
+the shared Wikipedia shards and CoNLL-2003, and GLUE-style sentiment rows under SST-2's."""
 
 from __future__ import annotations
 
@@ -21,7 +21,10 @@ from electra_model.data.demo import demo_corpus, demo_ner, derive_seed
 pytestmark = pytest.mark.e2e
 
 REPO = Path(__file__).resolve().parents[2]
-PHASES = ("throughput_small_compiled", "throughput_base_compiled", "throughput_small_eager", "quality", "ner_pair")
+PHASES = ("throughput_small_compiled", "throughput_base_compiled", "throughput_small_eager", "quality", "ner_pair",
+          "sst2_pair")
+SENTIMENT = {"1": ("a warm , funny and moving film", "great acting and a clever story"),
+             "0": ("a dull , lifeless and tedious film", "bad acting and a boring story")}
 
 
 def make_data(root: Path) -> Path:
@@ -34,6 +37,10 @@ def make_data(root: Path) -> Path:
         plain = root / f"{split}.txt"
         write_conll(plain, demo_ner(count, seed=derive_seed(1, split)))
         (root / "conll2003" / f"{split}.txt.gz").write_bytes(gzip.compress(plain.read_bytes()))
+    (root / "sst2").mkdir()
+    for split, count in (("train", 400), ("dev", 60)):
+        rows = [f"{label}\t{SENTIMENT[label][i % 2]} , take {i}" for i in range(count) for label in ("0", "1")]
+        (root / "sst2" / f"{split}.tsv.gz").write_bytes(gzip.compress(("label\tsentence\n" + "\n".join(rows)).encode()))
     return root
 
 
@@ -59,5 +66,6 @@ def test_the_dry_run_runs_every_phase_on_cpu_within_its_deadline(tmp_path):
     assert {"rtd_recall", "rtd_auc", "mlm_accuracy_masked"} <= set(summary["held_out"])
     for init in ("pretrained", "random"):
         assert "test entity F1:" in (out / f"ner_{init}.txt").read_text(encoding="utf-8")
+        assert "dev accuracy:" in (out / f"sst2_{init}.txt").read_text(encoding="utf-8")
     for name in ("throughput_small_compiled", "throughput_base_compiled", "throughput_small_eager"):
         assert "speedup:" in (out / f"{name}.txt").read_text(encoding="utf-8")
