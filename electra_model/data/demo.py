@@ -222,6 +222,75 @@ SLOT = re.compile(r"\{([A-Z]+)\}")
 Pick = Callable[[str], tuple[str, ...]]
 
 
+# -------------------------------------------------------------------------------------------------- reviews
+# Short opinionated or factual sentences about films, meals, trips: the corpus holds documents of them, and the
+# classification demo (:mod:`electra_model.data.demo_classification`) labels them, so the opinion words are whole
+# tokens of the tokenizer and known to the pretrained model, as a sentiment task's words are in real pretraining data.
+# ``{SUBJ}`` / ``{subj}`` is a subject (capitalised or not), ``{OP}`` an opinion (or descriptive) word.
+POSITIVE = ("excellent", "wonderful", "superb", "delightful", "brilliant", "great", "enjoyable", "charming")
+NEGATIVE = ("terrible", "awful", "dreadful", "boring", "disappointing", "poor", "dull", "clumsy")
+DESCRIPTIVE = ("long", "short", "new", "old", "quiet", "busy", "small", "large")
+SUBJECTS = (
+    "the film", "the new album", "this restaurant", "the hotel in {CITY}", "the match in {CITY}", "the service",
+    "the book", "her performance", "the new phone", "the concert in {CITY}", "the museum", "the play",
+    "the show", "the meal", "the trip to {CITY}", "his latest novel", "the exhibition", "the second season",
+)
+OPINION_TEMPLATES = (
+    "{SUBJ} was {OP} .",
+    "I found {subj} {OP} .",
+    "Honestly , {subj} was {OP} from start to finish .",
+    "Critics called {subj} {OP} , and I agree .",
+    "We thought {subj} was {OP} and {OP} .",
+    "After the visit on {DAY} , {subj} seemed {OP} to all of us .",
+    "{SUBJ} is {OP} , says everyone who saw it .",
+)
+NEGATED_TEMPLATES = (
+    "{SUBJ} was not {OP} at all .",
+    "I would not call {subj} {OP} .",
+    "Nobody found {subj} {OP} .",
+)
+FACTUAL_TEMPLATES = (
+    "{SUBJ} opens on {DAY} .",
+    "{SUBJ} lasts about two hours .",
+    "{SUBJ} was reviewed in {CITY} in {MONTH} .",
+    "Tickets for {subj} go on sale in {MONTH} .",
+    "{SUBJ} is listed in the guide for {CITY} .",
+    "I read about {subj} on {DAY} .",
+    "{SUBJ} will be discussed on the radio in {MONTH} .",
+)
+SENTIMENTS = ("negative", "neutral", "positive")
+NEGATION_SHARE = 1 / 6
+REVIEW_SHARE = 1 / 6
+
+
+def _fill_review(template: str, rng: random.Random, words: tuple[str, ...] = ()) -> str:
+    """Fill a review template; every ``{OP}`` draws one of ``words``."""
+    subject = rng.choice(SUBJECTS).replace("{CITY}", rng.choice(CITIES))
+    text = template.replace("{SUBJ}", subject[0].upper() + subject[1:]).replace("{subj}", subject)
+    text = text.replace("{DAY}", rng.choice(DAYS)).replace("{MONTH}", rng.choice(MONTHS))
+    text = text.replace("{CITY}", rng.choice(CITIES))
+    while "{OP}" in text:
+        text = text.replace("{OP}", rng.choice(words), 1)
+    return text
+
+
+def review(rng: random.Random, sentiment: str) -> str:
+    """A sentence of ``sentiment`` (one of :data:`SENTIMENTS`), tokens separated by spaces.
+
+    Positive and negative: an opinion word of that polarity, or (one in six) a negated word of the other polarity,
+    which a bag of words gets wrong. Neutral: half factual statements, half the opinion templates with a
+    descriptive word (``The film was long .``), so the label is read from the word, not from the sentence's shape.
+    """
+    if sentiment == "neutral":
+        if rng.random() < 0.5:
+            return _fill_review(rng.choice(FACTUAL_TEMPLATES), rng)
+        return _fill_review(rng.choice(OPINION_TEMPLATES), rng, DESCRIPTIVE)
+    same, other = (POSITIVE, NEGATIVE) if sentiment == "positive" else (NEGATIVE, POSITIVE)
+    if rng.random() < NEGATION_SHARE:
+        return _fill_review(rng.choice(NEGATED_TEMPLATES), rng, other)
+    return _fill_review(rng.choice(OPINION_TEMPLATES), rng, same)
+
+
 # --------------------------------------------------------------------------------------------- slot values
 def _person(rng: random.Random) -> str:
     """Mostly full names, sometimes a surname alone or with an initial, as news text refers to people."""
@@ -340,8 +409,20 @@ def detokenize(tokens: tuple[str, ...]) -> str:
     return re.sub(r"\( ", "(", re.sub(r" ('s|'|[.,:;)])(?=\s|$)", r"\1", text))
 
 
+def _reviews(rng: random.Random) -> str:
+    """A page of reader reviews: two to four paragraphs of three to six sentences of any sentiment."""
+    paragraphs = [
+        " ".join(detokenize(tuple(review(rng, rng.choice(SENTIMENTS)).split())) for _ in range(rng.randint(3, 6)))
+        for _ in range(rng.randint(2, 4))
+    ]
+    return "\n".join(paragraphs)
+
+
 def _document(rng: random.Random) -> str:
-    """A story on one topic: two to four paragraphs of two to four sentences, one paragraph per line."""
+    """A story on one topic: two to four paragraphs of two to four sentences, one paragraph per line; one
+    document in six is a page of reviews instead."""
+    if rng.random() < REVIEW_SHARE:
+        return _reviews(rng)
     topic = rng.choice(("business", "politics", "sports", "world"))
     pick = _document_cast(rng)
     paragraphs = []
@@ -354,7 +435,7 @@ def _document(rng: random.Random) -> str:
 
 
 def demo_corpus(n_documents: int, seed: int) -> list[str]:
-    """Documents of news-style prose for pretraining; paragraphs are separated by newlines."""
+    """Documents of news-style prose and reviews for pretraining; paragraphs are separated by newlines."""
     rng = random.Random(seed)
     return [_document(rng) for _ in range(n_documents)]
 

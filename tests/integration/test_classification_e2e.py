@@ -1,11 +1,14 @@
 """The classification task through the same pipeline, for real: ``dvc exp run -S task=classification`` on the demo
 sentiment data, offline, in a temporary copy of the project (real DVC, a real MLflow sqlite store), through
-download, tokenizer, pretrain, finetune and evaluate. The tests in this module share one copy and run in order."""
+download, tokenizer, pretrain, finetune, evaluate and export, into the registry as ``electra-classifier@champion``
+and out again through the torch-free client. The tests in this module share one copy and run in order."""
 
 from __future__ import annotations
 
 import csv
 import json
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -14,15 +17,23 @@ from tests.integration.test_pipeline_e2e import mlflow_client
 
 pytestmark = pytest.mark.e2e
 
-STAGES = ("download", "tokenizer", "pretrain", "finetune", "evaluate")
+STAGES = ("download", "tokenizer", "pretrain", "finetune", "evaluate", "export")
 TEST_TEXTS = 90
+MIN_ACCURACY = 0.8  # chance is 1/3 on the three balanced labels
+# Fine-tuning starts from random weights of the pretrained shape, with the pretrained tokenizer: 40 pretraining
+# steps leave a collapsed encoder (every token's last hidden state nearly the same vector, cosine 0.999, as the
+# discriminator first learns "all original"), from which 8 epochs stay at chance (measured 0.38 valid accuracy,
+# loss ln 3); from random the same budget learns the demo sentiment (measured 0.94 valid, 0.89 test).
 TINY = {
     "data": {"demo": {"corpus_documents": 120, "train_sentences": 450, "valid_sentences": 90,
                       "test_sentences": TEST_TEXTS}},
     "tokenizer": {"vocab_size": 1500},
     "pretrain": {"max_steps": 40, "batch_size": 16, "max_seq_len": 64, "warmup_steps": 4, "log_every": 10},
-    "finetune": {"epochs": 4, "max_seq_len": 64, "learning_rate": 1.0e-3},
+    "finetune": {"init": "random", "epochs": 8, "patience": 8, "max_seq_len": 64, "learning_rate": 1.0e-3},
+    "export": {"min_f1": 0.6, "latency_runs": 4},
 }
+POSITIVE_TEXT = "Honestly, the film was wonderful and delightful."
+NEGATIVE_TEXT = "The meal was terrible."
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +43,7 @@ def project(tmp_path_factory) -> Project:
 
 
 def test_exp_run_with_task_classification_runs_the_same_stages(project):
-    result = project.run("dvc", "exp", "run", "evaluate", "-S", "task=classification")
+    result = project.run("dvc", "exp", "run", "-S", "task=classification")
     assert {stage for stage in STAGES if f"Running stage '{stage}'" in result.stdout} == set(STAGES)
     download = project.metrics("download")
     assert download["classification"]["test"]["examples"] == TEST_TEXTS and "ner" not in download
@@ -40,16 +51,15 @@ def test_exp_run_with_task_classification_runs_the_same_stages(project):
         "test.jsonl", "train.jsonl", "valid.jsonl"
     ]
     finetune = project.metrics("finetune")
-    assert 0.0 <= finetune["best_valid_accuracy"] <= 1.0 and finetune["best_epoch"] >= 1
+    assert finetune["best_valid_accuracy"] >= MIN_ACCURACY and finetune["best_epoch"] >= 1
     with open(project.root / "plots/finetune_valid.csv", encoding="utf-8") as handle:
-        assert next(csv.reader(handle)) == ["epoch", "valid_accuracy", "valid_macro_f1"]
+        assert next(csv.reader(handle)) == ["step", "epoch", "valid_accuracy", "valid_macro_f1"]
 
 
 def test_evaluate_scores_the_classifier_and_lists_its_mistakes(project):
-    # Not asserted: learning. At this budget the tiny model stays near chance on the demo sentiment texts (measured
-    # 0.40 accuracy, loss at ln 3; see the branch report), so the test pins that the numbers agree with each other.
     metrics = project.metrics("evaluate")
     assert metrics["labels"] == ["negative", "neutral", "positive"] and metrics["examples"] == TEST_TEXTS
+    assert metrics["accuracy"] >= MIN_ACCURACY and metrics["macro_f1"] >= MIN_ACCURACY - 0.1
     with open(project.root / "plots/evaluate_confusion.csv", encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
     assert metrics["accuracy"] == pytest.approx(sum(r["actual"] == r["predicted"] for r in rows) / TEST_TEXTS)
@@ -83,9 +93,47 @@ def test_the_runs_are_in_mlflow_with_the_task_params(project):
     assert "reports/mistakes.txt" in artifacts
 
 
+def test_the_classifier_is_registered_as_champion_with_the_gate_tags(project):
+    client = mlflow_client(project)
+    champion = client.get_model_version_by_alias("electra-classifier", "champion")
+    assert champion.tags["task"] == "classification" and champion.tags["champion_decision"] == "promoted"
+    assert "accuracy" in champion.tags["champion_reason"] and "min_f1 0.60" in champion.tags["champion_reason"]
+    assert float(champion.tags["accuracy"]) >= MIN_ACCURACY and champion.tags["accuracy_split"] == "valid"
+    assert {"parity_max_abs_diff", "serve_variant", "serve_reason"} <= set(champion.tags)
+    assert not client.search_model_versions("name = 'electra-ner'")  # the task names the registered model
+    export = project.metrics("export")
+    assert export["registered_version"] == int(champion.version) and export["alias_moved"] is True
+
+
+TORCH_FREE_CLIENT = """
+import json, sys
+sys.modules["torch"] = None  # any import of torch now fails: the client must not need it
+from electra_model.serving.loader import load_predictor
+predictor = load_predictor("models:/electra-classifier@champion")
+print(json.dumps(predictor.predict(sys.argv[1:])))
+"""
+
+
+def test_the_torch_free_client_labels_obvious_reviews(project):
+    result = project.run(sys.executable, "-c", TORCH_FREE_CLIENT, POSITIVE_TEXT, NEGATIVE_TEXT)
+    positive, negative = json.loads(result.stdout)
+    for answer in (positive, negative):
+        assert set(answer) == {"label", "score", "scores"} and set(answer["scores"]) == {"negative", "neutral", "positive"}
+        assert answer["score"] == pytest.approx(max(answer["scores"].values()))
+        assert sum(answer["scores"].values()) == pytest.approx(1.0)
+    assert (positive["label"], negative["label"]) == ("positive", "negative"), (positive, negative)
+
+
+def test_electra_predict_picks_the_classifier_behaviour_from_the_model(project):
+    electra = str(Path(sys.executable).parent / "electra")
+    result = project.run(electra, "predict", "--json", "--model", "models:/electra-classifier@champion", NEGATIVE_TEXT)
+    (answer,) = json.loads(result.stdout)
+    assert answer["text"] == NEGATIVE_TEXT and answer["label"] == "negative" and "entities" not in answer
+
+
 def test_switching_back_to_ner_reruns_only_what_the_task_touches(project):
     result = project.run("dvc", "exp", "run", "evaluate", "-S", "task=ner")
-    ran = {stage for stage in STAGES if f"Running stage '{stage}'" in result.stdout}
+    ran = {stage for stage in STAGES if f"Running stage '{stage}'" in result.stdout}  # export is not asked for
     assert ran == {"download", "finetune", "evaluate"}  # the corpus, tokenizer and pretrained model are shared
     assert project.metrics("evaluate")["entity"]["overall"]["f1"] >= 0.0
     assert json.loads((project.root / "metrics/finetune.json").read_text())["best_valid_f1"] >= 0.0
