@@ -113,36 +113,31 @@ if start_phase quality $((QUALITY_MINUTES * 60 + 45)); then
   cp "$WORK/quality/curve.jsonl" "$OUT_DIR/quality_curve.jsonl" 2>/dev/null
 fi
 
-# each arm with its own recipe (the random init without layer-wise decay), learning rate chosen on valid
-if start_phase ner_pair 130; then
-  pids=()
+# NAME SCRIPT ARGS...: the pretrained and the random arm of a fine-tuning benchmark side by side, each with its own
+# recipe (ELECTRA's layer-wise decay for the pretrained one, flat for random), learning rate chosen on held-out data
+run_arms() {
+  local name=$1 script=$2 init pids=() first second
+  shift 2
   for init in pretrained random; do
-    timeout "$LIMIT" python3 benchmarks/ner_real_data.py --init $init \
+    timeout "$LIMIT" python3 "$script" --init $init \
       --layer-lr-decay "$([ $init = pretrained ] && echo 0.8 || echo 1.0)" \
-      --model-dir "$WORK/quality/pretrained" --data "$DATA/conll2003" --out "$WORK/ner-$init" $NER \
-      --patience 2 --learning-rates $NER_LRS --seeds 1 --device $DEVICE >"$OUT_DIR/ner_$init.txt" 2>&1 &
+      --model-dir "$WORK/quality/pretrained" --out "$WORK/$name-$init" "$@" \
+      --seeds 1 --device $DEVICE >"$OUT_DIR/${name}_$init.txt" 2>&1 &
     pids+=($!)
   done
   wait "${pids[0]}"; first=$?
   wait "${pids[1]}"; second=$?
   end_phase $((first > second ? first : second))
-fi
+}
 
-# the pretrained arm with ELECTRA's layer-wise decay, the random one flat, as for NER; all of train, 2 epochs
+if start_phase ner_pair 130; then
+  run_arms ner benchmarks/ner_real_data.py --data "$DATA/conll2003" $NER --patience 2 --learning-rates $NER_LRS
+fi
+# SST-2: all of train, choices on a held-out slice of it, dev read once per model
 if [ ! -d "$DATA/sst2" ]; then
   echo "sst2: skipped, no $DATA/sst2" | tee -a "$OUT_DIR/phases.txt"
 elif start_phase sst2_pair 110; then
-  pids=()
-  for init in pretrained random; do
-    timeout "$LIMIT" python3 benchmarks/sst2_classification.py --init $init \
-      --layer-lr-decay "$([ $init = pretrained ] && echo 0.8 || echo 1.0)" \
-      --model-dir "$WORK/quality/pretrained" --data "$DATA/sst2" --out "$WORK/sst2-$init" $SST2 \
-      --learning-rates $SST2_LRS --seeds 1 --device $DEVICE >"$OUT_DIR/sst2_$init.txt" 2>&1 &
-    pids+=($!)
-  done
-  wait "${pids[0]}"; first=$?
-  wait "${pids[1]}"; second=$?
-  end_phase $((first > second ? first : second))
+  run_arms sst2 benchmarks/sst2_classification.py --data "$DATA/sst2" $SST2 --learning-rates $SST2_LRS
 fi
 
 if start_phase inference 60; then
