@@ -81,9 +81,10 @@ def test_the_client_installs_and_runs_without_torch(
         [str(python), "-c", listing], capture_output=True, text=True, env=env, cwd=tmp_path, check=True
     ).stdout
     assert json.loads(files) == [
-        "__init__.py", "errors.py", "serving/__init__.py", "serving/predictor.py", "serving/registry_client.py",
-        "tasks/__init__.py", "tasks/ner/__init__.py", "tasks/ner/encoding.py", "tasks/ner/tag_decoding.py",
-        "tasks/ner/text_words.py",
+        "__init__.py", "errors.py", "serving/__init__.py", "serving/classifier.py", "serving/loader.py",
+        "serving/predictor.py", "serving/registry_client.py", "tasks/__init__.py", "tasks/classification/__init__.py",
+        "tasks/classification/predict.py", "tasks/ner/__init__.py", "tasks/ner/encoding.py",
+        "tasks/ner/tag_decoding.py", "tasks/ner/text_words.py",
     ]
     result = subprocess.run(
         [str(python), "-c", CLIENT_SCRIPT, str(pattern_onnx_dir), LONG],
