@@ -145,7 +145,7 @@ def test_a_stage_killed_mid_write_leaves_nothing_that_is_trusted(project: Projec
     assert killed.returncode != 0, killed.stdout
     leftovers = list((project.root / "data").glob(".corpus.tmp-*"))
     assert leftovers, "the stage was not killed inside its write"
-    assert any((project.root / "data").glob(".ner.tmp-*/train.txt")), "the NER split was not half written"
+    assert any((project.root / "data").glob(".task.tmp-*/train.txt")), "the task data was not half written"
     assert locked_outs(project) == good, "DVC recorded outputs of a killed stage"
     # The outputs are persist: true, so DVC did not delete them first, and the killed run replaced none of them:
     # the previous ones are still in place, matching dvc.lock.
