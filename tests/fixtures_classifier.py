@@ -12,7 +12,8 @@ import json
 import random
 from pathlib import Path
 
-from transformers import ElectraConfig
+import torch
+from transformers import ElectraConfig, ElectraForPreTraining
 
 from electra_model.config import ClassificationParams, FinetuneParams
 from electra_model.data.tokenizer import as_transformers_tokenizer, train_wordpiece
@@ -25,6 +26,21 @@ NEGATIVE = ["bad", "awful", "dull", "boring"]
 FILLER = ["the", "film", "was", "plot", "acting", "really", "quite", "and", "a", "story"]
 CLASSIFIER_LABELS = ["neg", "pos"]
 CLASSIFIER_MAX_LEN = 24
+
+
+def save_tiny_discriminator(directory: Path) -> Path:
+    """A discriminator checkpoint over the cue words, laid out as the pretrain stage writes one (weights, config,
+    tokenizer), for the fine-tuning tests to start from."""
+    tokenizer = train_wordpiece([" ".join(POSITIVE + NEGATIVE + FILLER)] * 5, vocab_size=200, min_frequency=1,
+                                lowercase=False)
+    config = ElectraConfig(
+        vocab_size=tokenizer.get_vocab_size(), embedding_size=16, hidden_size=16, num_hidden_layers=2,
+        num_attention_heads=2, intermediate_size=32, max_position_embeddings=CLASSIFIER_MAX_LEN,
+    )
+    torch.manual_seed(0)
+    ElectraForPreTraining(config).save_pretrained(directory)
+    as_transformers_tokenizer(tokenizer, CLASSIFIER_MAX_LEN).save_pretrained(directory)
+    return directory
 
 
 def cue_split(count: int, seed: int, pairs: bool) -> list[TextExample]:

@@ -16,10 +16,11 @@ import pytest
 import torch
 from tokenizers import Tokenizer
 from safetensors.torch import load_file, save_file
-from transformers import ElectraConfig, ElectraForPreTraining
+from transformers import ElectraForPreTraining
 
 from electra_model.config import ClassificationParams, FinetuneParams
 from electra_model.errors import ElectraError
+from tests.fixtures_classifier import CLASSIFIER_MAX_LEN, FILLER, NEGATIVE, POSITIVE, save_tiny_discriminator
 from electra_model.tasks.classification.data import TextExample
 from electra_model.tasks.classification.predict import classify, encode
 from electra_model.tasks.classification.train import (
@@ -29,12 +30,8 @@ from electra_model.tasks.classification.train import (
     model_labels,
     predict_probabilities,
 )
-from electra_model.data.tokenizer import as_transformers_tokenizer, train_wordpiece
 
-POSITIVE = ["good", "great", "superb", "lovely"]
-NEGATIVE = ["bad", "awful", "dull", "boring"]
-FILLER = ["the", "film", "was", "plot", "acting", "really", "quite", "and", "a", "story"]
-MAX_LEN = 24
+MAX_LEN = CLASSIFIER_MAX_LEN
 
 
 def sentence(rng: random.Random, cue: str) -> str:
@@ -62,17 +59,7 @@ def make_split(count: int, seed: int, pairs: bool = False) -> list[TextExample]:
 @pytest.fixture(scope="module")
 def pretrained_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A discriminator checkpoint laid out as the pretrain stage writes one (weights, config, tokenizer)."""
-    corpus = [" ".join(POSITIVE + NEGATIVE + FILLER)] * 5
-    tokenizer = train_wordpiece(corpus, vocab_size=200, min_frequency=1, lowercase=False)
-    config = ElectraConfig(
-        vocab_size=tokenizer.get_vocab_size(), embedding_size=16, hidden_size=16, num_hidden_layers=2,
-        num_attention_heads=2, intermediate_size=32, max_position_embeddings=MAX_LEN,
-    )
-    torch.manual_seed(0)
-    directory = tmp_path_factory.mktemp("pretrained")
-    ElectraForPreTraining(config).save_pretrained(directory)
-    as_transformers_tokenizer(tokenizer, MAX_LEN).save_pretrained(directory)
-    return directory
+    return save_tiny_discriminator(tmp_path_factory.mktemp("pretrained"))
 
 
 def finetune_params(**overrides: object) -> FinetuneParams:

@@ -11,24 +11,20 @@ from pathlib import Path
 from typing import Any, get_args
 
 import pytest
-import torch
 import yaml
-from transformers import ElectraConfig, ElectraForPreTraining
 
 from electra_model.config import Params, parse_params
 from electra_model.data.conll import read_conll
 from electra_model.data.demo_classification import LABELS, demo_sentiment, demo_sentiment_pairs
-from electra_model.data.tokenizer import as_transformers_tokenizer, train_wordpiece
+from electra_model.data.tokenizer import as_transformers_tokenizer
 from electra_model.errors import ElectraError
+from tests.fixtures_classifier import CLASSIFIER_MAX_LEN, FILLER, NEGATIVE, POSITIVE, save_tiny_discriminator
 from electra_model.tasks.catalog import TASKS, task_for
 from electra_model.tasks.evaluators import EVALUATORS, evaluator_for
 from electra_model.tasks.trainers import TRAINERS, trainer_for
 
 REPO = Path(__file__).resolve().parents[3]
-POSITIVE = ["good", "great", "superb", "lovely"]
-NEGATIVE = ["bad", "awful", "dull", "boring"]
-FILLER = ["the", "film", "was", "plot", "acting", "really", "quite", "and", "a", "story"]
-MAX_LEN = 24
+MAX_LEN = CLASSIFIER_MAX_LEN
 
 
 def raw_params(**changes: Any) -> dict[str, Any]:
@@ -54,17 +50,7 @@ def write_pair_tsv(path: Path, count: int, seed: int) -> None:
 @pytest.fixture(scope="module")
 def pretrained_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A discriminator checkpoint laid out as the pretrain stage writes one (weights, config, tokenizer)."""
-    tokenizer = train_wordpiece([" ".join(POSITIVE + NEGATIVE + FILLER)] * 5, vocab_size=200, min_frequency=1,
-                                lowercase=False)
-    config = ElectraConfig(
-        vocab_size=tokenizer.get_vocab_size(), embedding_size=16, hidden_size=16, num_hidden_layers=2,
-        num_attention_heads=2, intermediate_size=32, max_position_embeddings=MAX_LEN,
-    )
-    torch.manual_seed(0)
-    directory = tmp_path_factory.mktemp("pretrained")
-    ElectraForPreTraining(config).save_pretrained(directory)
-    as_transformers_tokenizer(tokenizer, MAX_LEN).save_pretrained(directory)
-    return directory
+    return save_tiny_discriminator(tmp_path_factory.mktemp("pretrained"))
 
 
 @pytest.fixture
