@@ -35,8 +35,8 @@ from tokenizers import Tokenizer
 from electra_model.config import PretrainParams
 from electra_model.data.blocks import PackedBlocks, cached_token_stream, pack_blocks
 from electra_model.pretraining import modeling
-from electra_model.pretraining.modeling import ElectraPretrainingModel, mask_tokens
-from electra_model.pretraining.loop import RunningStats, pretrain, save_pretrained, shard_seed
+from electra_model.pretraining.modeling import PretrainingModel, mask_tokens
+from electra_model.pretraining.loop import RunningStats, objective_metrics, pretrain, save_pretrained, shard_seed
 from electra_model.data.tokenizer import (
     DOCUMENT_BREAK,
     as_transformers_tokenizer,
@@ -84,6 +84,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--valid-blocks", type=int, default=2048)
     parser.add_argument("--compile", action="store_true")
     parser.add_argument("--seed", type=int, default=1234)
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="any other pretrain param, dotted for nested ones (YAML values): --set objective=mlm "
+                        "--set sampling_temperature=2 --set presets.tiny.generator_fraction=0.5")
     parser.add_argument("--uniform-replacements", action="store_true", help="a control, not ELECTRA: masked slots "
                         "get uniformly random tokens instead of the generator's samples (benchmarks/RESULTS.md)")
     return parser.parse_args()
@@ -104,12 +107,19 @@ def pretrain_params(args: argparse.Namespace, max_steps: int, budget_minutes: fl
         checkpoint_every=args.log_every,  # no checkpoints are written here; the params require a multiple
         compile=args.compile,
     )
+    for override in args.overrides:
+        key, _, value = override.partition("=")
+        *parents, leaf = key.split(".")
+        section = raw
+        for parent in parents:
+            section = section[parent]
+        section[leaf] = yaml.safe_load(value)
     return PretrainParams.model_validate(raw)
 
 
 @torch.no_grad()
 def held_out_metrics(
-    model: ElectraPretrainingModel, blocks: np.ndarray, params: PretrainParams, tokenizer: Tokenizer, seed: int
+    model: PretrainingModel, blocks: np.ndarray, params: PretrainParams, tokenizer: Tokenizer, seed: int
 ) -> dict[str, float]:
     """MLM and RTD figures on held-out blocks, masked and sampled as in training, dropout off."""
     device = next(model.parameters()).device
@@ -125,8 +135,9 @@ def held_out_metrics(
         masked = mask_tokens(input_ids, maskable, special["[MASK]"], params.mask_prob, params.mask_token_prob, sampler)
         with autocast:
             stats.add(model(input_ids, None, masked, sampler), masked)
-    metrics = stats.summary(Distributed())
-    metrics["all_original_baseline_accuracy"] = 1.0 - metrics["replaced_fraction"]
+    metrics = objective_metrics(stats.summary(Distributed()), params.objective)
+    if "replaced_fraction" in metrics:
+        metrics["all_original_baseline_accuracy"] = 1.0 - metrics["replaced_fraction"]
     return metrics
 
 

@@ -198,8 +198,13 @@ class PretrainParams(Section):
     ``budget_minutes`` trains for a wall-clock budget instead of ``max_steps``: the step time is measured, then
     ``max_steps`` is fitted to the budget and ``warmup_steps`` keeps its share of the schedule
     (:func:`electra_model.pretraining.loop.fit_to_budget`).
+
+    ``objective`` ``mlm`` trains the discriminator's shape by masked-language-modelling alone, the paper's
+    comparison arm; ``sampling_temperature`` divides the generator's logits before sampling (the reference's
+    ``temperature``).
     """
 
+    objective: Literal["electra", "mlm"] = "electra"
     preset: str = "tiny"
     presets: dict[str, ArchitectureParams]
     max_seq_len: Annotated[int, Field(ge=8, le=4096)] = 128
@@ -215,6 +220,7 @@ class PretrainParams(Section):
     mask_prob: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.15
     mask_token_prob: Probability = 0.85
     disc_weight: PositiveFloat = 50.0
+    sampling_temperature: PositiveFloat = 1.0
     dropout: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.1
     log_every: PositiveInt = 10
     checkpoint_every: PositiveInt = 100

@@ -9,7 +9,9 @@ The formula counts matmuls only (as PaLM's appendix B and nanoGPT's ``estimate_m
 with matmul weights per layer 4 x hidden^2 (Q, K, V, output) + 2 x hidden x intermediate (feed-forward), plus
 the embedding projection (embedding_size x hidden) when the two differ. The discriminator adds its head
 (hidden^2 + hidden) on every token; the generator adds its head (hidden x embedding + embedding x vocab) on the
-masked tokens only, the one place the count depends on our masked-only optimisation. Embedding lookups,
+masked tokens only, the one place the count depends on our masked-only optimisation. An MLM-only run
+(``objective: mlm``) is the discriminator's body with the generator's kind of head, at the discriminator's width.
+Embedding lookups,
 LayerNorms, softmaxes and activations are left out, so MFU is a slight underestimate of the work done.
 """
 
@@ -45,8 +47,14 @@ def encoder_forward_flops(hidden: int, intermediate: int, layers: int, embedding
     return 2 * weights + 4 * layers * seq_len * hidden
 
 
-def pretraining_step_flops(arch: ArchitectureParams, vocab_size: int, seq_len: int, tokens: int, masked: int) -> int:
+def pretraining_step_flops(
+    arch: ArchitectureParams, vocab_size: int, seq_len: int, tokens: int, masked: int, objective: str = "electra"
+) -> int:
     """Training FLOPs (forward + backward) of one optimizer step over ``tokens`` tokens, ``masked`` of them masked."""
+    if objective == "mlm":
+        body = encoder_forward_flops(arch.hidden_size, arch.intermediate_size, arch.num_layers, arch.embedding_size, seq_len)
+        head = 2 * (arch.hidden_size * arch.embedding_size + arch.embedding_size * vocab_size)
+        return 3 * (tokens * body + masked * head)
     generator_hidden = arch.generator_hidden_size
     generator_intermediate = max(1, round(arch.intermediate_size * arch.generator_fraction))
     discriminator = encoder_forward_flops(

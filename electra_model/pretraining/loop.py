@@ -48,6 +48,8 @@ from electra_model.pretraining.modeling import (
     ElectraOutput,
     ElectraPretrainingModel,
     MaskedBatch,
+    MaskedLMPretrainingModel,
+    PretrainingModel,
     electra_configs,
     mask_slots,
     mask_tokens,
@@ -221,14 +223,26 @@ def shard_seed(seed: int, step: int, shard: int, stream: int) -> int:
     return int(np.random.SeedSequence([seed, step, shard, stream]).generate_state(1, dtype=np.uint64)[0])
 
 
-def build_model(params: PretrainParams, tokenizer: Tokenizer) -> ElectraPretrainingModel:
-    """The generator/discriminator pair for the chosen preset and this vocabulary."""
+def build_model(params: PretrainParams, tokenizer: Tokenizer) -> PretrainingModel:
+    """The generator/discriminator pair for the chosen preset and this vocabulary, or for ``objective: mlm`` the
+    discriminator's shape alone with an MLM head."""
     special = special_token_ids(tokenizer)
     discriminator, generator = electra_configs(
         params.architecture, tokenizer.get_vocab_size(), params.max_seq_len, special["[PAD]"], params.dropout
     )
+    if params.objective == "mlm":
+        return MaskedLMPretrainingModel(discriminator)
     never_sample = [special[token] for token in ("[PAD]", "[CLS]", "[SEP]", "[MASK]")]
-    return ElectraPretrainingModel(discriminator, generator, params.disc_weight, never_sample)
+    return ElectraPretrainingModel(
+        discriminator, generator, params.disc_weight, never_sample, params.sampling_temperature
+    )
+
+
+def objective_metrics(metrics: dict[str, float], objective: str) -> dict[str, float]:
+    """The window's metrics that mean something for the objective: an MLM-only run has no RTD figures."""
+    if objective == "electra":
+        return metrics
+    return {key: value for key, value in metrics.items() if not key.startswith("rtd_") and key != "replaced_fraction"}
 
 
 def run_key(params: PretrainParams, seed: int, data_key: str) -> str:
@@ -426,13 +440,13 @@ class Trainer:
         p = self.params
         tokens = p.batch_size * p.max_seq_len
         masked = p.batch_size * mask_slots(p.max_seq_len, p.mask_prob)
-        return pretraining_step_flops(p.architecture, self.vocab_size, p.max_seq_len, tokens, masked)
+        return pretraining_step_flops(p.architecture, self.vocab_size, p.max_seq_len, tokens, masked, p.objective)
 
 
-def compile_bodies(model: ElectraPretrainingModel) -> None:
-    """torch.compile the two transformer bodies in place (parameter names, and so checkpoints, stay the same)."""
-    model.generator.electra.compile()
-    model.discriminator.electra.compile()
+def compile_bodies(model: PretrainingModel) -> None:
+    """torch.compile the transformer bodies in place (parameter names, and so checkpoints, stay the same)."""
+    for body in model.bodies:
+        body.compile()
 
 
 def prepare_model(trainer: Trainer, context: Distributed) -> torch.nn.Module:
@@ -453,7 +467,7 @@ def pretrain(
     on_log: MetricsCallback,
     checkpoint_dir: Path | None = None,
     on_warning: Callable[[str], None] | None = None,
-) -> tuple[ElectraPretrainingModel, dict[str, float]]:
+) -> tuple[PretrainingModel, dict[str, float]]:
     """Train generator and discriminator jointly for ``params.max_steps`` optimizer steps, or for as many as
     ``params.budget_minutes`` holds (see :func:`budget_params`).
 
@@ -485,7 +499,7 @@ def pretrain(
         window_steps += 1
         if step % params.log_every and step != params.max_steps:
             continue
-        metrics = stats.summary(context)
+        metrics = objective_metrics(stats.summary(context), params.objective)
         trainer.stop_if_diverged(metrics["loss"], step - window_steps + 1)
         elapsed = time.perf_counter() - window_start
         metrics["learning_rate"] = trainer.scheduler.get_last_lr()[0]
@@ -495,13 +509,9 @@ def pretrain(
         trainer.history.append({"step": step, **metrics})
         if context.is_main:
             on_log(step, metrics)
-            log_line(
-                f"step {step}/{params.max_steps} loss {metrics['loss']:.3f} mlm {metrics['mlm_loss']:.3f} "
-                f"rtd {metrics['rtd_loss']:.4f} rtd_acc {metrics['rtd_accuracy']:.3f} "
-                f"rtd_recall {metrics['rtd_recall']:.3f} rtd_auc {metrics['rtd_auc']:.3f} "
-                f"tok/s {metrics['tokens_per_s']:.0f} mfu {metrics.get('mfu', float('nan')):.1%}"
-            )
-            warning = None if warned else collapse_warning(metrics, step - window_steps + 1, step, params.warmup_steps)
+            log_line(log_summary(step, params.max_steps, metrics))
+            check = not warned and params.objective == "electra"
+            warning = collapse_warning(metrics, step - window_steps + 1, step, params.warmup_steps) if check else None
             if warning is not None:
                 warned = True
                 log_line(f"warning: {warning}")
@@ -519,9 +529,25 @@ def pretrain(
     return trainer.model, final
 
 
-def save_pretrained(model: ElectraPretrainingModel, tokenizer_dir: Path, out_dir: Path) -> None:
-    """Discriminator (with the tokenizer, ready for fine-tuning) in ``out_dir``, generator in ``out_dir/generator``."""
-    model.discriminator.save_pretrained(out_dir, safe_serialization=True)
-    model.generator.save_pretrained(out_dir / "generator", safe_serialization=True)
+def log_summary(step: int, max_steps: int, metrics: dict[str, float]) -> str:
+    """One line per logging window: the losses, the RTD figures an ELECTRA run has, speed."""
+    rtd = (
+        f"rtd {metrics['rtd_loss']:.4f} rtd_acc {metrics['rtd_accuracy']:.3f} rtd_recall {metrics['rtd_recall']:.3f} "
+        f"rtd_auc {metrics['rtd_auc']:.3f} "
+        if "rtd_loss" in metrics
+        else f"mlm_acc {metrics['mlm_accuracy_masked']:.3f} "
+    )
+    return (
+        f"step {step}/{max_steps} loss {metrics['loss']:.3f} mlm {metrics['mlm_loss']:.3f} {rtd}"
+        f"tok/s {metrics['tokens_per_s']:.0f} mfu {metrics.get('mfu', float('nan')):.1%}"
+    )
+
+
+def save_pretrained(model: PretrainingModel, tokenizer_dir: Path, out_dir: Path) -> None:
+    """The model fine-tuning starts from (with the tokenizer) in ``out_dir``: the discriminator, with the generator in
+    ``out_dir/generator``, or the MLM-only encoder."""
+    model.finetuning_model.save_pretrained(out_dir, safe_serialization=True)
+    if isinstance(model, ElectraPretrainingModel):
+        model.generator.save_pretrained(out_dir / "generator", safe_serialization=True)
     for name in ("tokenizer.json", "tokenizer_config.json"):
         (out_dir / name).write_bytes((tokenizer_dir / name).read_bytes())

@@ -13,7 +13,12 @@ Clark et al. (2020), as google-research/electra implements it (pretrain_helpers.
 
 The generator and discriminator share the embedding module (token, position and type embeddings and its
 LayerNorm), so the generator's output projection is tied to the same token embeddings. Not a GAN: the generator is
-trained only by its own MLM loss.
+trained only by its own MLM loss. ``sampling_temperature`` divides the generator's logits before sampling, as the
+reference's ``temperature`` does (1.0 there and by default here).
+
+:class:`MaskedLMPretrainingModel` is the paper's comparison arm (``pretrain.objective: mlm``): the discriminator's
+shape trained by MLM alone on the same masking, BERT-style, so that the same compute can say whether replaced-token
+detection beats MLM.
 
 Every shape in the forward pass is static (B x L tokens, B x N masked slots), so nothing in it waits for the host:
 no boolean indexing, no data-dependent sizes. Both halves are transformers classes, so the discriminator saves with
@@ -117,9 +122,13 @@ def mask_tokens(
 
 
 def sample_replacements(
-    logits: torch.Tensor, generator: torch.Generator | None = None, never: torch.Tensor | None = None
+    logits: torch.Tensor,
+    generator: torch.Generator | None = None,
+    never: torch.Tensor | None = None,
+    temperature: float = 1.0,
 ) -> torch.Tensor:
-    """Gumbel-max sampling (temperature 1) from the generator's softmax; no gradient flows through it.
+    """Gumbel-max sampling from the generator's softmax at ``temperature``; no gradient flows through it.
+    A temperature above 1 flattens the distribution, so replacements are less plausible and easier to detect.
 
     ``never`` holds token ids that can never be the original at a masked position ([PAD], [CLS], [SEP], [MASK]).
     google-research/electra leaves them samplable; a sampled one is a free "replaced" signal to the discriminator,
@@ -127,7 +136,7 @@ def sample_replacements(
     """
     with torch.no_grad():
         noise = torch.rand(logits.shape, device=logits.device, generator=generator)
-        scores = logits.detach().float() - torch.log(-torch.log(noise + 1e-9) + 1e-9)
+        scores = logits.detach().float() / temperature - torch.log(-torch.log(noise + 1e-9) + 1e-9)
         if never is not None:
             scores.index_fill_(-1, never, float("-inf"))
         return scores.argmax(dim=-1)
@@ -159,6 +168,22 @@ def masked_mean(values: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
     return (values * weights).sum() / weights.sum().clamp_min(1)
 
 
+def masked_lm_logits(
+    model: ElectraForMaskedLM, masked: MaskedBatch, attention_mask: torch.Tensor | None
+) -> torch.Tensor:
+    """Vocabulary logits at the masked slots only: (B, N, vocab)."""
+    hidden = model.electra(masked.input_ids, attention_mask=attention_mask).last_hidden_state
+    index = masked.positions.unsqueeze(-1).expand(-1, -1, hidden.size(-1))
+    return model.generator_lm_head(model.generator_predictions(hidden.gather(1, index)))
+
+
+def masked_lm_loss(logits: torch.Tensor, masked: MaskedBatch) -> tuple[torch.Tensor, torch.Tensor]:
+    """The MLM loss over the used slots, and where the top guess is the original: (B, N) bool."""
+    token_loss = F.cross_entropy(logits.float().transpose(1, 2), masked.original, reduction="none")
+    slot_correct = (logits.argmax(-1) == masked.original) & masked.valid
+    return masked_mean(token_loss, masked.valid.float()), slot_correct
+
+
 class ElectraPretrainingModel(nn.Module):
     """Generator (MLM) and discriminator (RTD) trained jointly, sharing one embedding module."""
 
@@ -168,11 +193,13 @@ class ElectraPretrainingModel(nn.Module):
         generator_config: ElectraConfig,
         disc_weight: float,
         never_sample: Sequence[int] = (),
+        sampling_temperature: float = 1.0,
     ):
         super().__init__()
         self.discriminator = ElectraForPreTraining(discriminator_config)
         self.generator = ElectraForMaskedLM(generator_config)
         self.disc_weight = disc_weight
+        self.sampling_temperature = sampling_temperature
         self.register_buffer("never_sample", torch.tensor(sorted(never_sample), dtype=torch.long), persistent=False)
         self._share_embeddings()
 
@@ -182,11 +209,19 @@ class ElectraPretrainingModel(nn.Module):
         self.generator.electra.embeddings = shared
         self.generator.generator_lm_head.weight = shared.word_embeddings.weight
 
+    @property
+    def finetuning_model(self) -> ElectraForPreTraining:
+        """What fine-tuning starts from: the discriminator."""
+        return self.discriminator
+
+    @property
+    def bodies(self) -> tuple[nn.Module, ...]:
+        """The transformer bodies, for torch.compile."""
+        return self.generator.electra, self.discriminator.electra
+
     def generator_logits(self, masked: MaskedBatch, attention_mask: torch.Tensor | None) -> torch.Tensor:
         """Vocabulary logits at the masked slots only: (B, N, vocab)."""
-        hidden = self.generator.electra(masked.input_ids, attention_mask=attention_mask).last_hidden_state
-        index = masked.positions.unsqueeze(-1).expand(-1, -1, hidden.size(-1))
-        return self.generator.generator_lm_head(self.generator.generator_predictions(hidden.gather(1, index)))
+        return masked_lm_logits(self.generator, masked, attention_mask)
 
     def forward(
         self,
@@ -197,11 +232,9 @@ class ElectraPretrainingModel(nn.Module):
     ) -> ElectraOutput:
         """``attention_mask`` None means every token is real (packed blocks), which lets SDPA skip the mask."""
         mlm_logits = self.generator_logits(masked, attention_mask)
-        slot_weights = masked.valid.float()
-        token_mlm_loss = F.cross_entropy(mlm_logits.float().transpose(1, 2), masked.original, reduction="none")
-        mlm_loss = masked_mean(token_mlm_loss, slot_weights)
+        mlm_loss, slot_correct = masked_lm_loss(mlm_logits, masked)
 
-        sampled = sample_replacements(mlm_logits, sampler, self.never_sample)
+        sampled = sample_replacements(mlm_logits, sampler, self.never_sample, self.sampling_temperature)
         corrupted = input_ids.scatter(1, masked.positions, torch.where(masked.valid, sampled, masked.original))
         rtd_labels = replaced_token_labels(corrupted, input_ids)
 
@@ -209,7 +242,6 @@ class ElectraPretrainingModel(nn.Module):
         real = torch.ones_like(input_ids, dtype=torch.bool) if attention_mask is None else attention_mask.bool()
         token_rtd_loss = F.binary_cross_entropy_with_logits(rtd_logits.float(), rtd_labels, reduction="none")
         rtd_loss = masked_mean(token_rtd_loss, real.float())
-        slot_correct = (mlm_logits.argmax(-1) == masked.original) & masked.valid
         return ElectraOutput(
             loss=mlm_loss + self.disc_weight * rtd_loss,
             mlm_loss=mlm_loss,
@@ -221,3 +253,47 @@ class ElectraPretrainingModel(nn.Module):
             rtd_labels=rtd_labels,
             real_tokens=real,
         )
+
+
+class MaskedLMPretrainingModel(nn.Module):
+    """The discriminator's shape trained by MLM alone (``pretrain.objective: mlm``): BERT's objective on ELECTRA's
+    masking, the comparison arm of the paper. Its output has the RTD fields of an all-original batch (no loss, no
+    replaced tokens), so the loop and its statistics are the same for both objectives."""
+
+    def __init__(self, config: ElectraConfig):
+        super().__init__()
+        self.encoder = ElectraForMaskedLM(config)
+        self.encoder.generator_lm_head.weight = self.encoder.electra.embeddings.word_embeddings.weight
+
+    @property
+    def finetuning_model(self) -> ElectraForMaskedLM:
+        """What fine-tuning starts from: the encoder (its MLM head is dropped on loading)."""
+        return self.encoder
+
+    @property
+    def bodies(self) -> tuple[nn.Module, ...]:
+        return (self.encoder.electra,)
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None,
+        masked: MaskedBatch,
+        sampler: torch.Generator | None = None,
+    ) -> ElectraOutput:
+        mlm_loss, slot_correct = masked_lm_loss(masked_lm_logits(self.encoder, masked, attention_mask), masked)
+        real = torch.ones_like(input_ids, dtype=torch.bool) if attention_mask is None else attention_mask.bool()
+        return ElectraOutput(
+            loss=mlm_loss,
+            mlm_loss=mlm_loss,
+            rtd_loss=torch.zeros((), device=input_ids.device),
+            mlm_correct=slot_correct.sum().detach(),
+            mlm_count=masked.valid.sum(),
+            mlm_slot_correct=slot_correct.detach(),
+            rtd_logits=torch.zeros(input_ids.shape, device=input_ids.device),
+            rtd_labels=torch.zeros(input_ids.shape, device=input_ids.device),
+            real_tokens=real,
+        )
+
+
+PretrainingModel = ElectraPretrainingModel | MaskedLMPretrainingModel

@@ -103,6 +103,16 @@ def test_samples_follow_the_generator_softmax():
     assert torch.allclose(frequencies, logits.exp(), atol=0.01), frequencies
 
 
+def test_a_higher_temperature_flattens_the_samples_toward_uniform():
+    logits = torch.tensor([4.0, 0.0, 0.0, 0.0, 0.0]).log_softmax(-1)
+    for temperature in (1.0, 4.0):
+        draws = sample_replacements(logits.expand(40_000, -1), torch.Generator().manual_seed(0), temperature=temperature)
+        frequencies = torch.bincount(draws, minlength=5).float() / len(draws)
+        expected = (logits / temperature).softmax(-1)
+        assert torch.allclose(frequencies, expected, atol=0.01), (temperature, frequencies)
+    assert expected[0] < 0.5  # at 4, the favourite is drawn far less often than at 1 (0.93)
+
+
 def test_special_tokens_are_never_sampled():
     logits = torch.zeros(2000, VOCAB)
     logits[:, [PAD, CLS, SEP, MASK]] = 5.0  # even where the generator favours them

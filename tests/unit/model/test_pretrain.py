@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from transformers import ElectraForPreTraining
+from transformers import ElectraForPreTraining, ElectraForTokenClassification
 
 from electra_model.config import load_params
 from electra_model.data.blocks import STREAM_FORMAT, PackedBlocks, cached_token_stream, pack_blocks, token_dtype
@@ -124,6 +124,26 @@ def test_pretraining_learns_and_is_deterministic(tokenizer, tiny_params, blocks,
     loaded = ElectraForPreTraining.from_pretrained(tmp_path / "out")
     assert loaded.config.hidden_size == tiny_params.architecture.hidden_size
     assert (tmp_path / "out" / "model.safetensors").is_file() and (tmp_path / "out" / "tokenizer.json").is_file()
+
+
+def test_an_mlm_only_run_trains_the_discriminator_shape_and_reports_no_rtd_figures(tokenizer, tiny_params, blocks, tmp_path):
+    """objective: mlm, the paper's comparison arm: one encoder of the discriminator's width learns by MLM alone,
+    nothing RTD-shaped is logged (or warned about), and the saved encoder is what fine-tuning loads."""
+    params = tiny_params.model_copy(update={"objective": "mlm"})
+    logged: list[tuple[int, dict]] = []
+    model, final = pretrain(params, 3, tokenizer, blocks, record(logged), on_warning=pytest.fail)
+    first, last = logged[0][1], logged[-1][1]
+    assert last["mlm_loss"] < first["mlm_loss"] and last["loss"] == last["mlm_loss"]
+    assert not [key for key in final if key.startswith("rtd_") or key == "replaced_fraction"]
+    assert model.encoder.config.hidden_size == params.architecture.hidden_size
+
+    tokenizer_dir = tmp_path / "tokenizer"
+    as_transformers_tokenizer(tokenizer, 32).save_pretrained(tokenizer_dir)
+    save_pretrained(model, tokenizer_dir, tmp_path / "out")
+    assert not (tmp_path / "out" / "generator").exists()
+    tagger = ElectraForTokenClassification.from_pretrained(tmp_path / "out", num_labels=3)
+    trained = model.encoder.electra.encoder.layer[0].attention.self.query.weight
+    assert torch.equal(tagger.electra.encoder.layer[0].attention.self.query.weight, trained)
 
 
 class Interrupted(Exception):
