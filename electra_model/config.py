@@ -216,6 +216,7 @@ class PretrainParams(Section):
     warmup_steps: NonNegativeInt = 30
     weight_decay: Annotated[float, Field(ge=0.0)] = 0.01
     adam_epsilon: PositiveFloat = 1e-6
+    adam_bias_correction: bool = True
     max_grad_norm: PositiveFloat = 1.0
     mask_prob: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.15
     mask_token_prob: Probability = 0.85

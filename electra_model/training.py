@@ -184,12 +184,30 @@ def build_optimizer(
     )
 
 
-def linear_schedule(optimizer: torch.optim.Optimizer, warmup_steps: int, total_steps: int) -> LambdaLR:
-    """Linear warmup to the peak learning rate, then linear decay to zero at ``total_steps``."""
+def linear_schedule(
+    optimizer: torch.optim.Optimizer, warmup_steps: int, total_steps: int, bias_correction: bool = True
+) -> LambdaLR:
+    """Linear warmup to the peak learning rate, then linear decay to zero at ``total_steps``.
+
+    ``bias_correction=False`` gives the reference's Adam (google-research/electra's AdamWeightDecayOptimizer has no
+    bias correction) on torch's AdamW, which always corrects: step t's rate is multiplied by
+    :func:`uncorrected_adam_factor`, which cancels the correction. That is exact for the moments; AdamW's epsilon
+    and decoupled weight decay scale with it too, which matters only where sqrt(v) is near epsilon (1e-6).
+    """
+    betas = optimizer.param_groups[0]["betas"]
 
     def factor(step: int) -> float:
         if step < warmup_steps:
-            return (step + 1) / max(1, warmup_steps)
-        return max(0.0, (total_steps - step) / max(1, total_steps - warmup_steps))
+            shape = (step + 1) / max(1, warmup_steps)
+        else:
+            shape = max(0.0, (total_steps - step) / max(1, total_steps - warmup_steps))
+        return shape if bias_correction else shape * uncorrected_adam_factor(step + 1, betas)
 
     return LambdaLR(optimizer, factor)
+
+
+def uncorrected_adam_factor(t: int, betas: tuple[float, float]) -> float:
+    """(1 - beta1^t) / sqrt(1 - beta2^t): Adam's step t without bias correction, relative to the corrected step.
+    About 3.2 for the first hundreds of steps at betas (0.9, 0.999), 1.26 at step 1,000, 1.0 by step 10,000."""
+    beta1, beta2 = betas
+    return (1 - beta1**t) / math.sqrt(1 - beta2**t)

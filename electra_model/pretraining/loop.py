@@ -351,7 +351,9 @@ class Trainer:
         self.optimizer = build_optimizer(
             self.model, params.learning_rate, params.weight_decay, params.adam_epsilon, self.device
         )
-        self.scheduler = linear_schedule(self.optimizer, params.warmup_steps, params.max_steps)
+        self.scheduler = linear_schedule(
+            self.optimizer, params.warmup_steps, params.max_steps, params.adam_bias_correction
+        )
         self.order = BlockOrder(len(blocks), params.batch_size, seed)
         self.step, self.history = 0, []
         self.first_nonfinite_step = torch.zeros((), dtype=torch.long, device=self.device)  # 0: none so far
