@@ -162,6 +162,7 @@ class ArchitectureParams(Section):
     batch_size: PositiveInt | None = None
     warmup_steps: NonNegativeInt | None = None
     max_steps: PositiveInt | None = None
+    sampling_temperature: PositiveFloat | None = None
 
     @model_validator(mode="after")
     def _heads_divide_widths(self) -> ArchitectureParams:
@@ -185,7 +186,7 @@ class ArchitectureParams(Section):
         return max(1, round(self.num_heads * self.generator_fraction))
 
 
-RECIPE_KEYS = ("learning_rate", "batch_size", "warmup_steps", "max_steps")
+RECIPE_KEYS = ("learning_rate", "batch_size", "warmup_steps", "max_steps", "sampling_temperature")
 
 
 class PretrainParams(Section):
@@ -193,7 +194,8 @@ class PretrainParams(Section):
 
     ``batch_size`` is the global batch of one optimizer step (the paper's 128 for Small): it is split over the
     ranks of a torchrun job and then into ``grad_accum_steps`` micro-batches, so the recipe does not change with
-    the hardware. ``learning_rate``, ``batch_size``, ``warmup_steps`` and ``max_steps`` left null take the preset's.
+    the hardware. ``learning_rate``, ``batch_size``, ``warmup_steps``, ``max_steps`` and ``sampling_temperature`` left
+    null take the preset's (a preset that does not name the temperature leaves the reference's 1.0).
 
     ``budget_minutes`` trains for a wall-clock budget instead of ``max_steps``: the step time is measured, then
     ``max_steps`` is fitted to the budget and ``warmup_steps`` keeps its share of the schedule

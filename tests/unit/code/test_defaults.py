@@ -30,9 +30,8 @@ def disagreements(model: type[BaseModel], committed: dict[str, Any], prefix: str
         if isinstance(default, dict):  # e.g. finetune.presets: named sections, as params.yaml writes them
             default = {k: v.model_dump(exclude_none=True) if isinstance(v, BaseModel) else v for k, v in default.items()}
         value = committed[name]
-        if name in RECIPE_KEYS and value is None:  # null: the chosen preset's recipe value
-            section = committed
-            value = section["presets"][section["preset"]][name]
+        if name in RECIPE_KEYS and value is None:  # null: the chosen preset's recipe value, else the code default
+            value = committed["presets"][committed["preset"]].get(name, default)
         if default != value:
             found.append(f"{key}: code default {default!r}, params.yaml {value!r}")
     return found

@@ -52,3 +52,19 @@ def test_checkpoints_must_fall_on_logging_steps(raw):
 def test_the_global_batch_must_split_into_micro_batches(raw):
     with pytest.raises(ElectraError, match="batch_size 32 is not a multiple of grad_accum_steps 3"):
         pretrain_with(raw, grad_accum_steps=3)
+
+
+def test_the_cpu_hour_recipe_samples_at_temperature_two(raw):
+    """The named recipe measured not to collapse in an hour of 2 CPU cores (benchmarks/RESULTS.md)."""
+    params = pretrain_with(raw, preset="tiny_cpu_hour")
+    assert params.architecture.hidden_size == 128 and params.architecture.num_layers == 2
+    assert (params.learning_rate, params.batch_size, params.warmup_steps, params.max_steps) == (1e-3, 32, 500, 5000)
+    assert params.sampling_temperature == 2.0
+
+
+def test_a_preset_without_a_temperature_samples_at_the_references_one(raw):
+    assert pretrain_with(raw, preset="small").sampling_temperature == 1.0
+
+
+def test_a_top_level_temperature_overrides_the_presets(raw):
+    assert pretrain_with(raw, preset="tiny_cpu_hour", sampling_temperature=1.5).sampling_temperature == 1.5
