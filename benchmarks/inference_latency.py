@@ -4,7 +4,7 @@ One run, one model, the same inputs for every contender: an ELECTRA-Small-shaped
 embedding 128, 4 heads, vocabulary 30522, 9 labels; random weights, which cost the same time as trained ones) is
 exported by the pipeline's own ``export_onnx`` and timed at batch 1 and batch 32 of ``--seq-len`` tokens, in
 blocks of runs per contender over several rounds so a busy period of a shared machine slows all of them alike.
-onnxruntime runs as the client serves it (:func:`electra_model.serving.predictor.open_session`: idle threads spinning,
+onnxruntime runs as the client serves it (:func:`electra_model.client.exported.open_session`: idle threads spinning,
 its default; ``--no-spinning`` times it with sleeping threads, as a process sharing its cores would). Then every
 variant's entity F1 on a labelled CoNLL file, for a fine-tuned model (``--f1-model``, default the pipeline's
 ``models/finetuned`` scored on ``data/task/test.txt``)::
@@ -42,7 +42,7 @@ from transformers import ElectraConfig, ElectraForTokenClassification
 from electra_model.data.conll import read_conll
 from electra_model.export.build import export_onnx
 from electra_model.export.choose import block_timings, check_variants, latency_summary
-from electra_model.serving.predictor import CPU, CUDA, MODEL_FILE, OUTPUT_NAME, open_session, read_meta, session_options
+from electra_model.client.exported import CPU, CUDA, MODEL_FILE, OUTPUT_NAME, open_session, read_meta, session_options
 from electra_model.data.tokenizer import SPECIAL_TOKENS
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -27,15 +27,8 @@ from electra_model.data.conll import Sentence, read_conll
 from electra_model.export.build import export_onnx
 from electra_model.export.choose import block_timings, latency_summary
 from electra_model.export.optimize import INT8_OPERATORS, quantize_int8
-from electra_model.serving.predictor import (
-    CPU,
-    LABELS_FILE,
-    OUTPUT_NAME,
-    TOKENIZER_FILE,
-    NerPredictor,
-    open_session,
-    read_chain,
-)
+from electra_model.client.exported import CPU, LABELS_FILE, OUTPUT_NAME, TOKENIZER_FILE, open_session
+from electra_model.client.ner import NerPredictor, read_chain
 from electra_model.tasks.ner.metrics import entity_scores
 
 SETTINGS = {  # name -> (per_channel, operators, head_in_float)

@@ -27,8 +27,8 @@ from pathlib import Path
 import numpy as np
 
 from electra_model.data.conll import read_conll
-from electra_model.serving.predictor import DEFAULT_MODEL
-from electra_model.serving.registry_client import resolve_tracking_uri
+from electra_model.client.ner import DEFAULT_MODEL
+from electra_model.client.store import resolve_tracking_uri
 from electra_model.serving.model_server import served_model
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -23,7 +23,7 @@ tokenizer, e.g. for ``inference_latency.py --f1-model``). The last line printed 
 ``--head`` sets ``finetune.head`` (``crf``, the library's default, or ``softmax``), with the same grid, seeds and
 validation choice. Every headline (``valid_f1``, which is finetune's own best-epoch score and chooses the rate,
 ``test_f1`` and the raw-text path) is the model's own decoding, as the pipeline and the client decode: constrained
-Viterbi, with the learned transitions for a CRF (:mod:`electra_model.tasks.ner.tag_decoding`). For a CRF,
+Viterbi, with the learned transitions for a CRF (:mod:`electra_model.client.tag_decoding`). For a CRF,
 ``*_crf_unconstrained`` drops the IOB2 constraints and ``*_emissions_constrained`` ignores the learned chain, to
 show what each part adds.
 """
@@ -47,7 +47,7 @@ from electra_model.tasks.ner.metrics import entity_scores
 from electra_model.tasks.ner.raw_text_eval import raw_text_tags, torch_predictor
 from electra_model.tasks.ner.crf import model_chain
 from electra_model.tasks.ner.heads import HEADS
-from electra_model.tasks.ner.tag_decoding import ARGMAX, CONSTRAINED, TagScheme, decode_tags, viterbi
+from electra_model.client.tag_decoding import ARGMAX, CONSTRAINED, TagScheme, decode_tags, viterbi
 from electra_model.data.tokenizer import as_transformers_tokenizer
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "conll2003"

@@ -32,14 +32,14 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TypeAlias
+from typing import Any, TypeAlias
 
 from electra_model.tasks.ner.conlleval import aligned_rows, count_chunks, file_rows, report
 from electra_model.errors import ElectraError, exit_on_user_error
-from electra_model.serving.classifier import ClassifierPredictor
-from electra_model.serving.loader import load_predictor
-from electra_model.serving.predictor import DEFAULT_MODEL, Entity
-from electra_model.serving.registry_client import resolve_tracking_uri
+from electra_model.client.loader import load_served
+from electra_model.client.ner import DEFAULT_MODEL
+from electra_model.client.spec import ClientSpec
+from electra_model.client.store import resolve_tracking_uri
 from electra_model.search.command import add_tune
 
 Subcommands: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"  # what add_subparsers returns
@@ -65,31 +65,6 @@ def read_texts(path: Path) -> list[str]:
     if not texts:
         raise ElectraError(f"{path}: no non-empty lines; put one text per line")
     return texts
-
-
-def human_line(entity: Entity) -> str:
-    """``TYPE  start-end  "text"  score``; the text is JSON-quoted so quotes and newlines inside it stay readable."""
-    quoted = json.dumps(entity.text, ensure_ascii=False)
-    return f"{entity.type}  {entity.start}-{entity.end}  {quoted}  {entity.score:.3f}"
-
-
-def format_human(texts: Sequence[str], results: Sequence[Sequence[Entity]]) -> str:
-    """One line per entity; with several texts each group is headed by its line number and text."""
-    lines = []
-    for number, (text, entities) in enumerate(zip(texts, results), start=1):
-        if len(texts) > 1:
-            lines.append(f"[{number}] {text}")
-        lines += [human_line(entity) for entity in entities]
-        if not entities:
-            lines.append("(no entities)")
-    return "\n".join(lines)
-
-
-def format_json(texts: Sequence[str], results: Sequence[Sequence[Entity]]) -> str:
-    payload = [
-        {"text": text, "entities": [entity.to_dict() for entity in entities]} for text, entities in zip(texts, results)
-    ]
-    return json.dumps(payload, ensure_ascii=False, indent=2)
 
 
 def quiet_downloads_off_terminal() -> None:
@@ -125,19 +100,28 @@ def split_pairs(lines: Sequence[str], path: Path) -> tuple[list[str], list[str] 
     return firsts, seconds
 
 
-def format_labels(texts: Sequence[str], pairs: Sequence[str] | None, results: Sequence[dict], as_json: bool) -> str:
-    """A classifier's answers: ``LABEL  score`` per text (headed ``[N] text`` when there are several), or JSON."""
-    if as_json:
-        rows = [
-            {"text": text, **({"pair": pairs[index]} if pairs is not None else {}), **result}
-            for index, (text, result) in enumerate(zip(texts, results))
-        ]
-        return json.dumps(rows, ensure_ascii=False, indent=2)
+def format_json(texts: Sequence[str], pairs: Sequence[str] | None, results: Sequence[Any], spec: ClientSpec) -> str:
+    """``[{"text", ("pair",) ...}]``: each prediction under the task's ``json_key`` (NER's ``entities``) or, for a
+    mapping (a classifier's label and scores), merged into the row."""
+    rows = []
+    for index, (text, result) in enumerate(zip(texts, results)):
+        value = spec.to_json(result)
+        rows.append({
+            "text": text,
+            **({"pair": pairs[index]} if pairs is not None else {}),
+            **({spec.json_key: value} if spec.json_key else value),
+        })
+    return json.dumps(rows, ensure_ascii=False, indent=2)
+
+
+def format_human(texts: Sequence[str], pairs: Sequence[str] | None, results: Sequence[Any], spec: ClientSpec) -> str:
+    """The task's lines per prediction (NER: one per entity; a classifier: ``LABEL  score``), each group headed
+    ``[N] text`` when there are several texts."""
     lines = []
     for number, (text, result) in enumerate(zip(texts, results), start=1):
         if len(texts) > 1:
             lines.append(f"[{number}] {text}" + (f"\t{pairs[number - 1]}" if pairs is not None else ""))
-        lines.append(f"{result['label']}  {result['score']:.3f}")
+        lines += spec.human(result)
     return "\n".join(lines)
 
 
@@ -153,15 +137,12 @@ def run_predict(args: argparse.Namespace) -> int:
     quiet_downloads_off_terminal()
     from_registry = str(args.model).startswith("models:/")  # an exported directory needs no tracking store
     tracking_uri = project_tracking_uri(args.tracking_uri) if from_registry else None
-    predictor = load_predictor(args.model, tracking_uri)
-    if isinstance(predictor, ClassifierPredictor):
-        texts, pairs = split_pairs(texts, args.file) if args.file else (texts, args.pair)
-        print(format_labels(texts, pairs, predictor.predict(texts, pairs), args.json))
-        return 0
-    if args.pair:
-        raise ElectraError(f"{args.model} is an NER model, which tags single texts; drop --pair")
-    results = predictor.predict(texts)
-    print(format_json(texts, results) if args.json else format_human(texts, results))
+    spec, predictor = load_served(args.model, tracking_uri)
+    if not spec.takes_pairs and args.pair:
+        raise ElectraError(f"{args.model} is a {spec.name} model, which takes single texts; drop --pair")
+    texts, pairs = split_pairs(texts, args.file) if args.file and spec.takes_pairs else (texts, args.pair)
+    results = predictor.predict(texts, pairs) if spec.takes_pairs else predictor.predict(texts)
+    print((format_json if args.json else format_human)(texts, pairs, results, spec))
     return 0
 
 

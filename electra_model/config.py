@@ -431,7 +431,7 @@ class ExportParams(Section):
     ``min_f1`` and ``max_f1_drop`` keep their NER-era names but bound that score, whichever it is.
     ``serve_variant: auto`` serves the fastest CPU variant (batch-1 latency over ``latency_runs`` runs) whose score
     is within ``max_f1_drop`` of the fp32 export's; scores are fractions, so 0.005 is half a point.
-    ``model_name`` null registers under the task's name (:data:`TASK_MODEL_NAMES`).
+    ``model_name`` null registers under the task's own name (its spec's ``model_name``: ``electra-ner``, ...).
     """
 
     opset: Annotated[int, Field(ge=14, le=20)] = 17  # above 20 the optimizer no longer fuses the attention graph
@@ -442,18 +442,6 @@ class ExportParams(Section):
     latency_runs: PositiveInt = 20
     model_name: Annotated[str, Field(min_length=1)] | None = None
     alias: Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_-]*$")] = "champion"
-
-    def registered_name(self, task: str) -> str:
-        """The registered model's name for a model of ``task``: ``model_name`` when set, else the task's default."""
-        if self.model_name is not None:
-            return self.model_name
-        if task not in TASK_MODEL_NAMES:
-            raise ElectraError(f"no default export.model_name for task {task!r}; set export.model_name")
-        return TASK_MODEL_NAMES[task]
-
-
-TASK_MODEL_NAMES = {"ner": "electra-ner", "classification": "electra-classifier"}
-"""The registered model's name per task when ``export.model_name`` is null."""
 
 
 class TrackingParams(Section):

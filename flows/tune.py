@@ -3,7 +3,7 @@
 Each trial is ``dvc exp run --temp --name <study>-<number> -S key=value ... <tune.stage>``: DVC runs it in a
 temporary copy (so ``tune.parallel`` trials run side by side without touching the workspace), re-runs only the
 stages the sampled keys change, and keeps it as an experiment (``dvc exp show``, ``dvc exp apply``). The stages
-record to the project's own tracking store (``electra_model.serving.registry_client`` anchors it at ``DVC_ROOT``) under the
+record to the project's own tracking store (``electra_model.client.store`` anchors it at ``DVC_ROOT``) under the
 trial's MLflow run, which is nested under the study's run. While a trial runs, the driver reads the per-epoch
 ``tune.pruning.curve`` its stage logs to MLflow and stops the trial when Optuna's median rule prunes it.
 
@@ -49,7 +49,7 @@ from electra_model.search.space import (
     suggest,
     write_results,
 )
-from electra_model.serving.registry_client import anchor_uri
+from electra_model.client.store import anchor_uri
 from electra_model.tracking.runs import PARENT_RUN_ENV, configure, tracking_uri
 
 RESULTS_DIR = Path("tune")

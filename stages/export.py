@@ -26,7 +26,7 @@ import mlflow
 
 from electra_model.config import load_params, stage_params
 from electra_model.errors import exit_on_user_error
-from electra_model.export.build import export_onnx, model_task
+from electra_model.export.build import export_onnx, model_spec
 from electra_model.export.choose import check_and_choose, score_variants
 from electra_model.export.result import ExportQuality
 from electra_model.export.splits import read_split, split_path
@@ -63,15 +63,15 @@ def main(argv: list[str] | None = None) -> None:
     params = load_params()
     export = params.export
     report_split = params.evaluate.split
-    task = model_task(args.model)
+    spec = model_spec(args.model)
     with stage_run("export", params.tracking, stage_params(params, "export")):
-        selection = read_split(args.valid or split_path(args.data, SELECTION_SPLIT), task)
+        selection = read_split(args.valid or split_path(args.data, SELECTION_SPLIT, spec), spec)
         export_onnx(args.model, args.out, export.opset, params.finetune.max_seq_len)
         quality = check_and_choose(args.model, args.out, selection, params.evaluate.batch_size, export,
                                    split=SELECTION_SPLIT)
         mlflow.log_metrics(run_metrics(quality))
         registration = register(args.out, export, quality)
-        report = score_variants(args.out, read_split(split_path(args.data, report_split), task),
+        report = score_variants(args.out, read_split(split_path(args.data, report_split, spec), spec),
                                 params.evaluate.batch_size)
         mlflow.log_metrics({f"{report_split}_{name}_{quality.metric}": scores[quality.metric]
                             for name, scores in report.items()})

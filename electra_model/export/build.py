@@ -2,11 +2,11 @@
 serving directory.
 
 The task is read from the model folder itself (``config.json``'s ``architectures``, which ``save_pretrained``
-writes): ``ElectraForSequenceClassification`` is a classifier, whose graph takes ``input_ids``, ``attention_mask``
-and ``token_type_ids`` (pairs are ``[CLS] a [SEP] b [SEP]``) and gives one row of label logits per text; the NER
-heads' graphs take the first two and give logits per token. ``export_onnx`` writes the directory the torch-free
-clients load (:mod:`electra_model.serving.loader` picks NER's or the classifier's from ``model_meta.json``, which
-names the ``task``, its ``inputs`` and ``labels``): ``tokenizer.json``, ``labels.json``, ``model_meta.json``, for
+writes, matched against each registered :class:`~electra_model.tasks.spec.TaskSpec`), and its spec says what the
+graph takes and gives: a classifier's ``input_ids``, ``attention_mask`` and ``token_type_ids`` (pairs are
+``[CLS] a [SEP] b [SEP]``) to one row of label logits per text, NER's first two to logits per token.
+``export_onnx`` writes the directory the torch-free clients load (:mod:`electra_model.client.loader` picks the
+task's predictor from ``model_meta.json``, which names the ``task``, its ``inputs`` and ``labels``): ``tokenizer.json``, ``labels.json``, ``model_meta.json``, for
 a CRF-head NER model ``crf_chain.json`` (its learned transition, start and end scores: the graphs output the
 emissions, the client's Viterbi adds the chain), and the variants
 
@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import shutil
 import warnings
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -34,29 +34,15 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import torch
-from transformers import AutoConfig, ElectraForSequenceClassification, ElectraForTokenClassification
+from transformers import PreTrainedModel
 
+from electra_model.client.exported import CPU, LABELS_FILE, META_FILE, MODEL_FILE, OUTPUT_NAME, TOKENIZER_FILE
 from electra_model.errors import ElectraError
 from electra_model.export.optimize import convert_fp16, optimize_graph, quantize_int8
-from electra_model.io import atomic_dir, write_json
-from electra_model.serving.classifier import CLASSIFICATION_TASK
-from electra_model.serving.predictor import (
-    CHAIN_FILE,
-    CPU,
-    INPUT_NAMES,
-    LABELS_FILE,
-    META_FILE,
-    MODEL_FILE,
-    NER_TASK,
-    OUTPUT_NAME,
-    TOKENIZER_FILE,
-)
-from electra_model.tasks.classification.predict import INPUT_NAMES as CLASSIFIER_INPUT_NAMES
-from electra_model.tasks.ner.crf import model_chain
-from electra_model.tasks.ner.heads import HEADS, load_finetuned, load_saved
+from electra_model.io import atomic_dir, read_json, write_json
+from electra_model.tasks.registry import spec_for_architectures
+from electra_model.tasks.spec import TaskSpec
 
-TASK_INPUTS = {NER_TASK: INPUT_NAMES, CLASSIFICATION_TASK: CLASSIFIER_INPUT_NAMES}
-LOGIT_AXES = {NER_TASK: {0: "batch", 1: "sequence"}, CLASSIFICATION_TASK: {0: "batch"}}  # per token / per text
 VARIANT_FILES = {
     "fp32": MODEL_FILE,
     "optimized": "model.optimized.onnx",
@@ -66,47 +52,29 @@ VARIANT_FILES = {
 GPU_VARIANT = "fp16"
 
 
-FineTuned = ElectraForTokenClassification | ElectraForSequenceClassification
-
-
-def model_task(model_dir: Path | str) -> str:
-    """``ner`` or ``classification``, from the head the model folder was saved with: the model decides how it is
-    exported, checked and served, so no param can disagree with it."""
-    model_dir = Path(model_dir)
-    if not (model_dir / "config.json").is_file():
+def model_spec(model_dir: Path | str) -> TaskSpec:
+    """The task of the fine-tuned model in ``model_dir``, from the architectures its ``config.json`` was saved with:
+    the model decides how it is exported, checked and served, so no param can disagree with it."""
+    config = Path(model_dir) / "config.json"
+    if not config.is_file():
         raise ElectraError(f"{model_dir}: no config.json, so no fine-tuned model here; run `dvc repro finetune`")
-    architectures = AutoConfig.from_pretrained(model_dir).architectures or []
-    if ElectraForSequenceClassification.__name__ in architectures:
-        return CLASSIFICATION_TASK
-    if any(model_class.__name__ in architectures for model_class in HEADS.values()):
-        return NER_TASK
-    known = [ElectraForSequenceClassification.__name__, *(model_class.__name__ for model_class in HEADS.values())]
-    raise ElectraError(
-        f"{model_dir / 'config.json'}: architectures {architectures} is no fine-tuned model this pipeline exports "
-        f"({', '.join(known)}); point at the folder the finetune stage wrote"
-    )
+    return spec_for_architectures(read_json(config).get("architectures") or [], config)
 
 
-def load_torch_model(model_dir: Path | str) -> FineTuned:
+def load_torch_model(model_dir: Path | str) -> PreTrainedModel:
     """The fine-tuned model, with the head it was trained with, in fp32 eval mode with eager attention: SDPA's fused
     kernel has no clean ONNX form."""
-    options: dict[str, Any] = {"attn_implementation": "eager", "dtype": torch.float32}
-    if model_task(model_dir) == CLASSIFICATION_TASK:
-        return load_saved(Path(model_dir), ElectraForSequenceClassification, **options).eval()
-    return load_finetuned(model_dir, **options).eval()
+    exporter = model_spec(model_dir).exporter()
+    return exporter.load_model(Path(model_dir), attn_implementation="eager", dtype=torch.float32).eval()
 
 
-def label_list(model: FineTuned) -> list[str]:
+def label_list(model: PreTrainedModel) -> list[str]:
     """Labels in id order, the order of the logits' last axis."""
     return [model.config.id2label[index] for index in range(model.config.num_labels)]
 
 
 def _trace(
-    model: FineTuned,
-    path: Path,
-    opset: int,
-    inputs: tuple[str, ...] = INPUT_NAMES,
-    logit_axes: dict[int, str] = LOGIT_AXES[NER_TASK],
+    model: PreTrainedModel, path: Path, opset: int, inputs: Sequence[str], logit_axes: Mapping[int, str]
 ) -> None:
     """Export with the TorchScript exporter: unlike the dynamo exporter it gives an attention graph that
     onnxruntime's transformer optimizer can fuse. Its tracer warnings are silenced because the parity check, not
@@ -124,13 +92,13 @@ def _trace(
             str(path),
             input_names=list(inputs),
             output_names=[OUTPUT_NAME],
-            dynamic_axes={**{name: {0: "batch", 1: "sequence"} for name in inputs}, OUTPUT_NAME: logit_axes},
+            dynamic_axes={**{name: {0: "batch", 1: "sequence"} for name in inputs}, OUTPUT_NAME: dict(logit_axes)},
             opset_version=opset,
             dynamo=False,
         )
 
 
-def _check_dynamic_axes(path: Path, inputs: tuple[str, ...], num_labels: int, per_token: bool) -> None:
+def _check_dynamic_axes(path: Path, inputs: Sequence[str], num_labels: int, per_token: bool) -> None:
     """Run the graph at two shapes unlike the traced one, so an exporter that froze a shape fails here, not in use."""
     session = ort.InferenceSession(str(path), providers=[CPU])
     for batch, length in ((1, 5), (3, 19)):
@@ -154,8 +122,8 @@ def export_onnx(model_dir: Path | str, out_dir: Path | str, opset: int, max_len:
     a model. ``model_meta.json`` serves fp32 on CPU until :func:`set_cpu_variant` records the choice; its ``task``
     and ``inputs`` tell the client which post-processing the graph needs."""
     model_dir = Path(model_dir)
-    task = model_task(model_dir)
-    inputs = TASK_INPUTS[task]
+    spec = model_spec(model_dir)
+    inputs = spec.client.inputs
     model = load_torch_model(model_dir)
     if max_len > model.config.max_position_embeddings:
         raise ElectraError(
@@ -168,8 +136,8 @@ def export_onnx(model_dir: Path | str, out_dir: Path | str, opset: int, max_len:
     labels = label_list(model)
     with atomic_dir(out_dir) as staging:
         paths = {name: staging / file for name, file in VARIANT_FILES.items()}
-        _trace(model, paths["fp32"], opset, inputs, LOGIT_AXES[task])
-        _check_dynamic_axes(paths["fp32"], inputs, len(labels), per_token=task == NER_TASK)
+        _trace(model, paths["fp32"], opset, inputs, spec.client.logit_axes)
+        _check_dynamic_axes(paths["fp32"], inputs, len(labels), per_token=spec.client.per_token)
         fused = optimize_graph(paths["fp32"], paths["optimized"], model, for_cpu=True)
         quantize_int8(paths["optimized"], paths["int8"], len(labels))
         gpu_graph = staging / "gpu-fused.onnx"
@@ -180,13 +148,12 @@ def export_onnx(model_dir: Path | str, out_dir: Path | str, opset: int, max_len:
             _stamp(path, {"vocab_size": model.config.vocab_size, "num_labels": len(labels), "variant": name})
         shutil.copyfile(tokenizer_file, staging / TOKENIZER_FILE)
         write_json(staging / LABELS_FILE, labels)
-        chain = model_chain(model) if task == NER_TASK else None
-        if chain is not None:
-            write_json(staging / CHAIN_FILE, {"labels": labels, **chain.to_lists()})
+        for name, payload in spec.exporter().extra_files(model, labels).items():
+            write_json(staging / name, payload)
         write_json(
             staging / META_FILE,
             {
-                "task": task,
+                "task": spec.name,
                 "inputs": list(inputs),
                 "max_len": max_len,
                 "labels": labels,

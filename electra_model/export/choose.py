@@ -1,9 +1,10 @@
 """What the export stage decides after exporting, and the measurements it decides on.
 
 ``check_variants`` runs torch and every variant on the validation split (logit difference, label agreement, and
-the task's scores: entity F1 for NER, accuracy and macro-F1 for a classifier, the latter in
-:mod:`electra_model.export.check_classifier`), ``measure_latency`` times them at batch 1, ``choose_cpu_variant`` picks the one the registered model
-serves on CPU, and ``check_and_choose`` does all three for the stage and returns an
+the task's scores, by the exported task's :class:`~electra_model.tasks.spec.Exporter`: entity F1 for NER in
+:mod:`electra_model.tasks.ner.export_checks`, accuracy and macro-F1 for a classifier in
+:mod:`electra_model.tasks.classification.export_checks`), ``measure_latency`` times them at batch 1,
+``choose_cpu_variant`` picks the one the registered model serves on CPU, and ``check_and_choose`` does all three for the stage and returns an
 :class:`~electra_model.export.result.ExportQuality`; ``score_variants`` scores the test split afterwards, for the
 record only. The fp16 variant can only be checked loosely here: onnxruntime's CPU provider runs it, but a GPU
 computes fp16 differently, so its CPU F1 and latency say little about a GPU::
@@ -21,128 +22,41 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
+from electra_model.client.exported import CPU, META_FILE, OUTPUT_NAME, open_session, read_meta
 from electra_model.config import ExportParams
-from electra_model.data.conll import Sentence
 from electra_model.errors import ElectraError
 from electra_model.export.build import load_torch_model
-from electra_model.export.check_classifier import check_classifier_variants, score_classifier_variants
-from electra_model.export.result import QUALITY_METRIC, TASK_SCORES, ExportQuality
+from electra_model.export.result import ExportQuality
 from electra_model.io import write_json
-from electra_model.serving.predictor import (
-    CPU,
-    INPUT_NAMES,
-    META_FILE,
-    OUTPUT_NAME,
-    NerPredictor,
-    open_session,
-    read_meta,
-    task_of,
-)
-from electra_model.serving.classifier import CLASSIFICATION_TASK
-from electra_model.tasks.classification.data import TextExample
-from electra_model.tasks.ner.encoding import pad_batch, word_log_probs
-from electra_model.tasks.ner.metrics import entity_scores
+from electra_model.tasks.registry import spec_for
+from electra_model.tasks.spec import TaskSpec
 
 CPU_VARIANTS = ("fp32", "optimized", "int8")
 EXACT_VARIANTS = ("fp32", "optimized")  # fp32 graphs: they must match torch within parity_atol, label for label
 
 
-class _Tally:
-    """Running comparison of one variant with torch over the evaluation batches."""
-
-    def __init__(self) -> None:
-        self.max_diff = 0.0
-        self.identical = True
-        self.window_scores: list[np.ndarray] = []
-
-    def add(self, logits: np.ndarray, reference: np.ndarray, real: np.ndarray, scores: list[np.ndarray]) -> None:
-        self.max_diff = max(self.max_diff, float(np.abs(logits - reference)[real].max()))
-        self.identical = self.identical and bool((logits.argmax(-1) == reference.argmax(-1))[real].all())
-        self.window_scores.extend(scores)
+def exported_spec(onnx_dir: Path | str) -> TaskSpec:
+    """The spec of the task the exported directory serves (its ``model_meta.json`` names it)."""
+    return spec_for(read_meta(Path(onnx_dir))["task"])
 
 
 def check_variants(
-    model_dir: Path | str,
-    onnx_dir: Path | str,
-    examples: Sequence[Sentence] | Sequence[TextExample],
-    batch_size: int,
+    model_dir: Path | str, onnx_dir: Path | str, examples: Sequence[Any], batch_size: int
 ) -> dict[str, dict[str, Any]]:
-    """Every variant's parity with torch and task scores on ``examples``: CoNLL sentences for an NER export,
-    labelled texts for a classifier's (:func:`~electra_model.export.check_classifier.check_classifier_variants`),
-    as the exported directory's ``task`` says."""
-    if task_of(read_meta(Path(onnx_dir))) == CLASSIFICATION_TASK:
-        return check_classifier_variants(model_dir, onnx_dir, examples, batch_size)
-    return check_ner_variants(model_dir, onnx_dir, examples, batch_size)
+    """Every variant's parity with torch and task scores on ``examples`` (the task's own split examples), by the
+    exported task's :class:`~electra_model.tasks.spec.Exporter`, against the model as :func:`load_torch_model`
+    loads it. Parity is asked of the fp32 variants only (see :func:`summarize`)."""
+    if not examples:
+        raise ElectraError("the export check got no validation examples; check the valid split of the task data")
+    exporter = exported_spec(onnx_dir).exporter()
+    return exporter.check_variants(load_torch_model(model_dir), Path(onnx_dir), examples, batch_size)
 
 
-def check_ner_variants(
-    model_dir: Path | str, onnx_dir: Path | str, sentences: Sequence[Sentence], batch_size: int
-) -> dict[str, dict[str, Any]]:
-    """Compare every variant's logits with torch's on real inputs (padding included, where export bugs hide) and
-    score each with entity F1 through the serving client's own windows and decoding, since the ONNX model, not the
-    torch one, is what gets registered and served. ``sentences`` is the selection split (validation): these
-    figures choose the served variant and gate the alias.
-
-    Per variant: ``max_abs_logit_diff`` and ``labels_identical`` over every real token, and ``f1``, ``precision``,
-    ``recall``. Parity (within ``parity_atol``, identical labels) is asked of the fp32 variants only, see
-    :func:`summarize`.
-    """
-    if not sentences:
-        raise ElectraError("the export check got no validation sentences; check data/task/valid.txt")
-    model = load_torch_model(model_dir)
-    predictors = _predictors(onnx_dir, batch_size)
-    windows = predictors["fp32"].windows([list(sentence.tokens) for sentence in sentences])
-    tallies = {name: _Tally() for name in predictors}
-    for first in range(0, len(windows), batch_size):
-        encoded = [window.encoded for window in windows[first : first + batch_size]]
-        feed = pad_batch(encoded, predictors["fp32"].pad_id)
-        with torch.no_grad():
-            reference = model(**{name: torch.from_numpy(feed[name]) for name in INPUT_NAMES}).logits.numpy()
-        real = feed["attention_mask"].astype(bool)
-        for name, predictor in predictors.items():
-            logits = predictor.logits(encoded)
-            tallies[name].add(logits, reference, real, word_log_probs(logits, encoded))
-    gold = [sentence.tags for sentence in sentences]
-    lengths = [len(sentence.tokens) for sentence in sentences]
-    results = {}
-    for name, tally in tallies.items():
-        decoded = predictors[name].decode(windows, tally.window_scores, lengths)
-        overall = entity_scores(gold, [tags for tags, _ in decoded])["overall"]
-        results[name] = {
-            "max_abs_logit_diff": tally.max_diff,
-            "labels_identical": tally.identical,
-            "f1": overall["f1"],
-            "precision": overall["precision"],
-            "recall": overall["recall"],
-        }
-    return results
-
-
-def _predictors(onnx_dir: Path | str, batch_size: int) -> dict[str, NerPredictor]:
-    """One CPU predictor per exported variant."""
-    variants = read_meta(Path(onnx_dir))["variants"]
-    return {
-        name: NerPredictor.from_dir(onnx_dir, providers=[CPU], variant=name, batch_size=batch_size) for name in variants
-    }
-
-
-def score_variants(
-    onnx_dir: Path | str, examples: Sequence[Sentence] | Sequence[TextExample], batch_size: int
-) -> dict[str, dict[str, float]]:
+def score_variants(onnx_dir: Path | str, examples: Sequence[Any], batch_size: int) -> dict[str, dict[str, float]]:
     """The task's scores of every variant on a reporting split (test), through the client as served. Reported,
     never used to choose: :func:`check_and_choose` does not see these examples."""
-    if task_of(read_meta(Path(onnx_dir))) == CLASSIFICATION_TASK:
-        return score_classifier_variants(onnx_dir, examples, batch_size)
-    sentences = examples
-    gold = [sentence.tags for sentence in sentences]
-    words = [list(sentence.tokens) for sentence in sentences]
-    scores = {}
-    for name, predictor in _predictors(onnx_dir, batch_size).items():
-        overall = entity_scores(gold, predictor.tag_words(words))["overall"]
-        scores[name] = {key: overall[key] for key in ("f1", "precision", "recall")}
-    return scores
+    return exported_spec(onnx_dir).exporter().score_variants(Path(onnx_dir), examples, batch_size)
 
 
 def block_timings(
@@ -182,11 +96,11 @@ def latency_summary(seconds: Sequence[float], batch: int) -> dict[str, float]:
 
 def measure_latency(onnx_dir: Path | str, runs: int, threads: int | None = None) -> dict[str, dict[str, float]]:
     """Batch-1 latency of every variant on CPU at the full ``max_len``, the per-request cost a CPU service pays,
-    with the session settings the client serves it with (:func:`electra_model.serving.predictor.open_session`)."""
+    with the session settings the client serves it with (:func:`electra_model.client.exported.open_session`)."""
     meta = read_meta(Path(onnx_dir))
     ids = np.random.default_rng(0).integers(5, meta["vocab_size"], size=(1, meta["max_len"]), dtype=np.int64)
     feed = {"input_ids": ids, "attention_mask": np.ones_like(ids), "token_type_ids": np.zeros_like(ids)}
-    feed = {name: feed[name] for name in meta.get("inputs", INPUT_NAMES)}
+    feed = {name: feed[name] for name in meta["inputs"]}
     sessions = {
         name: open_session(Path(onnx_dir) / entry["file"], [CPU], threads) for name, entry in meta["variants"].items()
     }
@@ -222,18 +136,19 @@ def set_cpu_variant(onnx_dir: Path | str, variant: str, variants: Mapping[str, M
     write_json(path, meta)
 
 
-def summarize(results: Mapping[str, Mapping[str, Any]], variant: str, atol: float, task: str = "ner") -> dict[str, Any]:
-    """What the registry gate and ``metrics/export.json`` read: the served variant's scores, and parity of the
-    two fp32 graphs (the worse of the two), since either failing means the export does not compute the model."""
+def summarize(results: Mapping[str, Mapping[str, Any]], variant: str, atol: float, spec: TaskSpec) -> dict[str, Any]:
+    """What the registry gate and ``metrics/export.json`` read: the served variant's scores (``spec``'s), and parity
+    of the two fp32 graphs (the worse of the two), since either failing means the export does not compute the
+    model."""
     served = results[variant]
-    metric = QUALITY_METRIC[task]
+    metric = spec.quality_metric
     diff = max(results[name]["max_abs_logit_diff"] for name in EXACT_VARIANTS)
     identical = all(results[name]["labels_identical"] for name in EXACT_VARIANTS)
     return {
-        "task": task,
+        "task": spec.name,
         "metric": metric,
         "score": served[metric],
-        "scores": {name: served[name] for name in TASK_SCORES[task]},
+        "scores": {name: served[name] for name in spec.scores},
         "serve_variant": variant,
         "max_abs_logit_diff": diff,
         "labels_identical": identical,
@@ -245,24 +160,24 @@ def summarize(results: Mapping[str, Mapping[str, Any]], variant: str, atol: floa
 def check_and_choose(
     model_dir: Path | str,
     onnx_dir: Path | str,
-    examples: Sequence[Sentence] | Sequence[TextExample],
+    examples: Sequence[Any],
     batch_size: int,
     export: ExportParams,
     split: str,
 ) -> ExportQuality:
     """Everything the export stage decides after exporting: check every variant on ``examples`` (the ``split``
     that may choose: validation), time it, choose the CPU variant and record the choice in the directory."""
-    task = task_of(read_meta(Path(onnx_dir)))
+    spec = exported_spec(onnx_dir)
     results = check_variants(model_dir, onnx_dir, examples, batch_size)
     latency = measure_latency(onnx_dir, export.latency_runs)
     variants = {
         name: {**scores, "latency_ms_b1": latency[name]["median_ms"], "latency_ms_b1_p95": latency[name]["p95_ms"]}
         for name, scores in results.items()
     }
-    variant, reason = choose_cpu_variant(variants, export, QUALITY_METRIC[task])
+    variant, reason = choose_cpu_variant(variants, export, spec.quality_metric)
     set_cpu_variant(onnx_dir, variant, variants)
     return ExportQuality(
-        **summarize(results, variant, export.parity_atol, task),
+        **summarize(results, variant, export.parity_atol, spec),
         serve_reason=reason,
         variants=variants,
         fused_operators=read_meta(Path(onnx_dir))["fused_operators"],

@@ -10,20 +10,16 @@ from typing import Any
 
 from electra_model.errors import ElectraError
 
-QUALITY_METRIC = {"ner": "f1", "classification": "accuracy"}
-"""The score each task's gate and variant choice read: entity F1 for NER, accuracy for a classifier."""
-TASK_SCORES = {"ner": ("f1", "precision", "recall"), "classification": ("accuracy", "macro_f1")}
-"""The scores each task's check records per variant (and ``metrics/export.json`` at its top level)."""
-
 
 @dataclass(frozen=True)
 class ExportQuality:
     """The served variant's validation scores and the fp32 graphs' parity with torch, with what they were chosen on.
 
-    ``task`` is the model's (``ner`` or ``classification``); ``metric`` names the task's quality score
-    (:data:`QUALITY_METRIC`), ``score`` is its value for the served variant and ``scores`` all of that variant's
-    task scores (:data:`TASK_SCORES`). ``variants`` holds each variant's checks (those scores,
-    ``max_abs_logit_diff``, ``labels_identical``) and batch-1 latency (``latency_ms_b1``, ``latency_ms_b1_p95``);
+    ``task`` is the model's; ``metric`` names the task's quality score
+    (:attr:`~electra_model.tasks.spec.TaskSpec.quality_metric`), ``score`` is its value for the served variant and
+    ``scores`` all of that variant's task scores (:attr:`~electra_model.tasks.spec.TaskSpec.scores`). ``variants``
+    holds each variant's checks (those scores, ``max_abs_logit_diff``, ``labels_identical``) and batch-1 latency
+    (``latency_ms_b1``, ``latency_ms_b1_p95``);
     ``selection_split`` is the split all of them were measured on (validation: the gate never reads test)."""
 
     task: str
@@ -48,12 +44,7 @@ class ExportQuality:
     @classmethod
     def from_dict(cls, record: Mapping[str, Any], where: str) -> ExportQuality:
         """The record inside a larger mapping (``metrics/export.json`` holds more keys); ``where`` names the source
-        in the error a record written by older code (lacking a field) raises. A record from before classifiers
-        (no ``task``) is an NER one, scored by its top-level ``f1``, ``precision`` and ``recall``."""
-        if "task" not in record and "f1" in record:
-            names = TASK_SCORES["ner"]
-            scores = {name: record[name] for name in names if name in record}
-            record = {**record, "task": "ner", "metric": "f1", "score": record["f1"], "scores": scores}
+        in the error a record written by older code (lacking a field) raises."""
         names = [field.name for field in fields(cls)]
         missing = [name for name in names if name not in record]
         if missing:

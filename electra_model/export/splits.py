@@ -1,52 +1,38 @@
-"""The labelled split the export stage checks the ONNX variants on, read by its suffix, for either task.
+"""The labelled split the export stage checks the ONNX variants on, found and read as the model's task says.
 
-The task data stage writes NER splits as CoNLL files (``valid.txt``) and a classifier's as JSON lines
-(``valid.jsonl``, one ``{"text", "pair", "label"}`` per line, ``pair`` null for single texts). The export stage
-finds a split in the data folder by name whatever its suffix, so it works however the folder is named, and
-refuses data of the other task by name, since an NER model cannot be scored on labelled texts nor the reverse::
+Each task's download names its split files ``<split><suffix>`` (:attr:`electra_model.tasks.spec.TaskSpec.
+split_suffix`: NER's CoNLL ``valid.txt``, a classifier's ``valid.jsonl``) and its exporter reads them. A split of
+another task is refused by name, since an NER model cannot be scored on labelled texts nor the reverse::
 
-    examples = read_split(split_path(Path("data/task"), "valid"), task="classification")
+    examples = read_split(split_path(Path("data/task"), "valid", spec), spec)
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
-from electra_model.config import ClassificationParams
-from electra_model.data.conll import Sentence, read_conll
 from electra_model.errors import ElectraError
-from electra_model.tasks.classification.data import TextExample, file_records, to_examples
-
-SUFFIXES = {".txt": "ner", ".jsonl": "classification"}
-"""What each task's split file is called: CoNLL text for NER, JSON lines for a classifier."""
-SPLIT_COLUMNS = ClassificationParams(text_column="text", text_pair_column="pair", label_column="label")
+from electra_model.tasks.spec import TaskSpec
 
 
-def split_path(data_dir: Path, split: str) -> Path:
-    """``data_dir/<split>.txt`` or ``data_dir/<split>.jsonl``, whichever exists (exactly one must)."""
-    found = [data_dir / f"{split}{suffix}" for suffix in SUFFIXES if (data_dir / f"{split}{suffix}").is_file()]
-    if len(found) != 1:
-        names = " or ".join(f"{split}{suffix}" for suffix in SUFFIXES)
-        problem = "neither" if not found else "both"
-        raise ElectraError(f"{data_dir}: has {problem} of {names}; run `dvc repro` up to the task data stage")
-    return found[0]
-
-
-def read_split(path: Path, task: str) -> list[Sentence] | list[TextExample]:
-    """The split's examples for a model of ``task``: CoNLL sentences (IOB2) or labelled texts and pairs."""
-    kind = SUFFIXES.get(path.suffix)
-    if kind != task:
-        expected = next(suffix for suffix, name in SUFFIXES.items() if name == task)
+def split_path(data_dir: Path, split: str, spec: TaskSpec) -> Path:
+    """``data_dir/<split><suffix>`` of ``spec``'s task; a missing file is named with what to run."""
+    path = data_dir / f"{split}{spec.split_suffix}"
+    if not path.is_file():
         raise ElectraError(
-            f"{path}: the model is a {task} model, which is checked on a {expected} split; pass the task's own "
-            "data (--data or --valid)"
+            f"{data_dir}: has no {path.name}, the {spec.name} model's {split} split; run `dvc repro` up to the task "
+            "data stage, or pass the task's own data (--data or --valid)"
         )
-    if task == "ner":
-        return read_conll(path, scheme="iob2")
-    records = list(file_records(path))
-    has_pairs = any(record.get("pair") is not None for _, record in records)
-    columns = SPLIT_COLUMNS if has_pairs else SPLIT_COLUMNS.model_copy(update={"text_pair_column": None})
-    examples = to_examples(records, columns)
-    if not examples:
-        raise ElectraError(f"{path}: no examples; the split needs labelled texts")
-    return examples
+    return path
+
+
+def read_split(path: Path, spec: TaskSpec) -> Sequence[Any]:
+    """The split's examples for a model of ``spec``'s task, read by the task's exporter."""
+    if not path.name.endswith(spec.split_suffix):
+        raise ElectraError(
+            f"{path}: the model is a {spec.name} model, which is checked on a {spec.split_suffix} split; pass the "
+            "task's own data (--data or --valid)"
+        )
+    return spec.exporter().read_split(path)

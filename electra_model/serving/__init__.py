@@ -1,4 +1,4 @@
-"""Serving without torch: the onnxruntime predictor, the registry client, the MLflow pyfunc and a local model server.
+"""Serving through MLflow: the registered model's pyfunc and a local scoring server for tests and load tests.
 
-``predictor`` and ``registry_client`` need only onnxruntime, tokenizers and numpy (mlflow to read a registry); the
-light client (client/pyproject.toml) ships them."""
+Both need mlflow, so they stay out of the torch-free client (:mod:`electra_model.client`), which they use to load
+and run the exported model."""

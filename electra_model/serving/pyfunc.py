@@ -22,6 +22,7 @@ same inputs, plus a ``pair`` column or key for text pairs (``{"text": [...], "pa
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import mlflow
@@ -29,9 +30,8 @@ from mlflow.exceptions import MlflowException
 from mlflow.pyfunc import PythonModel, PythonModelContext
 
 from electra_model.errors import ElectraError
-from electra_model.serving.classifier import ClassifierPredictor
-from electra_model.serving.loader import predictor_for_dir
-from electra_model.serving.predictor import check_texts
+from electra_model.client.exported import check_texts, find_onnx_dir
+from electra_model.client.loader import client_for_dir
 
 PAIR = "pair"
 
@@ -64,28 +64,29 @@ def as_pairs(model_input: Any) -> list[str] | None:
 
 
 class ElectraModel(PythonModel):
-    """Texts to entity dicts (NER) or to labels with probabilities (classifier), on onnxruntime, in the variant the
-    export chose for the device; which of the two is the exported model's own choice (``model_meta.json``)."""
+    """Texts to entity dicts (NER), to labels with probabilities (classifier), or to whatever a registered task's
+    client answers, on onnxruntime, in the variant the export chose for the device; the task is the exported
+    model's own (``model_meta.json``), its :class:`~electra_model.client.spec.ClientSpec` says how to feed it."""
 
     def load_context(self, context: PythonModelContext) -> None:
-        self.predictor = predictor_for_dir(context.artifacts["onnx_dir"])
+        onnx_dir = find_onnx_dir(Path(context.artifacts["onnx_dir"]))
+        self.spec = client_for_dir(onnx_dir)
+        self.predictor = self.spec.load(onnx_dir)
 
     def predict(
         self, context: PythonModelContext, model_input, params: dict[str, Any] | None = None
-    ) -> list[list[dict[str, Any]]] | list[dict[str, Any]]:
+    ) -> list[Any]:
         """``model_input`` has no type hint on purpose: MLflow would coerce every input to the hinted type, and
         this model accepts several shapes (MLflow says once per process that it would like a hint). A bad input
         becomes an MLflow "invalid parameter" error, which the scoring server answers with HTTP 400 and the message."""
         try:
-            texts = as_texts(model_input)
-            if isinstance(self.predictor, ClassifierPredictor):
-                return self.predictor.predict(texts, as_pairs(model_input))
-            if as_pairs(model_input) is not None:
-                raise ElectraError("this is an NER model, which tags single texts; send no 'pair'")
-            results = self.predictor.predict(texts)
+            texts, pairs = as_texts(model_input), as_pairs(model_input)
+            if pairs is not None and not self.spec.takes_pairs:
+                raise ElectraError(f"this is a {self.spec.name} model, which takes single texts; send no 'pair'")
+            results = self.predictor.predict(texts, pairs) if self.spec.takes_pairs else self.predictor.predict(texts)
         except ElectraError as error:
             raise MlflowException.invalid_parameter_value(str(error)) from None
-        return [[entity.to_dict() for entity in entities] for entities in results]
+        return [self.spec.to_json(result) for result in results]
 
 
 mlflow.models.set_model(ElectraModel())

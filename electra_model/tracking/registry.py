@@ -4,7 +4,7 @@
 the active run, registers it as ``export.model_name`` (by default the task's name: ``electra-ner`` for NER,
 ``electra-classifier`` for a sequence classifier), and moves ``export.alias`` (``champion``) to the new version
 only when parity passed and the task's quality score of the variant it serves on CPU (entity F1 for NER, accuracy
-for a classifier; :data:`electra_model.export.result.QUALITY_METRIC`) reaches both ``export.min_f1`` and the
+for a classifier; :attr:`electra_model.tasks.spec.TaskSpec.quality_metric`) reaches both ``export.min_f1`` and the
 current champion's. Every version carries its task, decision, the reason, the served variant and every variant's
 scores and latency as tags, so the registry itself answers "why is this the champion, and how fast is it?".
 Called by the export stage (``dvc repro export``) inside its MLflow run.
@@ -26,7 +26,8 @@ from mlflow.tracking import MlflowClient
 from electra_model.config import ExportParams
 from electra_model.errors import ElectraError
 from electra_model.export.result import ExportQuality
-from electra_model.serving.registry_client import is_missing
+from electra_model.client.store import is_missing
+from electra_model.tasks.registry import registered_name
 from electra_model.tracking.runs import client as tracking_client
 
 PACKAGE_DIR = Path(__file__).resolve().parents[1]
@@ -148,7 +149,7 @@ def register(onnx_dir: Path | str, export: ExportParams, quality: ExportQuality)
     if mlflow.active_run() is None:
         raise RuntimeError("register() logs the model into the active MLflow run; open one first (tracking.stage_run)")
     client = tracking_client()
-    name = export.registered_name(quality.task)
+    name = registered_name(export, quality.task)
     champion = alias_holder(client, name, export.alias)
     version = log_pyfunc(onnx_dir, name)
     promote, reason = decide(quality, export, champion)

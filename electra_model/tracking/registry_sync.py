@@ -20,6 +20,7 @@ from electra_model.config import ExportParams
 from electra_model.errors import ElectraError
 from electra_model.export.result import ExportQuality
 from electra_model.io import read_json
+from electra_model.tasks.registry import registered_name
 from electra_model.tracking.registry import alias_holder, directory_digest, register, version_of
 from electra_model.tracking.runs import client as tracking_client
 
@@ -34,7 +35,7 @@ def reconcile(onnx_dir: Path | str, export_metrics: Path | str, export: ExportPa
         )
     client = tracking_client()
     quality = ExportQuality.from_dict(read_json(export_metrics), str(export_metrics))
-    name = export.registered_name(quality.task)
+    name = registered_name(export, quality.task)
     version = version_of(client, name, directory_digest(onnx_dir))
     registered_now = version is None
     if registered_now:

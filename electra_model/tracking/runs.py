@@ -4,7 +4,7 @@ The Prefect flow opens the parent run and hands its id to the stages through ``E
 by plain ``dvc repro`` opens a parent run of its own, so nothing goes unrecorded. ``MLFLOW_TRACKING_URI`` in the
 environment wins over ``tracking.uri`` in params.yaml, so the same code logs to a local sqlite file or a team server;
 a local store and its artifacts sit at the project root wherever DVC runs the stage
-(:mod:`electra_model.serving.registry_client`).
+(:mod:`electra_model.client.store`).
 Credentials for a server with authentication come from the environment only (``MLFLOW_TRACKING_USERNAME`` and
 ``MLFLOW_TRACKING_PASSWORD``, or ``MLFLOW_TRACKING_TOKEN``, read by MLflow itself): never params, never logs.
 """
@@ -28,7 +28,7 @@ from mlflow.tracking import MlflowClient
 
 from electra_model.config import TrackingParams
 from electra_model.errors import ElectraError
-from electra_model.serving.registry_client import anchored, redact, resolve_tracking_uri, unreachable_reason
+from electra_model.client.store import anchored, redact, resolve_tracking_uri, unreachable_reason
 
 PARENT_RUN_ENV = "ELECTRA_PARENT_RUN_ID"
 
@@ -36,7 +36,7 @@ PARENT_RUN_ENV = "ELECTRA_PARENT_RUN_ID"
 def tracking_uri(params: TrackingParams) -> str:
     """The store to log to: the environment's ``MLFLOW_TRACKING_URI`` if set, else params.yaml's; a relative local
     store sits at the project root, also when DVC runs the stage in a temporary copy
-    (:mod:`electra_model.serving.registry_client`)."""
+    (:mod:`electra_model.client.store`)."""
     return resolve_tracking_uri(configured=params.uri)
 
 

@@ -108,7 +108,7 @@ def test_the_classifier_is_registered_as_champion_with_the_gate_tags(project):
 TORCH_FREE_CLIENT = """
 import json, sys
 sys.modules["torch"] = None  # any import of torch now fails: the client must not need it
-from electra_model.serving.loader import load_predictor
+from electra_model.client.loader import load_predictor
 predictor = load_predictor("models:/electra-classifier@champion")
 print(json.dumps(predictor.predict(sys.argv[1:])))
 """

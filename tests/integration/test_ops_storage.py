@@ -16,6 +16,7 @@ from pathlib import Path
 import mlflow
 import pytest
 
+from electra_model.tasks.registry import registered_name
 from tests.integration.ops_servers import (
     LOOPBACK_ENV,
     OPS_PARAMS,
@@ -152,7 +153,7 @@ def test_mlflow_on_postgres_with_artifacts_in_s3(
             try:
                 with stage_run("export", TrackingParams(), {"export": export.model_dump()}):
                     registration = register(pattern_onnx_dir, export, quality(0.9))
-                uri = f"models:/{export.registered_name('ner')}@{export.alias}"
+                uri = f"models:/{registered_name(export, 'ner')}@{export.alias}"
                 pulled = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(tmp_path)))
             finally:
                 mlflow.set_tracking_uri(None)
@@ -161,7 +162,7 @@ def test_mlflow_on_postgres_with_artifacts_in_s3(
             versions = cursor.fetchall()
             cursor.execute("SELECT count(*) FROM runs")
             (runs,) = cursor.fetchone()
-    assert registration["alias_moved"] and versions == [(export.registered_name("ner"), int(registration["version"]))]
+    assert registration["alias_moved"] and versions == [(registered_name(export, "ner"), int(registration["version"]))]
     assert runs == 2  # the stage's run and the parent it opened outside a flow
     assert any(key.endswith("model.onnx") for key in s3.keys("mlflow/")), "the model's files are not in S3"
     assert list(pulled.rglob("model.onnx"))

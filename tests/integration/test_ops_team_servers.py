@@ -22,6 +22,7 @@ import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
+from electra_model.tasks.registry import registered_name
 from tests.integration.ops_servers import (
     BIN,
     LOOPBACK_ENV,
@@ -233,14 +234,14 @@ def test_the_export_registration_goes_through_the_authenticated_server(
     params = load_params(project.root / "params.yaml")
     monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_url)
     client = mlflow_client(PIPELINE, mlflow_url, monkeypatch)
-    model_uri = f"models:/{params.export.registered_name('ner')}@{params.export.alias}"
+    model_uri = f"models:/{registered_name(params.export, 'ner')}@{params.export.alias}"
     try:
         with stage_run("export", params.tracking, {"export": params.export.model_dump()}):
             registration = register(pattern_onnx_dir, params.export, quality(0.9))
         pulled = Path(mlflow.artifacts.download_artifacts(artifact_uri=model_uri, dst_path=str(tmp_path)))
     finally:
         mlflow.set_tracking_uri(None)
-    champion = client.get_model_version_by_alias(params.export.registered_name("ner"), params.export.alias)
+    champion = client.get_model_version_by_alias(registered_name(params.export, "ner"), params.export.alias)
     assert registration["alias_moved"] and champion.version == registration["version"]
     assert list(pulled.rglob("model.onnx")), "the registered model came back without its ONNX file"
 

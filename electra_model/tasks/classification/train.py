@@ -5,7 +5,7 @@ The recipe is NER's (:mod:`electra_model.tasks.ner.finetune`), shared rather tha
 of our pretrained shape) under the same "only the head may be new" rule, AdamW with layer-wise learning-rate
 decay, warmup + linear decay, length-grouped batches, and early stopping on the validation split, keeping the best
 epoch. The validation score that selects epochs is ``classification.selection_metric`` (accuracy or macro-F1).
-Test data is never read here. Inputs are built by :func:`electra_model.tasks.classification.predict.encode`, the
+Test data is never read here. Inputs are built by :func:`electra_model.client.classifier_encoding.encode`, the
 function the ONNX client uses, so training and serving cannot encode differently::
 
     model, tokenizer, summary = finetune_classifier(params.finetune, classification, seed, Path("models/pretrained"),
@@ -29,7 +29,7 @@ from electra_model.tasks.ner.finetune import layerwise_groups, length_grouped_ba
 from electra_model.progress import log_line, progress
 from electra_model.tasks.classification.data import TextExample, label_list
 from electra_model.tasks.classification.metrics import classification_scores
-from electra_model.tasks.classification.predict import PAD, Encoded, encode, pad_batch, softmax, special_ids
+from electra_model.client.classifier_encoding import PAD, Encoded, encode, pad_batch, softmax, special_ids
 from electra_model.training import (
     MixedPrecision,
     finetuning_step,

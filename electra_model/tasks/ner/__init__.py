@@ -1,3 +1,5 @@
-"""Named-entity recognition: encoding words for the model, fine-tuning, decoding tags, scoring and error analysis.
+"""Named-entity recognition: fine-tuning, heads, scoring and error analysis.
 
-The torch-free pieces (``encoding``, ``tag_decoding``, ``text_words``) are shipped by the light client too."""
+The torch-free pieces training shares with serving (word encoding, tag decoding, cutting text into words) live in
+the client (:mod:`electra_model.client.ner_encoding`, ``tag_decoding``, ``text_words``), which the light client
+ships."""

@@ -13,7 +13,7 @@ transition, start and end scores as well. ``forward`` returns the emissions (the
 
 Which positions form the chain. The emissions of a word are read at its first sub-token, the positions whose label
 is not ``IGNORE_INDEX``; each model input (a *window*: a whole sentence, or one core of a long sentence, see
-:mod:`electra_model.tasks.ner.encoding`) is one chain over its labelled positions in order, with the start and end
+:mod:`electra_model.client.ner_encoding`) is one chain over its labelled positions in order, with the start and end
 scores at the window's edges. At decoding time the per-word scores of a sentence's windows are merged first, so
 Viterbi runs over the whole sentence.
 
@@ -21,7 +21,7 @@ The loss is the NLL summed over the batch's windows and divided by its number of
 per-word scale of the softmax head's cross-entropy (the same learning rates and gradient clipping mean the same).
 
 Decoding is torch-free: :func:`model_chain` hands the learned scores to
-:func:`electra_model.tasks.ner.tag_decoding.viterbi` as a :class:`~electra_model.tasks.ner.tag_decoding.Chain`,
+:func:`electra_model.client.tag_decoding.viterbi` as a :class:`~electra_model.client.tag_decoding.Chain`,
 and the export stage saves them beside the ONNX graph for the client.
 """
 
@@ -32,8 +32,8 @@ from torch import nn
 from transformers import ElectraConfig, ElectraForTokenClassification
 from transformers.modeling_outputs import TokenClassifierOutput
 
-from electra_model.tasks.ner.encoding import IGNORE_INDEX
-from electra_model.tasks.ner.tag_decoding import Chain
+from electra_model.client.ner_encoding import IGNORE_INDEX
+from electra_model.client.tag_decoding import Chain
 
 
 class CRFClassifier(nn.Linear):

@@ -29,7 +29,7 @@ from electra_model.tasks.ner.finetune import model_labels, predict_word_log_prob
 from electra_model.tasks.ner.heads import head_name, load_finetuned
 from electra_model.tasks.ner.metrics import entity_scores, entity_type, token_scores, type_confusion
 from electra_model.tasks.ner.raw_text_eval import RawTextResult, raw_text_tags, torch_predictor
-from electra_model.tasks.ner.tag_decoding import ARGMAX, CONSTRAINED, decode_tags
+from electra_model.client.tag_decoding import ARGMAX, CONSTRAINED, decode_tags
 
 
 def write_reports(staging: Path, sentences: list[Sentence], predicted: list[list[str]], top: int) -> dict:

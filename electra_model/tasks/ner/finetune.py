@@ -9,7 +9,7 @@ warmup + linear decay (or as ``finetune.preset`` says). The head is ``finetune.h
 entity F1 (conlleval rules, tags decoded as everywhere else: the model's own decoding, constrained to valid IOB2 and
 with the CRF's learned transitions), stopped early when that stops improving, and the best epoch's weights are kept.
 Test data is never read here.
-Sentences longer than ``max_seq_len`` are handled by :func:`electra_model.tasks.ner.encoding.encode_examples`.
+Sentences longer than ``max_seq_len`` are handled by :func:`electra_model.client.ner_encoding.encode_examples`.
 """
 
 from __future__ import annotations
@@ -29,11 +29,11 @@ from electra_model.data.conll import Sentence
 from electra_model.errors import ElectraError
 from electra_model.tasks.checkpoints import model_source
 from electra_model.tasks.ner.metrics import entity_scores
-from electra_model.tasks.ner.encoding import Example, encode_examples, merge_word_scores, pad_batch, word_log_probs
+from electra_model.client.ner_encoding import Example, encode_examples, merge_word_scores, pad_batch, word_log_probs
 from electra_model.progress import log_line, progress
 from electra_model.tasks.ner.crf import model_chain
 from electra_model.tasks.ner.heads import HEADS
-from electra_model.tasks.ner.tag_decoding import CONSTRAINED, decode_tags
+from electra_model.client.tag_decoding import CONSTRAINED, decode_tags
 from electra_model.data.tokenizer import load_backend_tokenizer, special_token_ids
 from electra_model.training import (
     MixedPrecision,
@@ -218,7 +218,7 @@ def predict_tags(
 ) -> list[list[str]]:
     """One IOB2 tag per word of every sentence; ``constrained`` (the default everywhere) is the model's own
     decoding, with its learned chain for a CRF head, and never yields an invalid sequence, see
-    :mod:`electra_model.tasks.ner.tag_decoding`."""
+    :mod:`electra_model.client.tag_decoding`."""
     scores = predict_word_log_probs(model, tokenizer, sentences, max_len, batch_size, document_context)
     return decode_tags(scores, model_labels(model), decoding, model_chain(model))
 

@@ -1,12 +1,12 @@
 """Scoring the path users call: plain text in, entities with character offsets out.
 
 The evaluate stage scores the model on the dataset's own words; a user calls ``electra predict`` on text, which the
-client cuts into words itself (:func:`electra_model.tasks.ner.text_words.split_words`). Where the two cuts disagree
+client cuts into words itself (:func:`electra_model.client.text_words.split_words`). Where the two cuts disagree
 the user
 gets a different, usually worse, model than the one that was measured. So each evaluation sentence is also
-turned into the text a person would type (:func:`electra_model.tasks.ner.text_words.detokenize`), run through the
+turned into the text a person would type (:func:`electra_model.client.text_words.detokenize`), run through the
 client's
-own :class:`~electra_model.serving.predictor.NerPredictor` (here on the torch model, since the ONNX export comes
+own :class:`~electra_model.client.ner.NerPredictor` (here on the torch model, since the ONNX export comes
 later in
 the pipeline; the export stage checks that ONNX and torch agree), and the entities' character spans are mapped back
 onto the gold words and scored with the conlleval rules.
@@ -25,9 +25,10 @@ from tokenizers import Tokenizer
 from transformers import ElectraForTokenClassification
 
 from electra_model.data.conll import Sentence
-from electra_model.serving.predictor import OUTPUT_NAME, Entity, NerPredictor
+from electra_model.client.exported import OUTPUT_NAME
+from electra_model.client.ner import Entity, NerPredictor
 from electra_model.tasks.ner.crf import model_chain
-from electra_model.tasks.ner.text_words import WordSpan, detokenize, split_words
+from electra_model.client.text_words import WordSpan, detokenize, split_words
 
 
 class TorchLogitsSession:

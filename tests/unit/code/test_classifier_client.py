@@ -15,9 +15,9 @@ from electra_model.cli import main
 from electra_model.config import ExportParams
 from electra_model.errors import ElectraError
 from electra_model.export.build import load_torch_model
-from electra_model.serving.classifier import ClassifierPredictor
-from electra_model.serving.loader import load_predictor
-from electra_model.serving.predictor import NerPredictor
+from electra_model.client.classifier import ClassifierPredictor
+from electra_model.client.loader import load_predictor
+from electra_model.client.ner import NerPredictor
 from electra_model.tasks.classification.train import predict_probabilities
 from tests.fixtures_classifier import CLASSIFIER_LABELS, CLASSIFIER_MAX_LEN, classifier_quality, cue_split
 from tokenizers import Tokenizer
@@ -81,7 +81,7 @@ def test_electra_predict_json_on_a_classifier_dir(
     assert exit_info.value.code == 2 and "non-empty line 2 has no tab" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["predict", "--model", str(pattern_onnx_dir), "John", "--pair", "Smith"])
-    assert "is an NER model, which tags single texts; drop --pair" in capsys.readouterr().err
+    assert "is a ner model, which takes single texts; drop --pair" in capsys.readouterr().err
 
 
 def test_the_registered_classifier_answers_text_with_labels(mlflow_store: str, pair_classifier_onnx_dir: Path) -> None:

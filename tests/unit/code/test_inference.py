@@ -15,14 +15,8 @@ import pytest
 from tokenizers import Tokenizer
 
 from electra_model.errors import ElectraError
-from electra_model.serving.predictor import (
-    Entity,
-    NerPredictor,
-    entity_spans,
-    pick_variant,
-    session_options,
-    split_words,
-)
+from electra_model.client.exported import pick_variant, session_options
+from electra_model.client.ner import Entity, NerPredictor, entity_spans, split_words
 from tests.fixtures_models import CORPUS, MAX_LEN, expected_tags
 
 
@@ -149,7 +143,7 @@ def test_an_unregistered_model_is_a_user_error(mlflow_store: str) -> None:
 
 def test_the_module_imports_neither_torch_nor_transformers_nor_mlflow() -> None:
     heavy = "{'torch', 'transformers', 'mlflow', 'pydantic', 'yaml'}"
-    code = f"import sys, electra_model.serving.predictor; print(sorted({heavy} & set(sys.modules)))"
+    code = f"import sys, electra_model.client.ner; print(sorted({heavy} & set(sys.modules)))"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"
 
@@ -219,7 +213,7 @@ def test_a_model_without_its_export_stamp_is_refused_at_load(broken_copy: Path) 
 def test_damaged_metadata_is_a_user_error(broken_copy: Path) -> None:
     meta = json.loads((broken_copy / "model_meta.json").read_text())
     (broken_copy / "model_meta.json").write_text(json.dumps({"labels": meta["labels"]}))
-    with pytest.raises(ElectraError, match="lacks \\['cpu_variant', 'gpu_variant', 'max_len', 'variants'\\]"):
+    with pytest.raises(ElectraError, match="lacks \\['cpu_variant', 'gpu_variant', 'max_len', 'task', 'variants'\\]"):
         NerPredictor.from_dir(broken_copy)
     (broken_copy / "model_meta.json").write_bytes(b"\xff\xfe{")
     with pytest.raises(ElectraError, match="not the JSON the export stage writes"):

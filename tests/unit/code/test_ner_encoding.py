@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from electra_model.tasks.ner.encoding import (
+from electra_model.client.ner_encoding import (
     IGNORE_INDEX,
     EncodedSentence,
     Example,

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from electra_model.serving.predictor import Entity
+from electra_model.client.ner import Entity
 from electra_model.tasks.ner.raw_text_eval import tags_on_words
-from electra_model.tasks.ner.text_words import detokenize
+from electra_model.client.text_words import detokenize
 
 
 def test_entity_spans_become_tags_of_the_words_they_cover():

@@ -12,12 +12,13 @@ from mlflow.tracking import MlflowClient
 
 from electra_model.config import ExportParams
 from electra_model.errors import ElectraError
-from electra_model.serving.predictor import NerPredictor
+from electra_model.client.ner import NerPredictor
 from electra_model.tracking.registry import directory_digest, register
+from electra_model.tasks.registry import registered_name
 from tests.fixtures_models import quality
 
 EXPORT = ExportParams(min_f1=0.3, parity_atol=1e-3)
-NAME = EXPORT.registered_name("ner")
+NAME = registered_name(EXPORT, "ner")
 
 
 def register_run(onnx_dir: Path, measured: dict[str, Any], export: ExportParams = EXPORT) -> dict[str, Any]:

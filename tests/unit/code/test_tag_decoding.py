@@ -7,7 +7,7 @@ import itertools
 import numpy as np
 import pytest
 
-from electra_model.tasks.ner.tag_decoding import (
+from electra_model.client.tag_decoding import (
     ARGMAX,
     CONSTRAINED,
     Chain,

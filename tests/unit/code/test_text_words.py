@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from electra_model.tasks.ner.text_words import detokenize, split_words
+from electra_model.client.text_words import detokenize, split_words
 
 
 def words_of(text: str) -> list[str]:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from electra_model.serving.registry_client import DEFAULT_TRACKING_URI, anchored, resolve_tracking_uri
+from electra_model.client.store import DEFAULT_TRACKING_URI, anchored, resolve_tracking_uri
 
 
 @pytest.fixture

@@ -22,7 +22,7 @@ from electra_model.config import ClassificationParams, FinetuneParams
 from electra_model.errors import ElectraError
 from tests.fixtures_classifier import CLASSIFIER_MAX_LEN, FILLER, NEGATIVE, POSITIVE, save_tiny_discriminator
 from electra_model.tasks.classification.data import TextExample
-from electra_model.tasks.classification.predict import classify, encode
+from electra_model.client.classifier_encoding import classify, encode
 from electra_model.tasks.classification.train import (
     evaluate_split,
     finetune_classifier,
@@ -174,6 +174,6 @@ def test_onnx_client_path_matches_the_torch_model(pretrained_dir: Path, tmp_path
 
 
 def test_predict_module_imports_no_torch() -> None:
-    code = "import sys, electra_model.tasks.classification.predict; print('torch' in sys.modules)"
+    code = "import sys, electra_model.client.classifier_encoding; print('torch' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "False"

@@ -18,7 +18,7 @@ from electra_model.tasks.ner.crf import model_chain
 from electra_model.tasks.ner.finetune import predict_word_log_probs
 from electra_model.tasks.ner.heads import load_finetuned
 from electra_model.tasks.ner.metrics import entity_scores
-from electra_model.tasks.ner.tag_decoding import CONSTRAINED, decode_tags
+from electra_model.client.tag_decoding import CONSTRAINED, decode_tags
 from tests.dvc_map import stage_argv
 from tests.fixtures_models import LABELS, expected_tags
 

@@ -31,12 +31,14 @@ from electra_model.export.choose import (
 )
 from electra_model.export.optimize import optimize_graph
 from electra_model.data.tokenizer import load_backend_tokenizer
-from electra_model.serving.predictor import CHAIN_FILE, NerPredictor, read_meta
+from electra_model.client.exported import read_meta
+from electra_model.client.ner import CHAIN_FILE, NerPredictor
+from electra_model.tasks.ner.spec import NER
 from electra_model.tasks.ner.crf import model_chain
 from electra_model.tasks.ner.finetune import predict_word_log_probs
 from electra_model.tasks.ner.heads import load_finetuned
 from electra_model.tasks.ner.metrics import entity_scores
-from electra_model.tasks.ner.tag_decoding import CONSTRAINED, decode_tags
+from electra_model.client.tag_decoding import CONSTRAINED, decode_tags
 from tests.fixtures_models import CRF_START_PENALTY, LABELS, MAX_LEN, expected_tags, model_config, save_model_dir
 
 TEXTS = [
@@ -83,7 +85,7 @@ def test_attention_is_fused_and_layer_norms_only_for_the_gpu(random_onnx_dir: Pa
 def test_a_graph_whose_attention_does_not_fuse_is_refused(random_model_dir: Path, tmp_path: Path) -> None:
     """SDPA attention exports as a graph the optimizer cannot match; the export must say so, not ship it unfused."""
     model = ElectraForTokenClassification.from_pretrained(random_model_dir, attn_implementation="sdpa").eval()
-    _trace(model, tmp_path / "sdpa.onnx", opset=17)
+    _trace(model, tmp_path / "sdpa.onnx", 17, NER.client.inputs, NER.client.logit_axes)
     with pytest.raises(ElectraError, match="fused 0 Attention nodes for 1 layers"):
         optimize_graph(tmp_path / "sdpa.onnx", tmp_path / "optimized.onnx", model, for_cpu=True)
 
@@ -121,7 +123,7 @@ def test_variants_match_torch_on_padded_batches(random_model_dir: Path, random_o
         assert results[name]["max_abs_logit_diff"] < 1e-5
     assert 0 < results["int8"]["max_abs_logit_diff"] < 0.1 and 0 < results["fp16"]["max_abs_logit_diff"] < 0.05
     assert all(0.0 <= result["f1"] <= 1.0 for result in results.values())
-    summary = summarize(results, "int8", atol=1e-4)
+    summary = summarize(results, "int8", atol=1e-4, spec=NER)
     assert summary["parity_passed"] is True and summary["serve_variant"] == "int8"
     assert (summary["metric"], summary["score"]) == ("f1", results["int8"]["f1"])
 
@@ -148,7 +150,7 @@ def test_long_sentences_are_scored_word_for_word(pattern_model_dir: Path, patter
 def test_parity_fails_against_a_different_model(tmp_path: Path, tokenizer: Tokenizer, random_onnx_dir: Path) -> None:
     torch.manual_seed(1)
     other = save_model_dir(ElectraForTokenClassification(model_config(tokenizer)), tokenizer, tmp_path / "other")
-    result = summarize(check_variants(other, random_onnx_dir, sentences(), batch_size=4), "fp32", atol=1e-3)
+    result = summarize(check_variants(other, random_onnx_dir, sentences(), batch_size=4), "fp32", atol=1e-3, spec=NER)
     assert result["parity_passed"] is False
     assert result["max_abs_logit_diff"] > 1e-3
 

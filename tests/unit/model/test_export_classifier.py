@@ -17,10 +17,11 @@ from mlflow.tracking import MlflowClient
 from electra_model.config import ExportParams
 from electra_model.data.conll import Sentence, write_conll
 from electra_model.errors import ElectraError
-from electra_model.export.build import model_task
+from electra_model.export.build import model_spec
 from electra_model.export.choose import check_and_choose, check_variants, choose_cpu_variant, score_variants
 from electra_model.export.splits import read_split
-from electra_model.serving.predictor import read_meta
+from electra_model.tasks.classification.spec import CLASSIFICATION
+from electra_model.client.exported import read_meta
 from tests.fixtures_classifier import CLASSIFIER_LABELS, CLASSIFIER_MAX_LEN, cue_split, write_jsonl
 
 REPO = Path(__file__).resolve().parents[3]
@@ -30,7 +31,7 @@ VARIANTS = ["fp16", "fp32", "int8", "optimized"]
 def test_the_task_and_inputs_come_from_the_model_folder(
     classifier_model_dir: Path, classifier_onnx_dir: Path, random_model_dir: Path, random_onnx_dir: Path
 ) -> None:
-    assert (model_task(classifier_model_dir), model_task(random_model_dir)) == ("classification", "ner")
+    assert (model_spec(classifier_model_dir).name, model_spec(random_model_dir).name) == ("classification", "ner")
     meta = read_meta(classifier_onnx_dir)
     assert (meta["task"], meta["labels"], sorted(meta["variants"])) == ("classification", CLASSIFIER_LABELS, VARIANTS)
     assert meta["inputs"] == ["input_ids", "attention_mask", "token_type_ids"]
@@ -83,13 +84,13 @@ def test_a_split_of_the_other_task_is_refused_by_name(tmp_path: Path) -> None:
     write_conll(tmp_path / "valid.txt", [Sentence(("John",), ("B-PER",))])
     with pytest.raises(ElectraError, match=r"valid.txt: the model is a classification model, which is checked on a "
                        r"\.jsonl split"):
-        read_split(tmp_path / "valid.txt", "classification")
-    single = read_split(write_jsonl(cue_split(3, 5, False), tmp_path / "single.jsonl"), "classification")
-    pairs = read_split(write_jsonl(cue_split(3, 5, True), tmp_path / "pairs.jsonl"), "classification")
+        read_split(tmp_path / "valid.txt", CLASSIFICATION)
+    single = read_split(write_jsonl(cue_split(3, 5, False), tmp_path / "single.jsonl"), CLASSIFICATION)
+    pairs = read_split(write_jsonl(cue_split(3, 5, True), tmp_path / "pairs.jsonl"), CLASSIFICATION)
     assert all(e.pair is None for e in single) and all(e.pair for e in pairs)
     (tmp_path / "bad.jsonl").write_text('{"text": "good", "pair": null, "label": "pos"}\n{"text": "", "label": "neg"}\n')
     with pytest.raises(ElectraError, match=r"bad.jsonl:2: the text in column 'text' is empty"):
-        read_split(tmp_path / "bad.jsonl", "classification")
+        read_split(tmp_path / "bad.jsonl", CLASSIFICATION)
 
 
 def test_the_export_stage_registers_a_classifier_as_electra_classifier(

@@ -26,7 +26,7 @@ from electra_model.tasks.ner.finetune import (
 )
 from electra_model.tasks.ner.crf import ElectraCRFForTokenClassification, model_chain
 from electra_model.tasks.ner.metrics import entity_scores
-from electra_model.tasks.ner.tag_decoding import ARGMAX
+from electra_model.client.tag_decoding import ARGMAX
 from electra_model.data.tokenizer import as_transformers_tokenizer
 from tests.fixtures_models import CORPUS, LABELS, PATTERN, expected_tags, make_crf_pattern, make_pattern, model_config
 

@@ -12,6 +12,7 @@ from typing import Any, get_args
 
 import pytest
 import yaml
+from transformers import ElectraForSequenceClassification
 
 from electra_model.config import Params, parse_params
 from electra_model.data.conll import read_conll
@@ -19,7 +20,10 @@ from electra_model.data.demo_classification import LABELS, demo_sentiment, demo_
 from electra_model.data.tokenizer import as_transformers_tokenizer
 from electra_model.errors import ElectraError
 from tests.fixtures_classifier import CLASSIFIER_MAX_LEN, FILLER, NEGATIVE, POSITIVE, save_tiny_discriminator
+from electra_model.client.loader import CLIENTS
+from electra_model.tasks import registry
 from electra_model.tasks.catalog import TASKS, task_for
+from electra_model.tasks.ner.heads import HEADS
 from electra_model.tasks.evaluators import EVALUATORS, evaluator_for
 from electra_model.tasks.trainers import TRAINERS, trainer_for
 
@@ -74,6 +78,19 @@ def test_every_task_params_can_name_has_a_task_and_an_evaluator() -> None:
     names = set(get_args(Params.model_fields["task"].annotation))
     assert names == set(TASKS) == set(TRAINERS) == set(EVALUATORS) == {"ner", "classification"}
     assert all(TASKS[name].name == name for name in names)
+
+
+def test_every_task_params_can_name_has_a_spec_whose_client_the_loader_serves() -> None:
+    names = set(get_args(Params.model_fields["task"].annotation))
+    assert names <= set(registry.TASKS) and all(registry.TASKS[name].name == name for name in names)
+    assert all(CLIENTS[name] is registry.TASKS[name].client for name in registry.TASKS)
+
+
+def test_the_specs_know_the_architectures_their_tasks_save() -> None:
+    """The export stage tells a model's task by its config.json architectures; the specs list them by name (torch-
+    free), so they are checked here against the heads the trainers save with."""
+    assert set(registry.spec_for("ner").architectures) == {head.__name__ for head in HEADS.values()}
+    assert registry.spec_for("classification").architectures == (ElectraForSequenceClassification.__name__,)
 
 
 def test_an_unknown_task_names_the_key() -> None:

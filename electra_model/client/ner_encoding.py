@@ -10,7 +10,7 @@ exactly one example, however long the sentence. A sentence that does not fit ``m
 inputs overlap while every word is predicted once, with context on both sides. With ``document_context`` the
 budget left after a sentence is filled with the neighbouring sentences of its document, as BERT did for CoNLL-2003.
 :func:`merge_word_scores` maps the examples' per-word scores back to their sentences, where
-:mod:`electra_model.tasks.ner.tag_decoding` turns them into tags.
+:mod:`electra_model.client.tag_decoding` turns them into tags.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 from tokenizers import Tokenizer
 
-from electra_model.tasks.ner.tag_decoding import log_softmax
+from electra_model.client.tag_decoding import log_softmax
 
 IGNORE_INDEX = -100
 

@@ -1,11 +1,12 @@
 """The export checks of a sequence classifier: every ONNX variant against torch, and scored, on labelled texts.
 
-The classifier's counterpart of NER's check in :mod:`electra_model.export.choose` (which dispatches here on the
-exported directory's ``task``): the same inputs go to torch and to each variant, built by the serving client
-itself (:class:`~electra_model.serving.classifier.ClassifierPredictor`), so what is compared is what is served.
-Per variant: ``max_abs_logit_diff`` and ``labels_identical`` over every text, ``accuracy`` and ``macro_f1``::
+What the export stage runs for a classifier (:class:`ClassificationExporter`, made by
+:data:`electra_model.tasks.classification.spec.CLASSIFICATION`): the same inputs go to torch and to each variant,
+built by the serving client itself (:class:`~electra_model.client.classifier.ClassifierPredictor`), so what is
+compared is what is served. Per variant: ``max_abs_logit_diff`` and ``labels_identical`` over every text,
+``accuracy`` and ``macro_f1``::
 
-    results = check_classifier_variants("models/finetuned", "models/onnx", valid_examples, batch_size=64)
+    results = check_classifier_variants(model, Path("models/onnx"), valid_examples, batch_size=64)
 """
 
 from __future__ import annotations
@@ -16,14 +17,19 @@ from typing import Any
 
 import numpy as np
 import torch
+from transformers import ElectraForSequenceClassification
 
+from electra_model.client.classifier import ClassifierPredictor
+from electra_model.client.classifier_encoding import pad_batch
+from electra_model.client.exported import CPU, read_meta
+from electra_model.config import ClassificationParams
 from electra_model.errors import ElectraError
-from electra_model.export.build import load_torch_model
-from electra_model.serving.classifier import ClassifierPredictor
-from electra_model.serving.predictor import CPU, read_meta
-from electra_model.tasks.classification.data import TextExample
+from electra_model.tasks.classification.data import TextExample, file_records, to_examples
 from electra_model.tasks.classification.metrics import classification_scores
-from electra_model.tasks.classification.predict import pad_batch
+from electra_model.tasks.ner.heads import load_saved
+
+SPLIT_COLUMNS = ClassificationParams(text_column="text", text_pair_column="pair", label_column="label")
+"""The columns of the normalized ``.jsonl`` splits the download stage writes."""
 
 
 def _predictors(onnx_dir: Path | str, batch_size: int) -> dict[str, ClassifierPredictor]:
@@ -57,14 +63,13 @@ def gold_labels(examples: Sequence[TextExample], labels: Sequence[str]) -> list[
 
 
 def check_classifier_variants(
-    model_dir: Path | str, onnx_dir: Path | str, examples: Sequence[TextExample], batch_size: int
+    model: ElectraForSequenceClassification, onnx_dir: Path | str, examples: Sequence[TextExample], batch_size: int
 ) -> dict[str, dict[str, Any]]:
     """Compare every variant's logits with torch's on the validation texts (padded batches, where export bugs
     hide) and score each variant's predictions. Parity is asked of the fp32 variants only (see
     :func:`electra_model.export.choose.summarize`)."""
     if not examples:
         raise ElectraError("the export check got no validation examples; check the valid split of the task data")
-    model = load_torch_model(model_dir)
     predictors = _predictors(onnx_dir, batch_size)
     base = predictors["fp32"]
     gold = gold_labels(examples, base.labels)
@@ -106,3 +111,37 @@ def score_classifier_variants(
         overall = classification_scores(gold, predicted, predictor.labels)
         scores[name] = {"accuracy": overall["accuracy"], "macro_f1": overall["macro_f1"]}
     return scores
+
+
+def read_split(path: Path) -> list[TextExample]:
+    """A normalized split (``{"text", "pair", "label"}`` per line, ``pair`` null for single texts) as examples."""
+    records = list(file_records(path))
+    has_pairs = any(record.get("pair") is not None for _, record in records)
+    columns = SPLIT_COLUMNS if has_pairs else SPLIT_COLUMNS.model_copy(update={"text_pair_column": None})
+    examples = to_examples(records, columns)
+    if not examples:
+        raise ElectraError(f"{path}: no examples; the split needs labelled texts")
+    return examples
+
+
+class ClassificationExporter:
+    """The torch side of a classifier's export (:class:`electra_model.tasks.spec.Exporter`)."""
+
+    def load_model(self, model_dir: Path, **options: Any) -> ElectraForSequenceClassification:
+        return load_saved(model_dir, ElectraForSequenceClassification, **options)
+
+    def extra_files(self, model: ElectraForSequenceClassification, labels: Sequence[str]) -> dict[str, Any]:
+        return {}
+
+    def read_split(self, path: Path) -> list[TextExample]:
+        return read_split(path)
+
+    def check_variants(
+        self, model: ElectraForSequenceClassification, onnx_dir: Path, examples: Sequence[TextExample], batch_size: int
+    ) -> dict[str, dict[str, Any]]:
+        return check_classifier_variants(model, onnx_dir, examples, batch_size)
+
+    def score_variants(
+        self, onnx_dir: Path, examples: Sequence[TextExample], batch_size: int
+    ) -> dict[str, dict[str, float]]:
+        return score_classifier_variants(onnx_dir, examples, batch_size)

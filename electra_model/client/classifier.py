@@ -4,13 +4,13 @@ It loads the directory :func:`electra_model.export.build.export_onnx` writes for
 says ``"task": "classification"``), from disk or the MLflow registry, and returns per text
 ``{"label", "score", "scores": {label: probability}}``::
 
-    from electra_model.serving.classifier import ClassifierPredictor
+    from electra_model.client.classifier import ClassifierPredictor
     predictor = ClassifierPredictor.from_uri("models:/electra-classifier@champion")   # or models/onnx
     predictor.predict(["a gripping film"])                        # single texts
     predictor.predict(["A man plays."], pairs=["Someone plays."])  # pairs: [CLS] a [SEP] b [SEP]
 
-Encoding and post-processing are :mod:`electra_model.tasks.classification.predict`'s, the functions training
-uses, so the served model sees the inputs it was trained on. :func:`electra_model.serving.loader.load_predictor`
+Encoding and post-processing are :mod:`electra_model.client.classifier_encoding`'s, the functions training
+uses, so the served model sees the inputs it was trained on. :func:`electra_model.client.loader.load_predictor`
 picks this class or the NER one from the model it loads.
 """
 
@@ -25,10 +25,11 @@ import onnxruntime as ort
 from tokenizers import Tokenizer
 
 from electra_model.errors import ElectraError
-from electra_model.serving.predictor import check_texts, find_onnx_dir, local_model, open_exported, read_meta, task_of
-from electra_model.tasks.classification.predict import INPUT_NAMES, Encoded, classify, encode, pad_batch
+from electra_model.client.classifier_encoding import INPUT_NAMES, Encoded, classify, encode, pad_batch
+from electra_model.client.exported import check_texts, find_onnx_dir, local_model, open_exported, read_meta
+from electra_model.client.spec import ClientSpec
 
-CLASSIFICATION_TASK = "classification"
+TASK = "classification"  # model_meta.json's ``task`` for these models
 
 
 class ClassifierPredictor:
@@ -62,10 +63,10 @@ class ClassifierPredictor:
         """Load an exported classifier directory; an NER directory is refused by name (its graph scores tokens)."""
         onnx_dir = find_onnx_dir(Path(onnx_dir))
         meta = read_meta(onnx_dir)
-        if task_of(meta) != CLASSIFICATION_TASK:
+        if meta["task"] != TASK:
             raise ElectraError(
-                f"{onnx_dir}: this is an exported {task_of(meta)} model, not a classifier; load it with "
-                "electra_model.serving.loader.load_predictor, which picks the client for the model"
+                f"{onnx_dir}: this is an exported {meta['task']} model, not a classifier; load it with "
+                "electra_model.client.loader.load_predictor, which picks the client for the model"
             )
         session, tokenizer, chosen = open_exported(onnx_dir, meta, providers, variant, threads, INPUT_NAMES)
         return cls(session, tokenizer, meta["labels"], int(meta["max_len"]), batch_size, chosen)
@@ -94,3 +95,15 @@ class ClassifierPredictor:
         """Logits of one padded batch, as float32 whatever the variant computes in."""
         batch = pad_batch(encoded, self.tokenizer.token_to_id("[PAD]"))
         return self.session.run(["logits"], dict(batch))[0].astype(np.float32, copy=False)
+
+
+CLASSIFIER = ClientSpec(
+    name=TASK,
+    load=ClassifierPredictor.from_dir,
+    inputs=INPUT_NAMES,
+    logit_axes={0: "batch"},
+    takes_pairs=True,
+    to_json=lambda result: result,
+    human=lambda result: [f"{result['label']}  {result['score']:.3f}"],
+)
+"""The sequence classifier's client: a label with probabilities per text or pair, one row of logits per text."""

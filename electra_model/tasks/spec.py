@@ -1,0 +1,72 @@
+"""A task as one plug-in: the torch-free spec the export stage, the registry, the client, the CLI and the flows read
+instead of branching on task names.
+
+A task's folder declares one :class:`TaskSpec` (``tasks/<name>/spec.py``) and :func:`electra_model.tasks.registry.
+register_task` makes it known. The spec holds facts (its files, metric, registered name, ONNX inputs: data, so
+importing it costs nothing) and its :class:`~electra_model.client.spec.ClientSpec` (how its exported model is
+served); the torch side of its export (loading the fine-tuned model, reading a split, checking and scoring every
+ONNX variant) is an :class:`Exporter` the spec makes on demand, so nothing here imports torch until an export runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+from electra_model.client.spec import ClientSpec
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
+
+
+class Exporter(Protocol):
+    """The torch side of a task's export (:mod:`electra_model.export.build` and ``choose`` call it)."""
+
+    def load_model(self, model_dir: Path, **options: Any) -> PreTrainedModel:
+        """The fine-tuned model the finetune stage saved; ``options`` go to ``from_pretrained``."""
+        ...
+
+    def extra_files(self, model: PreTrainedModel, labels: Sequence[str]) -> dict[str, Any]:
+        """JSON files the client needs beside the graphs, by file name (NER's CRF chain; usually none)."""
+        ...
+
+    def read_split(self, path: Path) -> Sequence[Any]:
+        """The labelled examples of a split file the task's download wrote."""
+        ...
+
+    def check_variants(
+        self, model: PreTrainedModel, onnx_dir: Path, examples: Sequence[Any], batch_size: int
+    ) -> dict[str, dict[str, Any]]:
+        """Per variant: ``max_abs_logit_diff`` and ``labels_identical`` against ``model`` (torch), and the spec's
+        :attr:`TaskSpec.scores`, on the selection split."""
+        ...
+
+    def score_variants(self, onnx_dir: Path, examples: Sequence[Any], batch_size: int) -> dict[str, dict[str, float]]:
+        """Per variant, the spec's :attr:`TaskSpec.scores` on a reporting split, through the client as served."""
+        ...
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """One task, as everything after fine-tuning sees it.
+
+    ``split_suffix`` is how its download names split files (``valid`` + suffix); ``quality_metric`` is the score
+    (one of ``scores``, higher is better) the variant choice and the registry's gate read, and ``scores`` all that
+    the export check records per variant; ``model_name`` is the registered model's name when ``export.model_name``
+    is null; ``architectures`` are the ``config.json`` architectures its fine-tuned models are saved with (how the
+    export stage knows a model's task without a param); ``exporter`` makes its :class:`Exporter`."""
+
+    client: ClientSpec
+    split_suffix: str
+    quality_metric: str
+    scores: tuple[str, ...]
+    model_name: str
+    architectures: tuple[str, ...]
+    exporter: Callable[[], Exporter]
+
+    @property
+    def name(self) -> str:
+        """The task's name: ``params.yaml``'s ``task`` value and ``model_meta.json``'s ``task``."""
+        return self.client.name
