@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from electra_model.config import ExportParams
-from electra_model.data.conll import Sentence
+from electra_model.tasks.ner.conll import Sentence
 from electra_model.errors import ElectraError
 from electra_model.export.build import load_torch_model
 from electra_model.export.check_classifier import check_classifier_variants, score_classifier_variants

@@ -13,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from electra_model.config import ClassificationParams
-from electra_model.data.conll import Sentence, read_conll
+from electra_model.tasks.ner.conll import Sentence, read_conll
 from electra_model.errors import ElectraError
 from electra_model.tasks.classification.data import TextExample, file_records, to_examples
 

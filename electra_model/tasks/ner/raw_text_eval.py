@@ -24,7 +24,7 @@ import torch
 from tokenizers import Tokenizer
 from transformers import ElectraForTokenClassification
 
-from electra_model.data.conll import Sentence
+from electra_model.tasks.ner.conll import Sentence
 from electra_model.serving.predictor import OUTPUT_NAME, Entity, NerPredictor
 from electra_model.tasks.ner.crf import model_chain
 from electra_model.tasks.ner.text_words import WordSpan, detokenize, split_words
