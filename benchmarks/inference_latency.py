@@ -39,7 +39,7 @@ from onnxruntime.capi.onnxruntime_pybind11_state import EPFail, Fail
 from tokenizers import Tokenizer, models, pre_tokenizers
 from transformers import ElectraConfig, ElectraForTokenClassification
 
-from electra_model.data.conll import read_conll
+from electra_model.tasks.ner.conll import read_conll
 from electra_model.export.build import export_onnx
 from electra_model.export.choose import block_timings, check_variants, latency_summary
 from electra_model.client.exported import CPU, CUDA, MODEL_FILE, OUTPUT_NAME, open_session, read_meta, session_options

@@ -23,7 +23,7 @@ import numpy as np
 from onnxruntime.quantization.registry import IntegerOpsRegistry
 from tokenizers import Tokenizer
 
-from electra_model.data.conll import Sentence, read_conll
+from electra_model.tasks.ner.conll import Sentence, read_conll
 from electra_model.export.build import export_onnx
 from electra_model.export.choose import block_timings, latency_summary
 from electra_model.export.optimize import INT8_OPERATORS, quantize_int8

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from electra_model.data.conll import read_conll
+from electra_model.tasks.ner.conll import read_conll
 from electra_model.client.ner import DEFAULT_MODEL
 from electra_model.client.store import resolve_tracking_uri
 from electra_model.serving.model_server import served_model

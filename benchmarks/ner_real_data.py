@@ -41,7 +41,7 @@ from typing import Any
 import numpy as np
 
 from electra_model.config import FinetuneParams
-from electra_model.data.conll import Sentence, check_labels_known, read_conll
+from electra_model.tasks.ner.conll import Sentence, check_labels_known, read_conll
 from electra_model.tasks.ner.finetune import finetune, model_labels, predict_word_log_probs
 from electra_model.tasks.ner.metrics import entity_scores
 from electra_model.tasks.ner.raw_text_eval import raw_text_tags, torch_predictor

@@ -10,6 +10,8 @@ work, with a message naming the key, the bad value and what is allowed::
 
 from __future__ import annotations
 
+import copy
+from collections.abc import Mapping
 from pathlib import Path
 from types import UnionType
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
@@ -66,19 +68,33 @@ class DemoSource(Section):
     test_sentences: PositiveInt = 300
 
 
-class NerSplitPaths(Section):
-    """One file (local path or URL spec) per NER split."""
+class RemoteFile(Section):
+    """A file to download over http(s); the download is refused unless its sha256 matches."""
+
+    url: Annotated[str, Field(pattern=r"^https?://")]
+    sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+
+
+class SplitFiles(Section):
+    """A task's ``local`` source: one file per split, read in place (the task says which formats it reads)."""
 
     train: str | None = None
     valid: str | None = None
     test: str | None = None
 
 
-class LocalSource(Section):
-    """A user's own files, read in place: corpus text (``.txt`` or ``.txt.gz``, globs allowed) and CoNLL files."""
+class SplitUrls(Section):
+    """A task's ``url`` source: one remote file per split, downloaded (sha256-checked), then read like a local one."""
+
+    train: RemoteFile | None = None
+    valid: RemoteFile | None = None
+    test: RemoteFile | None = None
+
+
+class LocalCorpus(Section):
+    """The user's own corpus text (``.txt`` or ``.txt.gz``, globs allowed), read in place."""
 
     corpus: list[str] = Field(default_factory=list)
-    ner: NerSplitPaths = NerSplitPaths()
 
 
 class HfCorpus(Section):
@@ -90,52 +106,24 @@ class HfCorpus(Section):
     text_column: str = "text"
 
 
-class HfNer(Section):
-    """A token-classification dataset for ``datasets.load_dataset`` whose tag column is a ClassLabel sequence."""
-
-    path: str = "conll2003"
-    name: str | None = None
-    tokens_column: str = "tokens"
-    tags_column: str = "ner_tags"
-    splits: dict[Literal["train", "valid", "test"], str] = Field(
-        default_factory=lambda: {"train": "train", "valid": "validation", "test": "test"}
-    )
-
-
 class HfSource(Section):
     corpus: HfCorpus = HfCorpus()
-    ner: HfNer = HfNer()
     max_corpus_lines: PositiveInt | None = None
 
 
-class RemoteFile(Section):
-    """A file to download over http(s); the download is refused unless its sha256 matches."""
-
-    url: Annotated[str, Field(pattern=r"^https?://")]
-    sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
-
-
-class UrlNer(Section):
-    train: RemoteFile | None = None
-    valid: RemoteFile | None = None
-    test: RemoteFile | None = None
-
-
-class UrlSource(Section):
+class UrlCorpus(Section):
     corpus: list[RemoteFile] = Field(default_factory=list)
-    ner: UrlNer = UrlNer()
 
 
 class DataParams(Section):
-    """Where the corpus and the task's data come from; every source writes the same normalized outputs. The
-    classification data's files and columns are in the ``classification`` section; ``source`` chooses for both."""
+    """Where the pretraining corpus comes from; ``source`` also chooses where the task's data comes from (the
+    ``ner`` or ``classification`` section's ``local``, ``hf`` or ``url``; ``demo`` generates both)."""
 
     source: Literal["demo", "local", "hf", "url"] = "demo"
-    ner_scheme: Literal["auto", "iob1", "iob2"] = "auto"
     demo: DemoSource = DemoSource()
-    local: LocalSource = LocalSource()
+    local: LocalCorpus = LocalCorpus()
     hf: HfSource = HfSource()
-    url: UrlSource = UrlSource()
+    url: UrlCorpus = UrlCorpus()
 
 
 # ------------------------------------------------------------------------------------------------ tokenizer
@@ -363,20 +351,26 @@ class FinetuneParams(Section):
         return self
 
 
-class ClassificationSplits(Section):
-    """One local file per split (``.tsv``, ``.csv`` or ``.jsonl``, each optionally ``.gz``) with named columns."""
+class NerHf(Section):
+    """A token-classification dataset for ``datasets.load_dataset`` whose tag column is a ClassLabel sequence."""
 
-    train: str | None = None
-    valid: str | None = None
-    test: str | None = None
+    path: str = "conll2003"
+    name: str | None = None
+    tokens_column: str = "tokens"
+    tags_column: str = "ner_tags"
+    splits: dict[Literal["train", "valid", "test"], str] = Field(
+        default_factory=lambda: {"train": "train", "valid": "validation", "test": "test"}
+    )
 
 
-class ClassificationUrlSplits(Section):
-    """One remote file per split, downloaded (sha256-checked) and then read like a local file."""
+class NerParams(Section):
+    """Named-entity recognition on CoNLL-style data: where the data is and its tag ``scheme`` (``auto`` detects
+    IOB1 or IOB2; the download stage writes IOB2 either way)."""
 
-    train: RemoteFile | None = None
-    valid: RemoteFile | None = None
-    test: RemoteFile | None = None
+    scheme: Literal["auto", "iob1", "iob2"] = "auto"
+    local: SplitFiles = SplitFiles()
+    hf: NerHf = NerHf()
+    url: SplitUrls = SplitUrls()
 
 
 class ClassificationHf(Section):
@@ -403,9 +397,9 @@ class ClassificationParams(Section):
     labels: list[str] | None = None
     selection_metric: Literal["accuracy", "macro_f1"] = "accuracy"
     top_mistakes: PositiveInt = 20
-    local: ClassificationSplits = ClassificationSplits()
+    local: SplitFiles = SplitFiles()
     hf: ClassificationHf = ClassificationHf()
-    url: ClassificationUrlSplits = ClassificationUrlSplits()
+    url: SplitUrls = SplitUrls()
 
     @field_validator("labels")
     @classmethod
@@ -513,9 +507,9 @@ class TuneParams(Section):
 
 
 class Params(Section):
-    """The whole of ``params.yaml``. ``task`` chooses what the finetune, evaluate and export stages do
-    (:func:`electra_model.tasks.catalog.task_for`); the ``classification`` section is read only when it is
-    ``classification``."""
+    """The whole of ``params.yaml``. ``task`` chooses what the download, finetune, evaluate and export stages do
+    (:func:`electra_model.tasks.catalog.task_for`); each task's own section (``ner``, ``classification``) is read
+    only when ``task`` names it."""
 
     task: Literal["ner", "classification"] = "ner"
     seed: NonNegativeInt = 1234
@@ -527,19 +521,19 @@ class Params(Section):
     export: ExportParams = ExportParams()
     tracking: TrackingParams = TrackingParams()
     tune: TuneParams
+    ner: NerParams = NerParams()
     classification: ClassificationParams = ClassificationParams()
 
     @model_validator(mode="after")
     def _chosen_source_is_complete(self) -> Params:
         """A ``local`` or ``url`` source needs the corpus and one file per split of the task's data
-        (``data.<source>.ner`` for NER, ``classification.<source>`` for classification)."""
+        (``<task>.<source>``: ``ner.local``, ``classification.url``, ...)."""
         source = self.data.source
         if source not in ("local", "url"):
             return self
-        prefix = f"data.{source}.ner" if self.task == "ner" else f"classification.{source}"
-        files = getattr(self.data, source).ner if self.task == "ner" else getattr(self.classification, source)
+        files = getattr(getattr(self, self.task), source)
         missing = [f"data.{source}.corpus"] * (not getattr(self.data, source).corpus)
-        missing += [f"{prefix}.{split}" for split in ("train", "valid", "test") if not getattr(files, split)]
+        missing += [f"{self.task}.{source}.{split}" for split in ("train", "valid", "test") if not getattr(files, split)]
         if missing:
             what = "a path" if source == "local" else "url and sha256"
             raise ValueError(f"data.source is {source!r} but {', '.join(missing)} is not set; give {what} for each")
@@ -598,9 +592,26 @@ def read_params_file(path: Path | str) -> Any:
         raise ElectraError(f"{where}: not valid YAML ({getattr(error, 'problem', error)})") from None
 
 
-def load_params(path: Path | str = "params.yaml") -> Params:
-    """Load and validate ``params.yaml``; a YAML syntax error names the line."""
-    return parse_params(read_params_file(path), str(path))
+def with_overrides(raw: Any, overrides: Mapping[str, Any]) -> Any:
+    """``raw`` with each dotted key (``finetune.learning_rate``) set to its value, as ``dvc exp run -S`` sets it:
+    a benchmark or a test changes a knob this way, so every value it does not name still comes from params.yaml."""
+    changed = copy.deepcopy(raw)
+    for key, value in overrides.items():
+        *parents, leaf = key.split(".")
+        section = changed
+        for part in parents:
+            if not isinstance(section.get(part), dict):
+                raise ElectraError(f"override {key}: {part!r} is not a section of the params; check the key")
+            section = section[part]
+        section[leaf] = value
+    return changed
+
+
+def load_params(path: Path | str = "params.yaml", overrides: Mapping[str, Any] | None = None) -> Params:
+    """Load and validate ``params.yaml``, with ``overrides`` (dotted keys, as ``-S``) applied first; a YAML syntax
+    error names the line."""
+    raw = read_params_file(path)
+    return parse_params(with_overrides(raw, overrides) if overrides else raw, str(path))
 
 
 class TrackingOnly(Section):

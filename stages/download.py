@@ -14,7 +14,8 @@ from pathlib import Path
 import mlflow
 
 from electra_model.config import load_params, stage_params
-from electra_model.data.sources import DOWNLOAD_CACHE, materialize
+from electra_model.data.remote import DOWNLOAD_CACHE
+from electra_model.data.sources import materialize
 from electra_model.errors import exit_on_user_error
 from electra_model.io import write_json
 from electra_model.tasks.catalog import task_for

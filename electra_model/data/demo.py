@@ -1,11 +1,14 @@
-"""The embedded demo data: a generated news-style corpus and NER set, so the default pipeline runs offline.
+"""The embedded demo data: a generated news-style corpus and tagged sentences, so the default pipeline runs offline.
 
 Nothing is shipped as files; everything is built from templates and word lists with a seeded
 ``random.Random``, so the same seed always gives the same data::
 
-    from electra_model.data.demo import demo_corpus, demo_ner, derive_seed
+    from electra_model.data.demo import demo_corpus, demo_tagged, derive_seed
     documents = demo_corpus(400, seed=derive_seed(1234, "corpus"))    # ~300k characters of prose
-    train = demo_ner(1500, seed=derive_seed(1234, "train"))          # IOB2 sentences, PER/LOC/ORG/MISC
+    train = demo_tagged(1500, seed=derive_seed(1234, "train"))       # (tokens, IOB2 tags), PER/LOC/ORG/MISC
+
+The tagged sentences become the NER demo split in :func:`electra_model.tasks.ner.data.demo_ner`; they are made
+here, not there, because the corpus is rendered from the same templates.
 
 The corpus and the NER sentences share templates and name lists, so pretraining on the corpus helps the NER
 task, as it would on real data. The task is learnable but not trivial: names are combined from lists, so the
@@ -21,7 +24,6 @@ import random
 import re
 from collections.abc import Callable
 
-from electra_model.data.conll import Sentence
 
 
 # ---------------------------------------------------------------------------------------------- word lists
@@ -220,6 +222,8 @@ ENTITY_SLOTS = {
 }
 SLOT = re.compile(r"\{([A-Z]+)\}")
 Pick = Callable[[str], tuple[str, ...]]
+Tagged = tuple[tuple[str, ...], tuple[str, ...]]
+"""A sentence's tokens and their IOB2 tags, one to one."""
 
 
 # -------------------------------------------------------------------------------------------------- reviews
@@ -380,7 +384,7 @@ def _document_cast(rng: random.Random) -> Pick:
     return pick
 
 
-def _render(template: str, pick: Pick) -> Sentence:
+def _render(template: str, pick: Pick) -> Tagged:
     """Fill a template's slots and tag entity slots in IOB2; every other token is ``O``."""
     tokens: list[str] = []
     tags: list[str] = []
@@ -394,7 +398,7 @@ def _render(template: str, pick: Pick) -> Sentence:
         label = ENTITY_SLOTS.get(slot.group(1))
         tokens.extend(value)
         tags.extend(["O"] * len(value) if label is None else [f"B-{label}"] + [f"I-{label}"] * (len(value) - 1))
-    return Sentence(tuple(tokens), tuple(tags))
+    return tuple(tokens), tuple(tags)
 
 
 # ------------------------------------------------------------------------------------------------- outputs
@@ -430,7 +434,7 @@ def _document(rng: random.Random) -> str:
         templates = [
             rng.choice(TEMPLATES[topic] if rng.random() < 0.8 else TEMPLATES["plain"]) for _ in range(rng.randint(2, 4))
         ]
-        paragraphs.append(" ".join(detokenize(_render(template, pick).tokens) for template in templates))
+        paragraphs.append(" ".join(detokenize(_render(template, pick)[0]) for template in templates))
     return "\n".join(paragraphs)
 
 
@@ -440,7 +444,7 @@ def demo_corpus(n_documents: int, seed: int) -> list[str]:
     return [_document(rng) for _ in range(n_documents)]
 
 
-def demo_ner(n_sentences: int, seed: int) -> list[Sentence]:
+def demo_tagged(n_sentences: int, seed: int) -> list[Tagged]:
     """IOB2-tagged sentences over all topics; about one in seven has no entity, as in real news."""
     rng = random.Random(seed)
     templates = [template for group in TEMPLATES.values() for template in group]

@@ -90,13 +90,14 @@ def test_a_missing_data_file_keeps_the_last_good_data(project: Project) -> None:
     original = project.params()
     params = json.loads(json.dumps(original))
     params["data"]["source"] = "local"
-    params["data"]["local"] = {"corpus": ["user/corpus.txt"], "ner": {s: f"user/{s}.txt" for s in ("train", "valid", "test")}}
+    params["data"]["local"] = {"corpus": ["user/corpus.txt"]}
+    params["ner"]["local"] = {s: f"user/{s}.txt" for s in ("train", "valid", "test")}
     project.write_params(params)
     try:
         failed = project.run("dvc", "repro", "download", check=False)
     finally:
         project.write_params(original)
-    assert failed.returncode != 0 and "data.local.ner.train: 'user/train.txt' is not a file" in failed.stderr, \
+    assert failed.returncode != 0 and "ner.local.train: 'user/train.txt' is not a file" in failed.stderr, \
         failed.stdout + failed.stderr  # the task's files are read before the corpus
     assert snapshot(project, DOWNLOAD_OUTPUTS) == before
     assert "up to date" in project.run("dvc", "status").stdout

@@ -30,7 +30,8 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Project:
     (user / "valid.txt").write_text("EU B-ORG\nrejects\tO\textra\n", encoding="utf-8")
     params = project.params()
     params["data"]["source"] = "local"
-    params["data"]["local"] = {"corpus": ["user/corpus.txt"], "ner": {s: f"user/{s}.txt" for s in ("train", "valid", "test")}}
+    params["data"]["local"] = {"corpus": ["user/corpus.txt"]}
+    params["ner"]["local"] = {s: f"user/{s}.txt" for s in ("train", "valid", "test")}
     project.write_params(params)
     return project
 

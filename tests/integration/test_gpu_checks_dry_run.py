@@ -15,8 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from electra_model.data.conll import write_conll
-from electra_model.data.demo import demo_corpus, demo_ner, derive_seed
+from electra_model.tasks.ner.conll import write_conll
+from electra_model.data.demo import demo_corpus, derive_seed
+from electra_model.tasks.ner.data import demo_ner
 
 pytestmark = pytest.mark.e2e
 

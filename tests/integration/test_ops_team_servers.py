@@ -257,7 +257,8 @@ def test_a_stage_with_a_user_error_fails_the_deployment_run_with_its_line_and_no
     (project.root / "user/ner.txt").write_text("EU B-ORG\nrejects\tO\textra\n", encoding="utf-8")
     params = project.params()
     params["data"]["source"] = "local"
-    params["data"]["local"] = {"corpus": ["user/corpus.txt"], "ner": {s: "user/ner.txt" for s in ("train", "valid", "test")}}
+    params["data"]["local"] = {"corpus": ["user/corpus.txt"]}
+    params["ner"]["local"] = {s: "user/ner.txt" for s in ("train", "valid", "test")}
     project.write_params(params)
     try:
         result, flow_run_id = run_deployment(project, prefect_env, {"stages": ["download"], "stage_retries": 1})

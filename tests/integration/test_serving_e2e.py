@@ -18,7 +18,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from electra_model.config import ExportParams
-from electra_model.data.conll import Sentence
+from electra_model.tasks.ner.conll import Sentence
 from electra_model.errors import ElectraError
 from electra_model.export.build import export_onnx
 from electra_model.export.choose import check_and_choose

@@ -40,10 +40,8 @@ def project(tmp_path_factory) -> Project:
 def use_local_source(project: Project) -> None:
     params = project.params()
     params["data"]["source"] = "local"
-    params["data"]["local"] = {
-        "corpus": ["user/corpus.txt"],
-        "ner": {split: f"user/{split}.txt" for split in ("train", "valid", "test")},
-    }
+    params["data"]["local"] = {"corpus": ["user/corpus.txt"]}
+    params["ner"]["local"] = {split: f"user/{split}.txt" for split in ("train", "valid", "test")}
     project.write_params(params)
 
 

@@ -28,10 +28,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from electra_model.config import ClassificationParams, DataParams
-from electra_model.data.conll import read_lines
 from electra_model.data.demo import derive_seed
 from electra_model.data.demo_classification import demo_sentiment, demo_sentiment_pairs
-from electra_model.data.sources import DOWNLOAD_CACHE, SPLITS, _download, _load_hf_split, demo_sizes
+from electra_model.data.files import local_file, read_lines
+from electra_model.data.hf import load_hf_split
+from electra_model.data.remote import DOWNLOAD_CACHE, download
+from electra_model.data.sources import SPLITS, demo_sizes
 from electra_model.errors import ElectraError
 
 if TYPE_CHECKING:
@@ -191,7 +193,7 @@ def read_hf_split(params: ClassificationParams, split: str) -> list[TextExample]
     hf = params.hf
     if split not in hf.splits:
         raise ElectraError(f"classification.hf.splits.{split} is not set; map it to a split name of {hf.path!r}")
-    dataset = _load_hf_split(hf.path, hf.name, hf.splits[split], "classification.hf")
+    dataset = load_hf_split(hf.path, hf.name, hf.splits[split], "classification.hf")
     where = f"{hf.path} split {hf.splits[split]!r}"
     columns = {
         "classification.text_column": params.text_column,
@@ -210,35 +212,17 @@ def read_hf_split(params: ClassificationParams, split: str) -> list[TextExample]
 
 
 # --------------------------------------------------------------------------------------------------- splits
-def _local_path(params: ClassificationParams, split: str) -> Path:
-    value = getattr(params.local, split)
-    if value is None:
-        raise ElectraError(f"classification.local.{split} is not set; give the path of the {split} file")
-    path = Path(value).expanduser()
-    if not path.is_file():
-        raise ElectraError(
-            f"classification.local.{split}: {str(path)!r} is not a file (relative paths start at {Path.cwd()}); "
-            "fix the path"
-        )
-    return path
-
-
-def _url_path(params: ClassificationParams, split: str, cache_dir: Path) -> Path:
-    remote = getattr(params.url, split)
-    if remote is None:
-        raise ElectraError(f"classification.url.{split} is not set; give its url and sha256")
-    return _download(remote, f"classification.url.{split}", cache_dir)
-
-
 def load_splits(
     params: ClassificationParams, source: Source, cache_dir: Path = DOWNLOAD_CACHE
 ) -> dict[str, list[TextExample]]:
     """The train, valid and test splits from ``source``, each checked against the label list (see
     :func:`check_labels`), so an unknown label stops the run before any training."""
     if source == "local":
-        splits = {split: read_file(_local_path(params, split), params) for split in SPLITS}
+        splits = {split: read_file(local_file(getattr(params.local, split), f"classification.local.{split}"), params)
+                  for split in SPLITS}
     elif source == "url":
-        splits = {split: read_file(_url_path(params, split, Path(cache_dir)), params) for split in SPLITS}
+        splits = {split: read_file(download(getattr(params.url, split), f"classification.url.{split}", cache_dir), params)
+                  for split in SPLITS}
     else:
         splits = {split: read_hf_split(params, split) for split in SPLITS}
     return checked(splits, params)

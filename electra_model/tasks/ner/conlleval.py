@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from itertools import zip_longest
 from pathlib import Path
 
-from electra_model.data.conll import read_lines
+from electra_model.data.files import read_lines
 from electra_model.errors import ElectraError
 
 BOUNDARY = "-X-"

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from seqeval.metrics.sequence_labeling import get_entities
 
-from electra_model.data.conll import Sentence
+from electra_model.tasks.ner.conll import Sentence
 
 CATEGORIES = ("correct", "type", "boundary", "boundary_type", "spurious", "missed")
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from electra_model.config import Params
-from electra_model.data.conll import Sentence, read_conll
+from electra_model.tasks.ner.conll import Sentence, read_conll
 from electra_model.data.tokenizer import load_backend_tokenizer
 from electra_model.io import atomic_file
 from electra_model.plots import save_confusion_png

@@ -20,7 +20,7 @@ from transformers import ElectraForTokenClassification
 from electra_model.client.exported import CPU, read_meta
 from electra_model.client.ner import CHAIN_FILE, INPUT_NAMES, NerPredictor
 from electra_model.client.ner_encoding import pad_batch, word_log_probs
-from electra_model.data.conll import Sentence, read_conll
+from electra_model.tasks.ner.conll import Sentence, read_conll
 from electra_model.errors import ElectraError
 from electra_model.tasks.ner.crf import model_chain
 from electra_model.tasks.ner.heads import load_finetuned

@@ -25,7 +25,7 @@ from tokenizers import Tokenizer
 from transformers import AutoConfig, AutoTokenizer, ElectraForTokenClassification, PreTrainedModel
 
 from electra_model.config import FinetuneParams
-from electra_model.data.conll import Sentence
+from electra_model.tasks.ner.conll import Sentence
 from electra_model.errors import ElectraError
 from electra_model.tasks.checkpoints import model_source
 from electra_model.tasks.ner.metrics import entity_scores

@@ -24,7 +24,7 @@ import torch
 from tokenizers import Tokenizer
 from transformers import ElectraForTokenClassification
 
-from electra_model.data.conll import Sentence
+from electra_model.tasks.ner.conll import Sentence
 from electra_model.client.exported import OUTPUT_NAME
 from electra_model.client.ner import Entity, NerPredictor
 from electra_model.tasks.ner.crf import model_chain

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from electra_model.config import Params
-from electra_model.data.conll import check_labels_known, read_conll
+from electra_model.tasks.ner.conll import check_labels_known, read_conll
 from electra_model.tasks.base import Finetuned, MetricsCallback
 from electra_model.tasks.ner.finetune import finetune
 from electra_model.tasks.ner.task import NerTask

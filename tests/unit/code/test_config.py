@@ -67,7 +67,7 @@ def test_unknown_preset_lists_the_choices(raw):
 
 def test_incomplete_local_source_names_missing_keys(raw):
     message = invalid(raw, lambda r: r["data"].update(source="local"))
-    assert "data.local.corpus" in message and "data.local.ner.train" in message
+    assert "data.local.corpus" in message and "ner.local.train" in message
 
 
 def test_heads_must_divide_width(raw):

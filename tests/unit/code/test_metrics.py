@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from electra_model.data.conll import Sentence
+from electra_model.tasks.ner.conll import Sentence
 from electra_model.tasks.ner.error_analysis import analyse, render
 from electra_model.plots import save_confusion_png
 from electra_model.tasks.ner.metrics import entity_scores, token_scores, type_confusion

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from seqeval.metrics.sequence_labeling import get_entities
 
-from electra_model.data.conll import (
+from electra_model.tasks.ner.conll import (
     Sentence,
     check_labels_known,
     count_entities,
@@ -75,7 +75,7 @@ def test_detect_scheme() -> None:
 def test_forced_iob1_converts_and_forced_iob2_refuses_iob1_tags(tmp_path: Path) -> None:
     path = write(tmp_path / "a.txt", "x O\ny O\n\nParis I-LOC\n")
     assert read_conll(path, scheme="iob1")[1].tags == ("B-LOC",)
-    with pytest.raises(ElectraError, match=rf"{path}:4: .*'I-LOC' opens an entity.*data.ner_scheme"):
+    with pytest.raises(ElectraError, match=rf"{path}:4: .*'I-LOC' opens an entity.*ner.scheme"):
         read_conll(path, scheme="iob2")
 
 

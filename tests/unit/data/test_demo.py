@@ -6,8 +6,9 @@ from pathlib import Path
 
 from seqeval.metrics.sequence_labeling import get_entities
 
-from electra_model.data.conll import Sentence, count_entities, detect_scheme, read_conll, write_conll
-from electra_model.data.demo import demo_corpus, demo_ner, derive_seed, detokenize
+from electra_model.tasks.ner.conll import Sentence, count_entities, detect_scheme, read_conll, write_conll
+from electra_model.data.demo import demo_corpus, derive_seed, detokenize
+from electra_model.tasks.ner.data import demo_ner
 
 
 def entity_strings(sentences: list[Sentence]) -> set[tuple[str, str]]:

@@ -13,11 +13,14 @@ from typing import Any
 
 import pytest
 
-from electra_model.config import DataParams
-from electra_model.data.conll import Sentence, read_conll
+from electra_model.config import Params
 from electra_model.data import sources
-from electra_model.data.sources import DOWNLOAD_CACHE, load_ner, write_corpus
+from electra_model.data.remote import DOWNLOAD_CACHE
+from electra_model.data.sources import write_corpus
 from electra_model.errors import ElectraError
+from electra_model.tasks.ner.conll import Sentence, read_conll
+from electra_model.tasks.ner.data import load_ner
+from tests.params import params as yaml_params
 
 TRAIN = (
     "-DOCSTART- -X- O O\n\n"
@@ -32,14 +35,16 @@ CORPUS_B = "\nA gzip document.\n"
 
 
 def materialize(
-    params: DataParams, seed: int, corpus_dir: Path, ner_dir: Path, cache_dir: Path = DOWNLOAD_CACHE
+    params: Params, seed: int, corpus_dir: Path, ner_dir: Path, cache_dir: Path = DOWNLOAD_CACHE
 ) -> dict[str, Any]:
     """The download stage's two steps for NER: read and check the splits, then write them beside the corpus."""
-    return sources.materialize(params, seed, corpus_dir, ner_dir, load_ner(params, seed, cache_dir), cache_dir)
+    ner = load_ner(params.ner, params.data, seed, cache_dir)
+    return sources.materialize(params.data, seed, corpus_dir, ner_dir, ner, cache_dir)
 
 
-def small_demo() -> dict[str, Any]:
-    return {"corpus_documents": 20, "train_sentences": 60, "valid_sentences": 20, "test_sentences": 20}
+def small_demo() -> Params:
+    sizes = {"corpus_documents": 20, "train_sentences": 60, "valid_sentences": 20, "test_sentences": 20}
+    return yaml_params({f"data.demo.{key}": value for key, value in sizes.items()})
 
 
 def read_corpus(corpus_dir: Path) -> str:
@@ -66,16 +71,18 @@ def local_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path
 
 
-def local_params(**changes: Any) -> DataParams:
-    local = {
-        "corpus": ["corpus/*.txt", "corpus/*.txt.gz"],
-        "ner": {"train": "ner/train.txt", "valid": "ner/valid.txt.gz", "test": "ner/test.txt"},
-    }
-    return DataParams(source="local", local={**local, **changes})
+def local_params(
+    corpus: list[str] | None = None, ner: dict[str, str] | None = None
+) -> Params:
+    return yaml_params({
+        "data.source": "local",
+        "data.local.corpus": corpus or ["corpus/*.txt", "corpus/*.txt.gz"],
+        "ner.local": ner or {"train": "ner/train.txt", "valid": "ner/valid.txt.gz", "test": "ner/test.txt"},
+    })
 
 
 def test_demo_source_end_to_end(tmp_path: Path) -> None:
-    params = DataParams(demo=small_demo())
+    params = small_demo()
     summary = materialize(params, 1234, tmp_path / "corpus", tmp_path / "ner")
     assert summary["source"] == "demo"
     assert summary["corpus"]["documents"] == 20 and summary["corpus"]["shards"] == 1
@@ -134,7 +141,7 @@ def test_corpus_is_split_into_shards_below_the_size_limit(tmp_path: Path) -> Non
         ({"corpus": ["nowhere.txt"]}, r"data.local.corpus\[0\]: 'nowhere.txt' matches no file"),
         (
             {"ner": {"train": "ner/train.txt", "valid": "ner/missing.txt", "test": "ner/test.txt"}},
-            r"data.local.ner.valid: 'ner/missing.txt' is not a file",
+            r"ner.local.valid: 'ner/missing.txt' is not a file",
         ),
     ],
 )
@@ -152,7 +159,7 @@ def test_empty_corpus_is_an_error_naming_the_paths(local_files: Path) -> None:
 
 def test_failed_materialize_leaves_previous_outputs_untouched(local_files: Path) -> None:
     out = local_files / "out"
-    materialize(DataParams(demo=small_demo()), 1234, out / "corpus", out / "ner")
+    materialize(small_demo(), 1234, out / "corpus", out / "ner")
     corpus_before, ner_before = snapshot(out / "corpus"), snapshot(out / "ner")
     complete = gzip.compress("".join(f"paragraph {index}\n" for index in range(5000)).encode())
     (local_files / "corpus" / "truncated.txt.gz").write_bytes(complete[: len(complete) // 2])
@@ -204,15 +211,15 @@ def hf_folders(tmp_path: Path, hf_offline: None) -> Path:
     return tmp_path
 
 
-def hf_params(root: Path, max_corpus_lines: int | None = None, **ner: Any) -> DataParams:
-    return DataParams(
-        source="hf",
-        hf={
-            "corpus": {"path": str(root / "text"), "name": None, "split": "train", "text_column": "text"},
-            "ner": {"path": str(root / "ner"), "name": None, **ner},
-            "max_corpus_lines": max_corpus_lines,
-        },
-    )
+def hf_params(root: Path, max_corpus_lines: int | None = None, **ner: Any) -> Params:
+    return yaml_params({
+        "data.source": "hf",
+        "data.hf.corpus": {"path": str(root / "text"), "name": None, "split": "train", "text_column": "text"},
+        "data.hf.max_corpus_lines": max_corpus_lines,
+        "ner.hf.path": str(root / "ner"),
+        "ner.hf.name": None,
+        **{f"ner.hf.{key}": value for key, value in ner.items()},
+    })
 
 
 def test_hf_source_reads_parquet_folders_with_class_labels(hf_folders: Path) -> None:
@@ -235,13 +242,13 @@ def test_hf_max_corpus_lines_limits_the_corpus(hf_folders: Path) -> None:
 
 def test_hf_missing_column_names_the_key_and_the_columns(hf_folders: Path) -> None:
     with pytest.raises(
-        ElectraError, match=r"data.hf.ner.tags_column: no column 'labels'; the dataset has \['tokens', 'ner_tags'\]"
+        ElectraError, match=r"ner.hf.tags_column: no column 'labels'; the dataset has \['tokens', 'ner_tags'\]"
     ):
         materialize(hf_params(hf_folders, tags_column="labels"), 0, hf_folders / "c", hf_folders / "n")
 
 
 def test_hf_unknown_split_names_the_key(hf_folders: Path) -> None:
-    with pytest.raises(ElectraError, match=r"data.hf.ner: cannot load .* split 'dev'"):
+    with pytest.raises(ElectraError, match=r"ner.hf: cannot load .* split 'dev'"):
         materialize(
             hf_params(hf_folders, splits={"train": "train", "valid": "dev", "test": "test"}),
             0,
@@ -276,7 +283,7 @@ def serve(root: Path, name: str, payload: bytes) -> str:
     return hashlib.sha256(payload).hexdigest()
 
 
-def url_params(root: Path, base: str) -> DataParams:
+def url_params(root: Path, base: str) -> Params:
     files = {
         "corpus.txt.gz": gzip.compress(CORPUS_B.encode()),
         "train.txt": TRAIN.encode(),
@@ -284,13 +291,11 @@ def url_params(root: Path, base: str) -> DataParams:
         "test.txt": TEST.encode(),
     }
     remote = {name: {"url": f"{base}/{name}", "sha256": serve(root, name, payload)} for name, payload in files.items()}
-    return DataParams(
-        source="url",
-        url={
-            "corpus": [remote["corpus.txt.gz"]],
-            "ner": {"train": remote["train.txt"], "valid": remote["valid.txt.gz"], "test": remote["test.txt"]},
-        },
-    )
+    return yaml_params({
+        "data.source": "url",
+        "data.url.corpus": [remote["corpus.txt.gz"]],
+        "ner.url": {"train": remote["train.txt"], "valid": remote["valid.txt.gz"], "test": remote["test.txt"]},
+    })
 
 
 def test_url_source_downloads_verifies_and_caches(tmp_path: Path, server_root: tuple[Path, str]) -> None:
@@ -299,7 +304,7 @@ def test_url_source_downloads_verifies_and_caches(tmp_path: Path, server_root: t
     summary = materialize(params, 0, tmp_path / "corpus", tmp_path / "ner", cache_dir=cache)
     assert read_corpus(tmp_path / "corpus") == "A gzip document.\n"
     assert summary["ner"]["train"]["entities"] == {"LOC": 1, "MISC": 1, "ORG": 1, "PER": 1}
-    assert (cache / params.url.ner.train.sha256 / "train.txt").read_bytes() == TRAIN.encode()
+    assert (cache / params.ner.url.train.sha256 / "train.txt").read_bytes() == TRAIN.encode()
     for served in root.iterdir():
         served.unlink()
     materialize(params, 0, tmp_path / "corpus2", tmp_path / "ner2", cache_dir=cache)
@@ -314,8 +319,8 @@ def test_url_checksum_mismatch_is_refused_and_not_cached(tmp_path: Path, server_
     with pytest.raises(ElectraError) as error:
         materialize(params, 0, tmp_path / "corpus", tmp_path / "ner", cache_dir=cache)
     message = str(error.value)
-    assert f"{base}/train.txt" in message and actual in message and params.url.ner.train.sha256 in message
-    assert "update data.url.ner.train.sha256" in message
+    assert f"{base}/train.txt" in message and actual in message and params.ner.url.train.sha256 in message
+    assert "update ner.url.train.sha256" in message
     assert not list(cache.rglob("train.txt*"))
 
 
@@ -323,5 +328,5 @@ def test_url_not_found_names_the_key(tmp_path: Path, server_root: tuple[Path, st
     root, base = server_root
     params = url_params(root, base)
     (root / "test.txt").unlink()
-    with pytest.raises(ElectraError, match=rf"data.url.ner.test.url: {base}/test.txt answered HTTP 404"):
+    with pytest.raises(ElectraError, match=rf"ner.url.test.url: {base}/test.txt answered HTTP 404"):
         materialize(params, 0, tmp_path / "corpus", tmp_path / "ner", cache_dir=tmp_path / "cache")

@@ -12,7 +12,7 @@ import yaml
 from mlflow.tracking import MlflowClient
 
 from electra_model.cli import main as electra
-from electra_model.data.conll import Sentence, write_conll
+from electra_model.tasks.ner.conll import Sentence, write_conll
 from electra_model.data.tokenizer import load_backend_tokenizer
 from electra_model.tasks.ner.crf import model_chain
 from electra_model.tasks.ner.finetune import predict_word_log_probs

@@ -18,7 +18,7 @@ from tokenizers import Tokenizer
 from transformers import ElectraForTokenClassification
 
 from electra_model.config import ExportParams
-from electra_model.data.conll import Sentence
+from electra_model.tasks.ner.conll import Sentence
 from electra_model.errors import ElectraError
 from electra_model.export.build import _trace, export_onnx
 from electra_model.export.choose import (

@@ -15,7 +15,7 @@ import yaml
 from mlflow.tracking import MlflowClient
 
 from electra_model.config import ExportParams
-from electra_model.data.conll import Sentence, write_conll
+from electra_model.tasks.ner.conll import Sentence, write_conll
 from electra_model.errors import ElectraError
 from electra_model.export.build import model_spec
 from electra_model.export.choose import check_and_choose, check_variants, choose_cpu_variant, score_variants

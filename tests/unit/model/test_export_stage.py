@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from electra_model.config import ExportParams
-from electra_model.data.conll import Sentence, write_conll
+from electra_model.tasks.ner.conll import Sentence, write_conll
 from electra_model.export.choose import choose_cpu_variant
 from tests.dvc_map import stage_argv
 from tests.fixtures_models import MAX_LEN, expected_tags

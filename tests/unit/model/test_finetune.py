@@ -14,7 +14,7 @@ from tokenizers import Tokenizer
 from transformers import ElectraConfig, ElectraForPreTraining, ElectraForTokenClassification, ElectraTokenizerFast
 
 from electra_model.config import FinetuneParams
-from electra_model.data.conll import Sentence
+from electra_model.tasks.ner.conll import Sentence
 from electra_model.errors import ElectraError
 from electra_model.tasks.ner.finetune import (
     finetune,

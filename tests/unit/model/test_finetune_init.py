@@ -19,7 +19,7 @@ from tokenizers import Tokenizer
 from transformers import ElectraConfig, ElectraForPreTraining, ElectraTokenizerFast
 
 from electra_model.config import ClassificationParams, FinetuneParams
-from electra_model.data.conll import Sentence
+from electra_model.tasks.ner.conll import Sentence
 from electra_model.data.tokenizer import as_transformers_tokenizer, load_backend_tokenizer, train_wordpiece
 from electra_model.errors import ElectraError
 from electra_model.tasks.checkpoints import hub_checkpoint, model_source

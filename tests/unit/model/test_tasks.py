@@ -15,7 +15,7 @@ import yaml
 from transformers import ElectraForSequenceClassification
 
 from electra_model.config import Params, parse_params
-from electra_model.data.conll import read_conll
+from electra_model.tasks.ner.conll import read_conll
 from electra_model.data.demo_classification import LABELS, demo_sentiment, demo_sentiment_pairs
 from electra_model.data.tokenizer import as_transformers_tokenizer
 from electra_model.errors import ElectraError
@@ -104,7 +104,7 @@ def test_a_local_classification_source_names_its_missing_files() -> None:
     with pytest.raises(ElectraError, match=r"classification.local.train, classification.local.valid"):
         parse_params(raw)
     raw["task"] = "ner"
-    with pytest.raises(ElectraError, match=r"data.local.ner.train"):
+    with pytest.raises(ElectraError, match=r"ner.local.train"):
         parse_params(raw)
 
 

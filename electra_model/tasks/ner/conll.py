@@ -4,7 +4,7 @@ Reading accepts NER data as it is usually shipped -- plain or gzip, two columns 
 (``token POS chunk TAG``), tabs or spaces, CRLF, ``-DOCSTART-`` lines, IOB1 or IOB2 tags -- and always returns
 IOB2. Writing produces two-column IOB2 with a blank line after each sentence::
 
-    from electra_model.data.conll import read_conll, write_conll
+    from electra_model.tasks.ner.conll import read_conll, write_conll
     sentences = read_conll("eng.train.gz")          # IOB1 is detected and converted
     write_conll("data/task/train.txt", sentences)
 
@@ -13,16 +13,15 @@ Every problem in a file raises :class:`~electra_model.errors.ElectraError` namin
 
 from __future__ import annotations
 
-import gzip
 import logging
 import re
-import zlib
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
+from electra_model.data.files import read_lines
 from electra_model.errors import ElectraError
 from electra_model.io import atomic_file
 
@@ -114,7 +113,7 @@ def apply_scheme(sentences: Sequence[Sentence], scheme: Scheme, locate: Locate, 
             if token_index is not None:
                 raise ElectraError(
                     f"{locate(sentence_index, token_index)}: tag {sentence.tags[token_index]!r} opens an entity, which "
-                    "IOB2 does not allow; set data.ner_scheme to 'auto' or 'iob1' if the data is IOB1, or fix the tag"
+                    "IOB2 does not allow; set ner.scheme to 'auto' or 'iob1' if the data is IOB1, or fix the tag"
                 )
         return list(sentences)
     if scheme == "auto":
@@ -153,33 +152,6 @@ def check_labels_known(train: Sequence[Sentence], other: Sequence[Sentence], oth
 
 
 # ------------------------------------------------------------------------------------------- reading files
-def read_lines(path: Path | str) -> Iterator[tuple[int, str]]:
-    """Stream ``(line number, text)`` from a UTF-8 file, gzip when the name ends in ``.gz``, any newline style.
-
-    Lines are decoded one at a time so that a bad byte is reported with its line, and a file of any size is
-    read without holding it in memory.
-    """
-    path = Path(path)
-    opener = gzip.open if path.suffix == ".gz" else open
-    try:
-        with opener(path, "rb") as handle:
-            for number, raw in enumerate(handle, start=1):
-                try:
-                    yield number, raw.decode("utf-8-sig" if number == 1 else "utf-8").rstrip("\r\n")
-                except UnicodeDecodeError as error:
-                    raise ElectraError(
-                        f"{path}:{number}: not valid UTF-8 ({error.reason}); re-encode the file as UTF-8"
-                    ) from None
-    except FileNotFoundError:
-        raise ElectraError(f"{path}: file not found; check the path") from None
-    except IsADirectoryError:
-        raise ElectraError(f"{path}: is a directory, not a file; pass the file inside it") from None
-    except (gzip.BadGzipFile, EOFError, zlib.error) as error:
-        raise ElectraError(
-            f"{path}: not a readable gzip file ({error}); re-download it or drop the .gz suffix if it is plain text"
-        ) from None
-
-
 def _sentence_blocks(path: Path) -> Iterator[tuple[int, list[tuple[int, list[str]]]]]:
     """Group the token lines of a file into sentences, each with its document number; blank and ``-DOCSTART-``
     lines close a sentence, and a ``-DOCSTART-`` line opens the next document."""
