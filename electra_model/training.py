@@ -16,7 +16,6 @@ import torch.distributed as torch_dist
 from torch import nn
 from torch.optim.lr_scheduler import LambdaLR
 
-from electra_model.config import FinetuneParams
 from electra_model.errors import ElectraError
 
 
@@ -134,32 +133,6 @@ def autocast_dtype(mode: str, device: torch.device) -> torch.dtype | None:
     if mode == "auto":
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
     return {"fp16": torch.float16, "bf16": torch.bfloat16}[mode]
-
-
-def finetuning_step(
-    loss: torch.Tensor, model: nn.Module, optimizer: torch.optim.Optimizer, scheduler: LambdaLR, step: int,
-    params: FinetuneParams, precision: MixedPrecision,
-) -> tuple[float, float]:
-    """One optimizer step of a fine-tuning task (backward, clipping, step, schedule), stopping a diverged run.
-
-    Returns the loss and the head's learning rate this step used (lower layers' are decayed from it). The loss is
-    read every step anyway, so checking it adds no host sync. Under fp16 the gradients are unscaled before clipping,
-    and a step whose scaled gradients overflowed is skipped by the scaler (the schedule still advances)."""
-    scaler = precision.scaler
-    scaler.scale(loss).backward()
-    scaler.unscale_(optimizer)
-    torch.nn.utils.clip_grad_norm_(model.parameters(), params.max_grad_norm)
-    head_lr = scheduler.get_last_lr()[-1]
-    scaler.step(optimizer)
-    scaler.update()
-    scheduler.step()
-    optimizer.zero_grad(set_to_none=True)
-    value = loss.item()
-    stop_if_diverged(value, f"at step {step}", "fine-tuning", {
-        "finetune.learning_rate": params.learning_rate, "learning rate at this step": head_lr,
-        "finetune.batch_size": params.batch_size,
-    })
-    return value, head_lr
 
 
 def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict]:

@@ -4,9 +4,11 @@ Four forms, for every task: ``pretrained`` (our pretrain stage's output), ``rand
 shape, initialised at random), the path of a directory saved with ``save_pretrained``, or a Hugging Face model id
 such as ``google/electra-small-discriminator``. A hub model is downloaded once into the Hugging Face cache (only the
 files a checkpoint and its tokenizer need) and read from there, so the rest of fine-tuning sees a directory either
-way::
+way. :func:`load_model` loads the weights under a task's head, :func:`load_tokenizer` the tokenizer that goes with
+them::
 
     source = model_source("google/electra-small-discriminator", Path("models/pretrained"))  # the cached snapshot
+    model = load_model(init, Path("models/pretrained"), labels, ElectraForSequenceClassification)
 
 Reaching the hub is checked first with a short timeout: the hub client waits without limit on a network that drops
 packets, and a pipeline stage should fail in seconds with what to do, not hang. ``HF_HUB_OFFLINE=1`` (the hub
@@ -18,12 +20,18 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 from pathlib import Path
+from typing import Any, TypeVar
 
 import httpx
 from huggingface_hub import constants, snapshot_download
 from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
+from tokenizers import Tokenizer
+from transformers import AutoConfig, AutoTokenizer, PreTrainedModel
 
+from electra_model.data.tokenizer import load_backend_tokenizer, special_token_ids
 from electra_model.errors import ElectraError
+
+ModelWithHead = TypeVar("ModelWithHead", bound=PreTrainedModel)
 
 PRETRAINED, RANDOM = "pretrained", "random"
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?$")
@@ -35,6 +43,8 @@ CHECKPOINT_FILES = [
 """What a checkpoint and its tokenizer need: weights (safetensors, else a ``.bin`` that transformers reads with
 ``weights_only``), config, and the tokenizer files; not the TensorFlow, Flax or ONNX copies many repos also hold."""
 PROBE_TIMEOUT_S = 5.0
+HEAD_PREFIX = "classifier."
+"""The task head's tensors: the only ones fine-tuning may initialise anew."""
 
 
 def model_source(init: str, pretrained_dir: Path) -> Path | None:
@@ -90,3 +100,53 @@ def unreachable(endpoint: str) -> str:
     except httpx.HTTPError as error:
         return f"the hub at {endpoint} is not reachable ({type(error).__name__}: {error or 'no answer'})"
     return ""
+
+
+def load_model(init: str, pretrained_dir: Path, labels: list[str], model_class: type[ModelWithHead]) -> ModelWithHead:
+    """Weights per ``finetune.init``: our pretrained discriminator, random of the same shape, or a checkpoint dir,
+    under the task's head ``model_class`` (NER's :data:`electra_model.tasks.ner.heads.HEADS`, or sequence
+    classification's), on the same body either way.
+
+    Only the classification head may be newly initialised: a checkpoint of another shape or kind would otherwise
+    be loaded with its mismatched tensors silently re-initialised, and a "pretrained" model would be partly random.
+    """
+    label_maps = dict(id2label=dict(enumerate(labels)), label2id={label: i for i, label in enumerate(labels)})
+    source = model_source(init, pretrained_dir)
+    if source is None:
+        config = AutoConfig.from_pretrained(pretrained_dir, num_labels=len(labels), **label_maps)
+        return model_class(config)
+    model, info = model_class.from_pretrained(
+        source, num_labels=len(labels), ignore_mismatched_sizes=True, output_loading_info=True, **label_maps
+    )
+    check_only_head_is_new(source, info)
+    return model
+
+
+def check_only_head_is_new(source: Path, loading_info: dict[str, Any]) -> None:
+    """Refuse a load that left any tensor but the classifier head missing or re-initialised, naming the tensors."""
+    mismatched = [entry[0] if isinstance(entry, tuple) else entry for entry in loading_info.get("mismatched_keys", [])]
+    missing = list(loading_info.get("missing_keys", []))
+    body = sorted(name for name in {*missing, *mismatched} if not name.startswith(HEAD_PREFIX))
+    if body:
+        raise ElectraError(
+            f"finetune.init: {source} does not hold the whole model body; {len(body)} tensors would be initialised "
+            f"at random: {', '.join(body[:8])}{' ...' if len(body) > 8 else ''}. Point finetune.init at an ELECTRA "
+            "discriminator checkpoint of this shape, or use 'random' to train from scratch on purpose"
+        )
+
+
+def load_tokenizer(init: str, pretrained_dir: Path) -> Tokenizer:
+    """The tokenizer that goes with the weights: a foreign checkpoint's own (``tokenizer.json``, or converted from
+    its ``vocab.txt`` by transformers), else ours; never truncating or padding, since each task builds its model inputs itself."""
+    source = model_source(init, pretrained_dir) or pretrained_dir
+    if (source / "tokenizer.json").is_file():
+        tokenizer = load_backend_tokenizer(source)
+    else:
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(source).backend_tokenizer
+        except (OSError, ValueError) as error:
+            raise ElectraError(f"finetune.init: {source} has no usable tokenizer ({error})") from None
+    tokenizer.no_truncation()
+    tokenizer.no_padding()
+    special_token_ids(tokenizer)
+    return tokenizer

@@ -1,10 +1,11 @@
 """Sequence-classification fine-tuning: ``ElectraForSequenceClassification`` on labelled texts or text pairs.
 
-The recipe is NER's (:mod:`electra_model.tasks.ner.finetune`), shared rather than copied: the same ``finetune.init`` choices
-(our pretrained discriminator, a ``save_pretrained`` checkpoint directory with its own tokenizer, or random weights
-of our pretrained shape) under the same "only the head may be new" rule, AdamW with layer-wise learning-rate
-decay, warmup + linear decay, length-grouped batches, and early stopping on the validation split, keeping the best
-epoch. The validation score that selects epochs is ``classification.selection_metric`` (accuracy or macro-F1).
+The recipe is every task's, shared rather than copied: the same ``finetune.init`` choices
+(:mod:`electra_model.tasks.checkpoints`: our pretrained discriminator, a checkpoint directory with its own
+tokenizer, or random weights of our pretrained shape) under the same "only the head may be new" rule, and the same
+loop (:mod:`electra_model.tasks.finetuning`: AdamW with layer-wise learning-rate decay, warmup + linear decay,
+length-grouped batches, early stopping on the validation split, keeping the best epoch). The validation score that
+selects epochs is ``classification.selection_metric`` (accuracy or macro-F1).
 Test data is never read here. Inputs are built by :func:`electra_model.client.classifier_encoding.encode`, the
 function the ONNX client uses, so training and serving cannot encode differently::
 
@@ -14,8 +15,8 @@ function the ONNX client uses, so training and serving cannot encode differently
 
 from __future__ import annotations
 
-import copy
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -25,25 +26,18 @@ from tokenizers import Tokenizer
 from transformers import ElectraForSequenceClassification
 
 from electra_model.config import ClassificationParams, FinetuneParams
-from electra_model.tasks.ner.finetune import layerwise_groups, length_grouped_batches, load_model, load_tokenizer
-from electra_model.progress import log_line, progress
+from electra_model.tasks.base import MetricsCallback
+from electra_model.tasks.checkpoints import load_model, load_tokenizer
 from electra_model.tasks.classification.data import TextExample, label_list
 from electra_model.tasks.classification.metrics import classification_scores
 from electra_model.client.classifier_encoding import PAD, Encoded, encode, pad_batch, softmax, special_ids
-from electra_model.training import (
-    MixedPrecision,
-    finetuning_step,
-    linear_schedule,
-    resolve_device,
-    seed_everything,
-)
-
-MetricsCallback = Callable[[int, dict[str, float]], None]
+from electra_model.tasks.finetuning import TrainBatches, Validation, finetune_loop, to_device
+from electra_model.training import resolve_device, seed_everything
 
 
 def load_classifier(init: str, pretrained_dir: Path, labels: Sequence[str]) -> ElectraForSequenceClassification:
-    """NER's loading rule with a sequence-classification head: only ``classifier.*`` may be newly initialised, and
-    the label names travel in the config into the export and the registry."""
+    """Every task's loading rule with a sequence-classification head: only ``classifier.*`` may be newly
+    initialised, and the label names travel in the config into the export and the registry."""
     return load_model(init, pretrained_dir, list(labels), ElectraForSequenceClassification)
 
 
@@ -58,10 +52,6 @@ def encode_examples(tokenizer: Tokenizer, examples: Sequence[TextExample], max_l
     is_pair = bool(examples) and examples[0].pair is not None
     pairs = [example.pair or "" for example in examples] if is_pair else None
     return encode(tokenizer, texts, pairs, max_len)
-
-
-def _tensors(batch: dict[str, np.ndarray], device: torch.device) -> dict[str, torch.Tensor]:
-    return {name: torch.from_numpy(array).to(device) for name, array in batch.items()}
 
 
 def predict_probabilities(
@@ -81,7 +71,7 @@ def predict_probabilities(
     with torch.no_grad():
         for start in range(0, len(order), batch_size):
             indices = order[start : start + batch_size]
-            batch = _tensors(pad_batch([encoded[index] for index in indices], pad_id), device)
+            batch = to_device(pad_batch([encoded[index] for index in indices], pad_id), device)
             logits[indices] = model(**batch).logits.float().cpu().numpy()
     return softmax(logits)
 
@@ -110,60 +100,34 @@ def finetune_classifier(
     valid: Sequence[TextExample],
     on_log: MetricsCallback,
 ) -> tuple[ElectraForSequenceClassification, Tokenizer, dict[str, float]]:
-    """Train, keep the epoch with the best validation ``selection_metric``, stop after ``patience`` epochs without
-    gain."""
+    """Train in the shared loop (:mod:`electra_model.tasks.finetuning`), keeping the epoch with the best validation
+    ``selection_metric``."""
     seed_everything(seed)
     device = resolve_device(params.device)
     model = load_classifier(params.init, pretrained_dir, label_list(task, train)).to(device)
     tokenizer = load_tokenizer(params.init, pretrained_dir)
     encoded = encode_examples(tokenizer, train, params.max_seq_len)
     targets = np.asarray([model.config.label2id[str(example.label)] for example in train], dtype=np.int64)
-    lengths = [len(item.input_ids) for item in encoded]
-    total_steps = -(-len(encoded) // params.batch_size) * params.epochs
-    groups = layerwise_groups(model, params.learning_rate, params.weight_decay, params.layer_lr_decay)
-    optimizer = torch.optim.AdamW(
-        groups, lr=params.learning_rate, eps=params.adam_epsilon, fused=device.type in ("cuda", "cpu")
+    collate = partial(labelled_batch, encoded, targets, special_ids(tokenizer)[PAD])
+    batches = TrainBatches([len(item.input_ids) for item in encoded], collate)
+    validation = Validation(
+        partial(valid_scores, tokenizer=tokenizer, valid=valid, params=params), f"valid_{task.selection_metric}"
     )
-    scheduler = linear_schedule(optimizer, round(params.warmup_ratio * total_steps), total_steps)
-    precision = MixedPrecision(params.mixed_precision, device)
-    pad_id = special_ids(tokenizer)[PAD]
-    rng = np.random.default_rng(seed)
-    metric = f"valid_{task.selection_metric}"
+    return model, tokenizer, finetune_loop(model, params, seed, batches, validation, on_log)
 
-    best, best_state, best_epoch, stale_epochs, step = -1.0, None, 0, 0, 0
-    for epoch in range(1, params.epochs + 1):
-        model.train()
-        losses = []
-        batches = length_grouped_batches(lengths, params.batch_size, rng)
-        for indices in progress(batches, total=len(batches), description=f"fine-tuning epoch {epoch}"):
-            batch = _tensors(pad_batch([encoded[index] for index in indices], pad_id), device)
-            with precision.autocast():
-                output = model(**batch, labels=torch.from_numpy(targets[indices]).to(device))
-            step += 1
-            loss, head_lr = finetuning_step(output.loss, model, optimizer, scheduler, step, params, precision)
-            losses.append(loss)
-            on_log(step, {"train_loss": loss, "learning_rate": head_lr})
 
-        scores, _ = evaluate_split(model, tokenizer, valid, params.max_seq_len, params.batch_size * 2)
-        summary = {
-            "epoch": epoch,
-            "epoch_train_loss": float(np.mean(losses)),
-            "valid_accuracy": scores["accuracy"],
-            "valid_macro_f1": scores["macro_f1"],
-        }
-        on_log(step, summary)
-        log_line(
-            f"epoch {epoch}: train loss {summary['epoch_train_loss']:.4f}, valid accuracy {scores['accuracy']:.4f}, "
-            f"valid macro-F1 {scores['macro_f1']:.4f}"
-        )
-        if summary[metric] > best:
-            best, best_epoch, stale_epochs = summary[metric], epoch, 0
-            best_state = copy.deepcopy(model.state_dict())
-        else:
-            stale_epochs += 1
-            if stale_epochs >= params.patience:
-                log_line(f"early stop: no gain in {metric} for {params.patience} epochs")
-                break
-    model.load_state_dict(best_state)
-    summary = {f"best_{metric}": best, "best_epoch": best_epoch, "epochs_run": epoch, "steps": step}
-    return model, tokenizer, summary
+def labelled_batch(
+    encoded: Sequence[Encoded], targets: np.ndarray, pad_id: int, indices: np.ndarray
+) -> dict[str, np.ndarray]:
+    """The padded inputs of the examples at ``indices`` with their label ids, from which the model computes its
+    loss."""
+    return {**pad_batch([encoded[index] for index in indices], pad_id), "labels": targets[indices]}
+
+
+def valid_scores(
+    model: ElectraForSequenceClassification, tokenizer: Tokenizer, valid: Sequence[TextExample], params: FinetuneParams
+) -> dict[str, float]:
+    """Both selectable scores on the valid split, so either can be the one selection reads and both are logged per
+    epoch (the task's ``valid_curve``)."""
+    scores, _ = evaluate_split(model, tokenizer, valid, params.max_seq_len, params.batch_size * 2)
+    return {"valid_accuracy": scores["accuracy"], "valid_macro_f1": scores["macro_f1"]}

@@ -149,6 +149,24 @@ def test_same_seed_same_result_and_early_stop(pretrained_dir: Path) -> None:
     assert runs[0]["epochs_run"] < 6
 
 
+def test_the_same_seed_gives_the_metrics_recorded_before_the_loop_was_shared(pretrained_dir: Path) -> None:
+    """Recorded from the classification loop before it became every task's (tasks/finetuning.py): the best epoch is
+    the first to reach macro-F1 1.0, and patience 2 stops the run two epochs later."""
+    logged: list[dict[str, float]] = []
+    _, _, summary = finetune_classifier(
+        finetune_params(epochs=5, patience=2, learning_rate=5e-3), ClassificationParams(selection_metric="macro_f1"),
+        7, pretrained_dir, make_split(160, 1), make_split(40, 2), lambda step, metrics: logged.append(metrics),
+    )
+    epochs = [metrics for metrics in logged if "epoch" in metrics]
+    assert [metrics["epoch_train_loss"] for metrics in epochs] == pytest.approx(
+        [0.6935927718877792, 0.6930143505334854, 0.6638376265764236, 0.29161828123033046, 0.06972722299396991],
+        rel=1e-5,
+    )
+    assert [metrics["valid_accuracy"] for metrics in epochs] == pytest.approx([0.45, 0.45, 1.0, 1.0, 1.0])
+    assert [metrics["valid_macro_f1"] for metrics in epochs] == pytest.approx([0.3103448275862069] * 2 + [1.0] * 3)
+    assert summary == {"best_valid_macro_f1": 1.0, "best_epoch": 3, "epochs_run": 5, "steps": 100}
+
+
 def test_onnx_client_path_matches_the_torch_model(pretrained_dir: Path, tmp_path: Path) -> None:
     torch.manual_seed(5)
     model = load_classifier("random", pretrained_dir, ["neg", "neu", "pos"]).eval()

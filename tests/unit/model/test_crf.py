@@ -21,7 +21,7 @@ from electra_model.tasks.ner.crf import (
     model_chain,
 )
 from electra_model.client.ner_encoding import IGNORE_INDEX
-from electra_model.tasks.ner.finetune import check_only_head_is_new
+from electra_model.tasks.checkpoints import check_only_head_is_new
 from electra_model.tasks.ner.heads import load_finetuned
 
 LABELS = 3

@@ -16,14 +16,9 @@ from transformers import ElectraConfig, ElectraForPreTraining, ElectraForTokenCl
 from electra_model.config import FinetuneParams
 from electra_model.tasks.ner.conll import Sentence
 from electra_model.errors import ElectraError
-from electra_model.tasks.ner.finetune import (
-    finetune,
-    layerwise_groups,
-    length_grouped_batches,
-    load_model,
-    load_tokenizer,
-    predict_tags,
-)
+from electra_model.tasks.checkpoints import load_model, load_tokenizer
+from electra_model.tasks.finetuning import layerwise_groups, length_grouped_batches
+from electra_model.tasks.ner.finetune import finetune, predict_tags
 from electra_model.tasks.ner.crf import ElectraCRFForTokenClassification, model_chain
 from electra_model.tasks.ner.metrics import entity_scores
 from electra_model.client.tag_decoding import ARGMAX
@@ -62,8 +57,8 @@ def sentences(n: int, seed: int) -> list[Sentence]:
 
 # ------------------------------------------------------------------------------------------ initialisation
 def test_random_init_has_the_pretrained_shape_but_not_its_weights(pretrained_dir: Path) -> None:
-    pretrained = load_model("pretrained", pretrained_dir, LABELS)
-    random = load_model("random", pretrained_dir, LABELS)
+    pretrained = load_model("pretrained", pretrained_dir, LABELS, ElectraForTokenClassification)
+    random = load_model("random", pretrained_dir, LABELS, ElectraForTokenClassification)
     assert pretrained.config.num_hidden_layers == random.config.num_hidden_layers == 2
     assert pretrained.config.id2label == random.config.id2label == dict(enumerate(LABELS))
     reference = ElectraForPreTraining.from_pretrained(pretrained_dir).electra.encoder.layer[0].output.dense.weight
@@ -80,7 +75,7 @@ def test_any_local_checkpoint_directory_with_its_own_vocab_txt(tmp_path: Path, p
     ElectraForPreTraining(tiny_config(foreign.backend_tokenizer, layers=1)).save_pretrained(tmp_path)
     foreign.save_pretrained(tmp_path)
     (tmp_path / "tokenizer.json").unlink()
-    model = load_model(str(tmp_path), pretrained_dir, LABELS)
+    model = load_model(str(tmp_path), pretrained_dir, LABELS, ElectraForTokenClassification)
     tokenizer = load_tokenizer(str(tmp_path), pretrained_dir)
     assert model.config.num_hidden_layers == 1 and model.config.vocab_size == len(vocab)
     assert tokenizer.encode(["Paris", "Smiths"], is_pretokenized=True, add_special_tokens=False).ids == [
@@ -92,7 +87,7 @@ def test_a_token_classifier_with_other_labels_gets_only_a_new_head(tmp_path: Pat
     """A checkpoint fine-tuned for another label set: the classifier is re-initialised, the body loads as saved."""
     other = ElectraForTokenClassification.from_pretrained(pretrained_dir, num_labels=3)
     other.save_pretrained(tmp_path)
-    model = load_model(str(tmp_path), pretrained_dir, LABELS)
+    model = load_model(str(tmp_path), pretrained_dir, LABELS, ElectraForTokenClassification)
     assert model.classifier.out_features == len(LABELS)
     assert torch.equal(model.electra.encoder.layer[1].output.dense.weight, other.electra.encoder.layer[1].output.dense.weight)
 
@@ -109,19 +104,19 @@ def test_a_checkpoint_whose_tensors_do_not_fit_is_refused_naming_them(
     ElectraForPreTraining(tiny_config(tokenizer)).save_pretrained(tmp_path)
     claim_in_config(tmp_path, intermediate_size=48)  # the feed-forward matrices no longer fit: none may load at random
     with pytest.raises(ElectraError, match=r"does not hold the whole model body; 6 tensors .*intermediate\.dense"):
-        load_model(str(tmp_path), pretrained_dir, LABELS)
+        load_model(str(tmp_path), pretrained_dir, LABELS, ElectraForTokenClassification)
 
 
 def test_a_checkpoint_missing_body_tensors_is_refused(tmp_path: Path, pretrained_dir: Path, tokenizer: Tokenizer) -> None:
     ElectraForPreTraining(tiny_config(tokenizer, layers=1)).save_pretrained(tmp_path)
     claim_in_config(tmp_path, num_hidden_layers=2)
     with pytest.raises(ElectraError, match=r"encoder\.layer\.1\."):
-        load_model(str(tmp_path), pretrained_dir, LABELS)
+        load_model(str(tmp_path), pretrained_dir, LABELS, ElectraForTokenClassification)
 
 
 def test_a_directory_without_config_is_refused(tmp_path: Path, pretrained_dir: Path) -> None:
     with pytest.raises(ElectraError, match=r"finetune.init: .* is not a transformers checkpoint directory"):
-        load_model(str(tmp_path), pretrained_dir, LABELS)
+        load_model(str(tmp_path), pretrained_dir, LABELS, ElectraForTokenClassification)
 
 
 # ----------------------------------------------------------------------------------------------- optimizer
@@ -184,6 +179,28 @@ def test_finetune_is_seeded_keeps_the_best_epoch_and_logs(pretrained_dir: Path) 
     assert rates[0] < max(rates) and rates[-1] < max(rates), "warmup, then linear decay"
     _, _, repeated = finetune(params(), 7, pretrained_dir, train, valid, lambda s, m: None)
     assert repeated == summary
+
+
+# Recorded from the two loops before they became one (tasks/finetuning.py): the same seed must still give these.
+RECORDED_EPOCHS = {
+    "softmax": [(0.8494722992181778, 0.0), (0.40983825642615557, 0.88), (0.20411743130534887, 0.721311475409836),
+                (0.15485201426781714, 0.7118644067796611)],
+    "crf": [(0.836421899497509, 0.0), (0.40820465330034494, 0.8571428571428571),
+            (0.20910221617668867, 0.721311475409836), (0.15984333772212267, 0.793103448275862)],
+}
+
+
+@pytest.mark.parametrize("head", ["softmax", "crf"])
+def test_the_same_seed_gives_the_metrics_recorded_before_the_loop_was_shared(pretrained_dir: Path, head: str) -> None:
+    """Best epoch 2 of 4: the kept epoch is not the last, and patience 2 stops the run before ``epochs``."""
+    logged: list[dict] = []
+    _, _, summary = finetune(params(epochs=6, patience=2, head=head, learning_rate=2e-2, layer_lr_decay=1.0), 7,
+                             pretrained_dir, sentences(64, 0), sentences(24, 1), lambda s, m: logged.append(m))
+    epochs = [(metrics["epoch_train_loss"], metrics["valid_f1"]) for metrics in logged if "epoch" in metrics]
+    assert [loss for loss, _ in epochs] == pytest.approx([loss for loss, _ in RECORDED_EPOCHS[head]], rel=1e-5)
+    assert [f1 for _, f1 in epochs] == pytest.approx([f1 for _, f1 in RECORDED_EPOCHS[head]])
+    best = RECORDED_EPOCHS[head][1][1]
+    assert summary == pytest.approx({"best_valid_f1": best, "best_epoch": 2, "epochs_run": 4, "steps": 32})
 
 
 def test_early_stopping_stops_after_patience_epochs_without_gain(pretrained_dir: Path) -> None:

@@ -16,16 +16,16 @@ import pytest
 import torch
 from huggingface_hub import constants
 from tokenizers import Tokenizer
-from transformers import ElectraConfig, ElectraForPreTraining, ElectraTokenizerFast
+from transformers import ElectraConfig, ElectraForPreTraining, ElectraForTokenClassification, ElectraTokenizerFast
 
 from electra_model.config import ClassificationParams, FinetuneParams
 from electra_model.tasks.ner.conll import Sentence
 from electra_model.data.tokenizer import as_transformers_tokenizer, load_backend_tokenizer, train_wordpiece
 from electra_model.errors import ElectraError
-from electra_model.tasks.checkpoints import hub_checkpoint, model_source
+from electra_model.tasks.checkpoints import hub_checkpoint, load_model, load_tokenizer, model_source
 from electra_model.tasks.classification.data import TextExample
 from electra_model.tasks.classification.train import finetune_classifier
-from electra_model.tasks.ner.finetune import finetune, load_model, load_tokenizer
+from electra_model.tasks.ner.finetune import finetune
 from tests.fixtures_models import LABELS, PATTERN
 
 WORDS = ["john", "smith", "paris", "visited", "the", "film", "was", "good", "bad", "in", "new", "york", "and"]
@@ -114,7 +114,8 @@ def test_ner_finetunes_from_a_checkpoint_directory_with_its_own_tokenizer(
 ) -> None:
     source = CHECKPOINTS[layout](tmp_path / "checkpoint")
     model, tokenizer, _ = finetune(params(source), 0, ours, ner_sentences(16, 0), ner_sentences(8, 1), lambda s, m: None)
-    assert model.config.vocab_size == load_model(str(source), ours, LABELS).config.vocab_size != 0
+    loaded = load_model(str(source), ours, LABELS, ElectraForTokenClassification)
+    assert model.config.vocab_size == loaded.config.vocab_size != 0
     assert model.config.num_hidden_layers == 1, "the checkpoint's shape, not ours (2 layers)"
     assert tokenizer.token_to_id("john") is not None and ids(tokenizer, "John") == [tokenizer.token_to_id("john")], (
         "the checkpoint's lower-casing vocabulary encodes the data"
@@ -199,5 +200,5 @@ def test_a_hub_id_without_a_reachable_hub_fails_within_seconds(
     started = time.monotonic()
     with pytest.raises(ElectraError, match=r"finetune.init: 'acme/missing' .* the hub at http://127.0.0.1:9 is not "
                                            r"reachable .* not in the local Hugging Face cache"):
-        load_model("acme/missing", ours, LABELS)
+        load_model("acme/missing", ours, LABELS, ElectraForTokenClassification)
     assert time.monotonic() - started < 10
