@@ -18,9 +18,10 @@ from electra_model.pretraining.loop import Trainer, pretrain
 from electra_model.pretraining.modeling import UNMASKABLE, MaskedBatch
 from electra_model.training import Distributed
 
-LINES = [f"{name} met {other} in {city} on day {day} ." for name, other, city in zip(
-    ["Anna", "Boris", "Chen", "Dara"] * 6, ["Eli", "Fay", "Gus", "Hal"] * 6, ["Paris", "Oslo", "Lima", "Kyiv", "Rome", "Bern"] * 4
-) for day in range(1, 6)]
+NAMES, OTHERS = ["Anna", "Boris", "Chen", "Dara"] * 6, ["Eli", "Fay", "Gus", "Hal"] * 6
+CITIES = ["Paris", "Oslo", "Lima", "Kyiv", "Rome", "Bern"] * 4
+LINES = [f"{name} met {other} in {city} on day {day} ." for name, other, city in zip(NAMES, OTHERS, CITIES)
+         for day in range(1, 6)]
 NO_AUTOCAST = torch.autocast(device_type="cpu", enabled=False)
 
 
