@@ -81,6 +81,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--tokenizer", type=Path, help="a tokenizer folder of an earlier run to reuse instead of "
                         "training one (arms compared on the same vocabulary)")
     parser.add_argument("--log-every", type=int, default=20, help="steps per logged window (one host sync each)")
+    parser.add_argument("--eval-every", type=int, default=100, help="steps between held-out masked-LM evaluations "
+                        "on the training corpus's tail (a multiple of --log-every)")
     parser.add_argument("--valid-blocks", type=int, default=2048)
     parser.add_argument("--compile", action="store_true")
     parser.add_argument("--seed", type=int, default=1234)
@@ -104,6 +106,7 @@ def pretrain_params(args: argparse.Namespace, max_steps: int, budget_minutes: fl
         warmup_steps=max(1, round(args.warmup_fraction * max_steps)),
         budget_minutes=budget_minutes,
         log_every=args.log_every,
+        eval_every=args.eval_every,
         checkpoint_every=args.log_every,  # no checkpoints are written here; the params require a multiple
         compile=args.compile,
     )

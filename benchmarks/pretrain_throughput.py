@@ -14,8 +14,10 @@ L tokens per step, with the same AdamW (fused), gradient clipping and loss (MLM 
   autocast as ours, and ``speedup`` is against the bf16 one (the fair, harder comparison).
 
 Steps alternate between the two (the first ``--warmup`` of each are not timed), so a machine busy with other work
-slows both alike; each step takes the next batch of text. tokens/s counts real tokens (not padding), the text each
-side learns from per second; the table reports medians over the timed steps. The last line is
+slows both alike; each step takes the next batch of text. With ``--compile``, once that table is printed (and saved
+to ``--results``), our bodies are compiled and timed again alone, and a row and a ``speedup compiled`` line follow:
+a run cut short while compiling still leaves the eager figures. tokens/s counts real tokens (not padding), the text each
+side learns from per second; the table reports medians over the timed steps. The eager table ends with
 ``speedup: X.XXx`` (ours / baseline, by wall time); the line before it compares CPU time, the steadier
 measure when other work shares the machine.
 """
@@ -43,6 +45,7 @@ from electra_model.pretraining.flops import peak_flops
 from electra_model.pretraining.modeling import electra_configs
 from electra_model.pretraining.loop import RunningStats, Trainer, compile_bodies
 from electra_model.data.tokenizer import special_token_ids, train_wordpiece
+from electra_model.io import write_json
 from electra_model.training import Distributed, build_optimizer
 
 REPO = Path(__file__).resolve().parents[1]
@@ -137,7 +140,7 @@ def timed(step: Callable[[], None], device: torch.device) -> tuple[float, float]
     return time.perf_counter() - wall, time.process_time() - cpu
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--preset", default="small")
     parser.add_argument("--batch-size", type=int, default=8)
@@ -146,9 +149,43 @@ def main() -> None:
     parser.add_argument("--corpus", type=Path, help="paragraphs, one per line (.txt or .txt.gz); default: demo data")
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--steps", type=int, default=6)
-    parser.add_argument("--compile", action="store_true", help="torch.compile our transformer bodies")
+    parser.add_argument("--compile", action="store_true", help="then torch.compile our transformer bodies and time "
+                        "them again (the eager table is printed and saved first)")
+    parser.add_argument("--results", type=Path, help="JSON of the figures, rewritten after each measurement")
     parser.add_argument("--threads", type=int, help="CPU threads (default: torch's, one per core)")
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+def figures(runs: Measured, flops_per_step: int | None = None, peak: float | None = None) -> dict[str, float]:
+    """What the results file keeps of one contender: median tokens/s and step time, and MFU where it applies."""
+    out = {"tokens_per_s": runs.rate(runs.wall), "median_step_s": statistics.median(runs.wall)}
+    if flops_per_step is not None and peak:
+        out["mfu"] = flops_per_step / out["median_step_s"] / peak
+    return out
+
+
+def print_row(name: str, runs: Measured) -> None:
+    print(f"| {name} | {statistics.mean(runs.tokens):.0f} | {statistics.median(runs.wall):.3f} | "
+          f"{runs.rate(runs.wall):,.0f} | {runs.rate(runs.cpu):,.0f} |", flush=True)
+
+
+def time_compiled(trainer: Trainer, stats: RunningStats, warmup: int, steps: int) -> Measured:
+    """Our step again with the bodies compiled, after the eager table is out: compilation (minutes on a CPU, tens
+    of seconds on a GPU) happens in the untimed warm-up steps, so a run cut short there still leaves the eager
+    figures. Timed alone, not interleaved: the baseline's figure comes from the eager round."""
+    compile_bodies(trainer.model)
+    for _ in range(warmup):
+        trainer.train_step(trainer.model, stats)
+    runs = Measured()
+    for _ in range(steps):
+        runs.add(trainer.params.batch_size * trainer.params.max_seq_len,
+                 *timed(lambda: trainer.train_step(trainer.model, stats), trainer.device))
+    stats.summary(Distributed())
+    return runs
+
+
+def main() -> None:
+    args = parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
 
@@ -160,8 +197,6 @@ def main() -> None:
     params = PretrainParams.model_validate(raw)  # the preset's learning rate, with this batch
     blocks = pack_blocks(tokenizer, paragraphs, args.seq_len)
     trainer = Trainer(params, 0, tokenizer, blocks, Distributed())
-    if args.compile:
-        compile_bodies(trainer.model)
     trainer.model.train()
     stats = RunningStats.zeros(trainer.device)
     on_gpu = trainer.device.type == "cuda"
@@ -191,25 +226,37 @@ def main() -> None:
                 naive_runs[name].add(int((batch != special["[PAD]"]).sum()), *naive_times)
     stats.summary(Distributed())  # the loop's one read-back, outside the timed steps
     peak = peak_flops(trainer.device, params.peak_tflops)
-    mfu = trainer.step_flops() / statistics.median(ours.wall) / peak if peak else float("nan")
+    flops_per_step = trainer.step_flops()
+    eager = figures(ours, flops_per_step, peak)
     parameters = sum(p.numel() for p in trainer.model.parameters())
     device_name = torch.cuda.get_device_name(trainer.device) if on_gpu else f"cpu, {torch.get_num_threads()} threads"
     ours_name = "ours: packed blocks, shared embeddings, masked-only generator head" + (", bf16" if on_gpu else "")
     print(f"preset {args.preset} ({parameters / 1e6:.1f}M parameters), vocab {trainer.vocab_size}, batch "
-          f"{args.batch_size} x {args.seq_len}, {device_name}{', compiled' if args.compile else ''}, "
-          f"{args.warmup} warmup + {args.steps} timed steps each, interleaved; our MFU {mfu:.1%}")
+          f"{args.batch_size} x {args.seq_len}, {device_name}, {args.warmup} warmup + {args.steps} timed steps each, "
+          f"interleaved; our MFU {eager.get('mfu', float('nan')):.1%}")
     print("| trainer | real tokens / step | median step (s) | tokens/s | tokens per CPU-second |")
     print("| --- | ---: | ---: | ---: | ---: |")
     for name, runs in ((ours_name, ours), *naive_runs.items()):
-        print(f"| {name} | {statistics.mean(runs.tokens):.0f} | {statistics.median(runs.wall):.3f} | "
-              f"{runs.rate(runs.wall):,.0f} | {runs.rate(runs.cpu):,.0f} |")
-    baseline = list(naive_runs.values())[-1]  # on a GPU the bf16 baseline, on a CPU the fp32 one
+        print_row(name, runs)
+    baseline_name, baseline = list(naive_runs.items())[-1]  # on a GPU the bf16 baseline, on a CPU the fp32 one
     if on_gpu:
         fp32 = list(naive_runs.values())[0]
         print(f"speedup over the fp32 baseline: {ours.rate(ours.wall) / fp32.rate(fp32.wall):.2f}x")
     else:
         print(f"speedup per CPU-second: {ours.rate(ours.cpu) / baseline.rate(baseline.cpu):.2f}x")
-    print(f"speedup: {ours.rate(ours.wall) / baseline.rate(baseline.wall):.2f}x")
+    print(f"speedup: {ours.rate(ours.wall) / baseline.rate(baseline.wall):.2f}x", flush=True)
+    results = {"preset": args.preset, "device": device_name, "batch_size": args.batch_size, "seq_len": args.seq_len,
+               "compile": args.compile, "eager": eager, "baseline": {"name": baseline_name, **figures(baseline)}}
+    if args.results:
+        write_json(args.results, results)
+    if args.compile:
+        compiled = time_compiled(trainer, stats, args.warmup, args.steps)
+        results["compiled"] = figures(compiled, flops_per_step, peak)
+        print_row(f"{ours_name}, compiled", compiled)
+        print(f"compiled MFU {results['compiled'].get('mfu', float('nan')):.1%}; speedup compiled: "
+              f"{compiled.rate(compiled.wall) / baseline.rate(baseline.wall):.2f}x", flush=True)
+        if args.results:
+            write_json(args.results, results)
 
 
 if __name__ == "__main__":

@@ -192,6 +192,9 @@ class PretrainParams(Section):
     ``objective`` ``mlm`` trains the discriminator's shape by masked-language-modelling alone, the paper's
     comparison arm; ``sampling_temperature`` divides the generator's logits before sampling (the reference's
     ``temperature``).
+
+    Every ``eval_every`` steps (and at the last) the run scores its masked-LM on ``eval_blocks`` held-out blocks, the
+    corpus's tail, which it never trains on (:mod:`electra_model.pretraining.heldout`).
     """
 
     objective: Literal["electra", "mlm"] = "electra"
@@ -214,6 +217,8 @@ class PretrainParams(Section):
     sampling_temperature: PositiveFloat = 1.0
     dropout: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.1
     log_every: PositiveInt = 10
+    eval_every: PositiveInt
+    eval_blocks: PositiveInt
     checkpoint_every: PositiveInt = 100
     keep_checkpoints: PositiveInt = 2
     compile: bool = False
@@ -248,6 +253,11 @@ class PretrainParams(Section):
             raise ValueError(
                 f"checkpoint_every {self.checkpoint_every} must be a multiple of log_every {self.log_every} "
                 "(a checkpoint closes a logging window, so a resumed run logs exactly what an uninterrupted one does)"
+            )
+        if self.eval_every % self.log_every:
+            raise ValueError(
+                f"eval_every {self.eval_every} must be a multiple of log_every {self.log_every} (a held-out "
+                "evaluation is reported with its logging window)"
             )
         return self
 

@@ -32,6 +32,9 @@ class CurveRecorder:
     def save_png(self, path: Path, columns: Sequence[str], title: str) -> None:
         save_curves_png(self.rows, path, columns, title)
 
+    def save_overlay_png(self, path: Path, columns: Sequence[str], title: str) -> None:
+        save_overlay_png(self.rows, path, columns, title)
+
 
 def _pyplot() -> Any:
     """matplotlib's pyplot on the file-only Agg backend (stages run without a display); imported on first use,
@@ -59,6 +62,20 @@ def save_curves_png(rows: Sequence[Mapping[str, float]], path: Path, columns: Se
         axis.set_title(column)
         axis.set_xlabel("step")
     figure.suptitle(title)
+    figure.tight_layout()
+    _save(figure, path)
+
+
+def save_overlay_png(rows: Sequence[Mapping[str, float]], path: Path, columns: Sequence[str], title: str) -> None:
+    """Several metrics of the same unit on one panel against ``step``, where their crossing is the point (a loss
+    against its reference lines)."""
+    figure, axis = _pyplot().subplots(figsize=(6, 4))
+    for column in columns:
+        points = [(row["step"], row[column]) for row in rows if column in row]
+        axis.plot([p[0] for p in points], [p[1] for p in points], label=column)
+    axis.set_xlabel("step")
+    axis.legend()
+    axis.set_title(title)
     figure.tight_layout()
     _save(figure, path)
 

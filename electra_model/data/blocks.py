@@ -131,12 +131,20 @@ class PackedBlocks:
     def shape(self) -> tuple[int, int]:
         return len(self.bodies), self.max_seq_len
 
+    def head(self, count: int) -> PackedBlocks:
+        """The first ``count`` blocks, on the same memory map: what a run trains on when it holds out the tail."""
+        return PackedBlocks(self.bodies[:count].reshape(-1), self.max_seq_len, self.cls_id, self.sep_id)
+
     def __getitem__(self, indices: np.ndarray) -> np.ndarray:
         """The blocks at ``indices`` (in that order), as a fresh in-memory array."""
         bodies = self.bodies[indices]
         out = np.empty((len(bodies), self.max_seq_len), dtype=bodies.dtype)
         out[:, 0], out[:, 1:-1], out[:, -1] = self.cls_id, bodies, self.sep_id
         return out
+
+
+Blocks = np.ndarray | PackedBlocks
+"""What pretraining reads blocks from: an in-memory (n_blocks, max_seq_len) array or the packed token stream."""
 
 
 def pack_blocks(tokenizer: Tokenizer, lines: Iterable[str], max_seq_len: int) -> np.ndarray:

@@ -19,8 +19,12 @@ a resumed run reads it instead of measuring again, so it keeps the schedule its 
 
 Per logging step it reports the generator's MLM loss and accuracy (also apart at [MASK] slots and at slots that
 kept their token), the RTD loss, accuracy, precision, recall on replaced tokens and AUC, the learning rate,
-tokens/s and MFU (see :mod:`electra_model.pretraining.flops`); between logging steps nothing waits for the device. A non-finite loss stops the run at the next logging step, naming the step where it
-first appeared (tracked on the device, see :meth:`Trainer.stop_if_diverged`), before any checkpoint of NaN weights.
+tokens/s and MFU (see :mod:`electra_model.pretraining.flops`); between logging steps nothing waits for the device.
+Every ``eval_every`` steps and at the last, the main process adds the masked-LM loss and accuracy on the held-out
+tail of the corpus, which the run never trains on (:mod:`electra_model.pretraining.heldout`); that evaluation is
+neither in the window's tokens/s nor in a budget's calibration. A non-finite loss stops the run at the next logging
+step, naming the step where it first appeared (tracked on the device, see :meth:`Trainer.stop_if_diverged`), before
+any checkpoint of NaN weights.
 """
 
 from __future__ import annotations
@@ -40,9 +44,10 @@ from torch.nn.parallel import DistributedDataParallel
 from electra_model.pretraining import checkpoint
 from electra_model.code_closure import ROOT, project_closure
 from electra_model.config import PretrainParams
-from electra_model.data.blocks import PackedBlocks
+from electra_model.data.blocks import Blocks
 from electra_model.errors import ElectraError
 from electra_model.pretraining.flops import peak_flops, pretraining_step_flops
+from electra_model.pretraining.heldout import HeldOutSet, split_heldout
 from electra_model.io import read_json, write_json
 from electra_model.pretraining.modeling import (
     ElectraOutput,
@@ -50,6 +55,7 @@ from electra_model.pretraining.modeling import (
     MaskedBatch,
     MaskedLMPretrainingModel,
     PretrainingModel,
+    UNMASKABLE,
     electra_configs,
     mask_slots,
     mask_tokens,
@@ -68,9 +74,8 @@ from electra_model.training import (
 )
 
 MetricsCallback = Callable[[int, dict[str, float]], None]
-Blocks = np.ndarray | PackedBlocks
 # Knobs that change what is reported or kept, not the trajectory: a run may resume with other values.
-OPERATIONAL_KEYS = ("log_every", "checkpoint_every", "keep_checkpoints", "peak_tflops")
+OPERATIONAL_KEYS = ("log_every", "eval_every", "checkpoint_every", "keep_checkpoints", "peak_tflops")
 # Calibration of a budgeted run: untimed steps first (lazy initialisation, torch.compile), then the timed ones.
 CALIBRATION_WARMUP_STEPS = 2
 CALIBRATION_STEPS = 5
@@ -345,7 +350,7 @@ class Trainer:
         self.device = rank_device(params.device, context)
         special = special_token_ids(tokenizer)
         self.mask_id = special["[MASK]"]
-        self.unmaskable = torch.tensor([special[t] for t in ("[CLS]", "[SEP]", "[PAD]", "[MASK]")], device=self.device)
+        self.unmaskable = torch.tensor([special[t] for t in UNMASKABLE], device=self.device)
         seed_everything(seed)
         self.model = build_model(params, tokenizer).to(self.device)
         self.optimizer = build_optimizer(
@@ -438,6 +443,13 @@ class Trainer:
         where = f"at step {first}" if first else f"in steps {window_first_step}-{self.step}"
         stop_if_diverged(window_loss, where, "pretraining", knobs)
 
+    def heldout_set(self, blocks: np.ndarray) -> HeldOutSet:
+        """The held-out blocks masked by this run's rule, in batches of a training micro-batch's size (so a
+        compiled body sees the shape it was compiled for)."""
+        p = self.params
+        micro_batch = p.batch_size // self.n_shards
+        return HeldOutSet.build(blocks, self.unmaskable, self.mask_id, p.mask_prob, p.mask_token_prob, micro_batch)
+
     def step_flops(self) -> int:
         p = self.params
         tokens = p.batch_size * p.max_seq_len
@@ -475,13 +487,17 @@ def pretrain(
 
     With ``checkpoint_dir``, continue from its newest checkpoint (replaying the logged history to ``on_log``) and
     checkpoint every ``checkpoint_every`` steps. Under torchrun every rank trains; only rank 0 calls ``on_log`` and
-    writes checkpoints. Besides the last window's metrics, the result holds ``steps``, ``tokens_seen`` and
-    ``train_minutes`` (this process's training time, calibration excluded). The first logging window after
-    warmup that looks collapsed (:func:`collapse_warning`) is logged as a warning and passed to ``on_warning``.
+    writes checkpoints. The corpus's last blocks are held out (:func:`split_heldout`) and scored every
+    ``eval_every`` steps and at the last. Besides the last window's metrics, the result holds ``steps``,
+    ``tokens_seen``, ``heldout_blocks`` and ``train_minutes`` (this process's training time, calibration excluded).
+    The first logging window after warmup that looks collapsed (:func:`collapse_warning`) is logged as a warning and
+    passed to ``on_warning``.
     """
     context = init_distributed(params.device)
+    blocks, heldout_blocks = split_heldout(blocks, params.eval_blocks)
     params = budget_params(params, seed, tokenizer, blocks, context, checkpoint_dir)
     trainer = Trainer(params, seed, tokenizer, blocks, context)
+    heldout = trainer.heldout_set(heldout_blocks) if context.is_main else None
     if checkpoint_dir is not None:
         trainer.resume(checkpoint_dir)
     if context.is_main:
@@ -508,6 +524,8 @@ def pretrain(
         metrics["tokens_per_s"] = window_steps * params.batch_size * params.max_seq_len / elapsed
         if peak is not None:
             metrics["mfu"] = window_steps * flops_per_step / elapsed / (peak * context.world_size)
+        if heldout is not None and (step % params.eval_every == 0 or step == params.max_steps):
+            metrics.update(heldout.evaluate(trainer.model, trainer.autocast))
         trainer.history.append({"step": step, **metrics})
         if context.is_main:
             on_log(step, metrics)
@@ -526,22 +544,29 @@ def pretrain(
     final.update(
         steps=trainer.step,
         tokens_seen=trainer.step * params.batch_size * params.max_seq_len,
+        heldout_blocks=len(heldout_blocks),
         train_minutes=(time.perf_counter() - training_start) / 60,
     )
     return trainer.model, final
 
 
 def log_summary(step: int, max_steps: int, metrics: dict[str, float]) -> str:
-    """One line per logging window: the losses, the RTD figures an ELECTRA run has, speed."""
+    """One line per logging window: the losses, the RTD figures an ELECTRA run has, speed, and the held-out MLM
+    figures when this window was evaluated."""
     rtd = (
         f"rtd {metrics['rtd_loss']:.4f} rtd_acc {metrics['rtd_accuracy']:.3f} rtd_recall {metrics['rtd_recall']:.3f} "
         f"rtd_auc {metrics['rtd_auc']:.3f} "
         if "rtd_loss" in metrics
         else f"mlm_acc {metrics['mlm_accuracy_masked']:.3f} "
     )
+    heldout = (
+        f" heldout_mlm {metrics['heldout_mlm_loss']:.3f} heldout_acc {metrics['heldout_mlm_accuracy']:.3f}"
+        if "heldout_mlm_loss" in metrics
+        else ""
+    )
     return (
         f"step {step}/{max_steps} loss {metrics['loss']:.3f} mlm {metrics['mlm_loss']:.3f} {rtd}"
-        f"tok/s {metrics['tokens_per_s']:.0f} mfu {metrics.get('mfu', float('nan')):.1%}"
+        f"tok/s {metrics['tokens_per_s']:.0f} mfu {metrics.get('mfu', float('nan')):.1%}{heldout}"
     )
 
 

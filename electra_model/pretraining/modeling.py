@@ -88,6 +88,11 @@ class MaskedBatch:
         return torch.zeros_like(self.input_ids, dtype=torch.bool).scatter(1, self.positions, self.valid)
 
 
+UNMASKABLE = ("[CLS]", "[SEP]", "[PAD]", "[MASK]")
+"""Tokens a masked position never falls on: the masked-LM loss, and the entropies it is read against, are over the
+other tokens."""
+
+
 def mask_slots(seq_len: int, mask_prob: float) -> int:
     """Masked slots per row, the reference's ``max_predictions_per_seq``: a full row masks exactly this many."""
     return max(1, round(seq_len * mask_prob))
@@ -219,8 +224,8 @@ class ElectraPretrainingModel(nn.Module):
         """The transformer bodies, for torch.compile."""
         return self.generator.electra, self.discriminator.electra
 
-    def generator_logits(self, masked: MaskedBatch, attention_mask: torch.Tensor | None) -> torch.Tensor:
-        """Vocabulary logits at the masked slots only: (B, N, vocab)."""
+    def mlm_logits(self, masked: MaskedBatch, attention_mask: torch.Tensor | None) -> torch.Tensor:
+        """The generator's vocabulary logits at the masked slots only: (B, N, vocab)."""
         return masked_lm_logits(self.generator, masked, attention_mask)
 
     def forward(
@@ -231,7 +236,7 @@ class ElectraPretrainingModel(nn.Module):
         sampler: torch.Generator | None = None,
     ) -> ElectraOutput:
         """``attention_mask`` None means every token is real (packed blocks), which lets SDPA skip the mask."""
-        mlm_logits = self.generator_logits(masked, attention_mask)
+        mlm_logits = self.mlm_logits(masked, attention_mask)
         mlm_loss, slot_correct = masked_lm_loss(mlm_logits, masked)
 
         sampled = sample_replacements(mlm_logits, sampler, self.never_sample, self.sampling_temperature)
@@ -274,6 +279,10 @@ class MaskedLMPretrainingModel(nn.Module):
     def bodies(self) -> tuple[nn.Module, ...]:
         return (self.encoder.electra,)
 
+    def mlm_logits(self, masked: MaskedBatch, attention_mask: torch.Tensor | None) -> torch.Tensor:
+        """The encoder's vocabulary logits at the masked slots only: (B, N, vocab)."""
+        return masked_lm_logits(self.encoder, masked, attention_mask)
+
     def forward(
         self,
         input_ids: torch.Tensor,
@@ -281,7 +290,7 @@ class MaskedLMPretrainingModel(nn.Module):
         masked: MaskedBatch,
         sampler: torch.Generator | None = None,
     ) -> ElectraOutput:
-        mlm_loss, slot_correct = masked_lm_loss(masked_lm_logits(self.encoder, masked, attention_mask), masked)
+        mlm_loss, slot_correct = masked_lm_loss(self.mlm_logits(masked, attention_mask), masked)
         real = torch.ones_like(input_ids, dtype=torch.bool) if attention_mask is None else attention_mask.bool()
         return ElectraOutput(
             loss=mlm_loss,

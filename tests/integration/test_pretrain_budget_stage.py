@@ -1,6 +1,7 @@
 """The pretrain stage with ``pretrain.budget_minutes``: its metrics record the budget, the steps and the tokens
 seen, and running it again finds the fitted plan in its cache instead of measuring the step time again. Its curves
-carry the collapse signals, and a collapse warning reaches the MLflow run as a tag exactly when they show one."""
+carry the collapse signals, and a collapse warning reaches the MLflow run as a tag exactly when they show one. Its
+metrics and held-out curve carry the held-out MLM loss beside the corpus's unigram and bigram entropies."""
 
 from __future__ import annotations
 
@@ -35,6 +36,14 @@ def test_a_budgeted_stage_records_its_budget_steps_and_tokens_and_keeps_its_plan
     assert metrics["budget_minutes"] == 0.05 and metrics["steps"] >= 1
     assert metrics["tokens_seen"] == metrics["steps"] * 8 * 32
     assert metrics["learning_rate"] == 0.0
+    plateau = ("heldout_mlm_loss", "heldout_mlm_accuracy", "unigram_entropy", "bigram_entropy")
+    assert set(plateau) <= set(metrics) and 0 < metrics["bigram_entropy"] < metrics["unigram_entropy"]
+    assert len(list(project.root.glob("cache/pretrain/tokens-*.entropy-*.json"))) == 1  # beside the token stream
+    with open(project.root / "plots/pretrain_heldout.csv", encoding="utf-8") as handle:
+        heldout_rows = list(csv.DictReader(handle))
+    assert heldout_rows and set(heldout_rows[-1]) == {"step", *plateau}
+    assert int(heldout_rows[-1]["step"]) == metrics["steps"]
+    assert float(heldout_rows[-1]["heldout_mlm_loss"]) == pytest.approx(metrics["heldout_mlm_loss"])
 
     (plan_path,) = project.root.glob("cache/pretrain/run-*/budget.json")
     warmup = json.loads(plan_path.read_text(encoding="utf-8"))["warmup_steps"]
@@ -49,6 +58,7 @@ def test_a_budgeted_stage_records_its_budget_steps_and_tokens_and_keeps_its_plan
     )
     assert ("pretrain.warning" in run.data.tags) == collapsed, (rows, warmup, run.data.tags)
     assert run.data.metrics["steps"] == metrics["steps"]
+    assert run.data.metrics["bigram_entropy"] == pytest.approx(metrics["bigram_entropy"])
 
     again = project.run(*stage_command("pretrain"))  # resumes from the last checkpoint: nothing left to train
     output = again.stderr + again.stdout

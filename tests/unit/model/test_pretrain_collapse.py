@@ -110,7 +110,7 @@ def test_generator_accuracy_is_counted_apart_at_mask_and_at_kept_slots(params, t
     for micro in trainer.micro_batches(6):
         with torch.no_grad():
             output = trainer.model(micro.input_ids, None, micro.masked, micro.sampler)
-            guesses = trainer.model.generator_logits(micro.masked, None).argmax(-1)
+            guesses = trainer.model.mlm_logits(micro.masked, None).argmax(-1)
         stats.add(output, micro.masked)
         shown = micro.masked.input_ids.gather(1, micro.masked.positions)
         for kind, slots in (("masked", shown == trainer.mask_id), ("kept", shown != trainer.mask_id)):
