@@ -119,7 +119,8 @@ def clone_project(source: Project, root: Path, fresh_store: bool = False) -> Pro
     Everything is copied (git, DVC's cache, the outputs, dvc.lock, the MLflow store) with file times kept, so DVC
     finds the copy up to date; DVC's per-checkout scratch folder .dvc/tmp (locks, queue workers) stays behind.
     MLflow's sqlite store records absolute artifact locations (experiments, runs, model versions, logged models),
-    which would still point into ``source``: they are rewritten to ``root``. With ``fresh_store`` the copy starts
+    and each logged model's MLmodel file its own, which would still point into ``source``: they are rewritten to
+    ``root``. With ``fresh_store`` the copy starts
     with no MLflow store and no artifacts instead, for tests that count what a registry holds from nothing. The
     copy's environment names its own store in MLFLOW_TRACKING_URI, as :func:`copy_project`'s does.
     """
@@ -133,6 +134,9 @@ def clone_project(source: Project, root: Path, fresh_store: bool = False) -> Pro
         shutil.rmtree(root / "mlartifacts", ignore_errors=True)
     elif (root / "mlflow.db").exists():
         rebase_store(root / "mlflow.db", str(source.root), str(root))
+        for model_file in (root / "mlartifacts").rglob("MLmodel"):
+            model_file.write_text(model_file.read_text(encoding="utf-8").replace(str(source.root), str(root)),
+                                  encoding="utf-8")
     return Project(root)
 
 
