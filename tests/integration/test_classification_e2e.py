@@ -1,7 +1,8 @@
 """The classification task through the same pipeline, for real: ``dvc exp run -S task=classification`` on the demo
-sentiment data, offline, in a temporary copy of the project (real DVC, a real MLflow sqlite store), through
-download, tokenizer, pretrain, finetune, evaluate and export, into the registry as ``electra-classifier@champion``
-and out again through the torch-free client. The tests in this module share one copy and run in order."""
+sentiment data, offline, in a copy of the session's NER ``demo_run`` (real DVC, a real MLflow sqlite store): the
+same six stages, of which the task's own (download, finetune, evaluate, export) run again and the corpus, tokenizer
+and pretrained model are reused, into the registry as ``electra-classifier@champion`` and out again through the
+torch-free client. The tests in this module share one copy and run in order."""
 
 from __future__ import annotations
 
@@ -12,12 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.project import Project, copy_project
+from tests.integration.project import STAGES, DemoRun, Project, clone_project, deep_update, ran_stages
 from tests.integration.test_pipeline_e2e import mlflow_client
 
 pytestmark = pytest.mark.e2e
 
-STAGES = ("download", "tokenizer", "pretrain", "finetune", "evaluate", "export")
+TASK_STAGES = {"download", "finetune", "evaluate", "export"}  # the stages that read `task`
 TEST_TEXTS = 90
 MIN_ACCURACY = 0.8  # chance is 1/3 on the three balanced labels
 # Fine-tuning starts from random weights of the pretrained shape, with the pretrained tokenizer: 40 pretraining
@@ -37,14 +38,21 @@ NEGATIVE_TEXT = "The meal was terrible."
 
 
 @pytest.fixture(scope="module")
-def project(tmp_path_factory) -> Project:
-    """The default params (task: ner) made tiny; the task is switched by the experiment, as a user would."""
-    return copy_project(tmp_path_factory.mktemp("project"), TINY)
+def project(tmp_path_factory, demo_run: DemoRun) -> Project:
+    """The shared NER run (task: ner) with this module's tiny params; the task is switched by the experiment, as a
+    user would. The corpus depends on ``data.demo.corpus_documents`` alone, which both share."""
+    project = clone_project(demo_run.project, tmp_path_factory.mktemp("classification") / "project")
+    params = project.params()
+    deep_update(params, TINY)
+    project.write_params(params)
+    return project
 
 
 def test_exp_run_with_task_classification_runs_the_same_stages(project):
     result = project.run("dvc", "exp", "run", "-S", "task=classification")
-    assert {stage for stage in STAGES if f"Running stage '{stage}'" in result.stdout} == set(STAGES)
+    assert ran_stages(result.stdout) == TASK_STAGES
+    for stage in set(STAGES) - TASK_STAGES:
+        assert f"Stage '{stage}' didn't change, skipping" in result.stdout, result.stdout
     download = project.metrics("download")
     assert download["classification"]["test"]["examples"] == TEST_TEXTS and "ner" not in download
     assert sorted(path.name for path in (project.root / "data/task").iterdir()) == [
@@ -82,8 +90,10 @@ def test_the_confusion_matrix_is_a_dvc_plot(project):
 def test_the_runs_are_in_mlflow_with_the_task_params(project):
     client = mlflow_client(project)
     experiment = client.get_experiment_by_name("electra-pipeline")
-    runs = client.search_runs([experiment.experiment_id], max_results=100)
-    by_stage = {run.info.run_name: run for run in runs}  # the stage runs (their parents are dvc-repro-<stage>)
+    runs = client.search_runs([experiment.experiment_id], max_results=100)  # the newest first
+    by_stage = {}  # each stage's newest run (their parents are dvc-repro-<stage>)
+    for run in runs:
+        by_stage.setdefault(run.info.run_name, run)
     assert set(STAGES) <= set(by_stage)
     assert by_stage["finetune"].data.params["task"] == "classification"
     assert {"valid_accuracy", "valid_macro_f1", "train_loss"} <= set(by_stage["finetune"].data.metrics)
@@ -100,7 +110,8 @@ def test_the_classifier_is_registered_as_champion_with_the_gate_tags(project):
     assert "accuracy" in champion.tags["champion_reason"] and "min_f1 0.60" in champion.tags["champion_reason"]
     assert float(champion.tags["accuracy"]) >= MIN_ACCURACY and champion.tags["accuracy_split"] == "valid"
     assert {"parity_max_abs_diff", "serve_variant", "serve_reason"} <= set(champion.tags)
-    assert not client.search_model_versions("name = 'electra-ner'")  # the task names the registered model
+    # the task names the registered model: electra-ner holds only the shared NER run's version
+    assert [v.version for v in client.search_model_versions("name = 'electra-ner'")] == ["1"]
     export = project.metrics("export")
     assert export["registered_version"] == int(champion.version) and export["alias_moved"] is True
 

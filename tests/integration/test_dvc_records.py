@@ -8,7 +8,8 @@ store (`tracking.uri: sqlite:///mlflow.db`, no MLFLOW_TRACKING_URI):
 - after `mlflow.db` and `mlartifacts/` are lost, the Prefect flow registers the cached `models/onnx` again, its
   summary says so, and `electra predict` works.
 
-The tests run in order and share one copy: the first one builds what the later ones use.
+The first run is the session's shared ``demo_run`` (tests/integration/conftest.py), made with the embedded default
+store; the tests run in order on one copy of it, each building on what the earlier ones left.
 """
 
 from __future__ import annotations
@@ -24,8 +25,7 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from tests.integration.project import GIT_IDENTITY, Project, copy_project
-from tests.integration.test_pipeline_e2e import STAGES, TINY, ran_stages
+from tests.integration.project import GIT_IDENTITY, STAGES, DemoRun, Project, clone_project, ran_stages
 
 pytestmark = pytest.mark.e2e
 
@@ -34,8 +34,8 @@ DOWNLOAD_OUTPUTS = ("data/corpus", "data/task", "metrics/download.json")
 
 
 @pytest.fixture(scope="module")
-def project(tmp_path_factory: pytest.TempPathFactory) -> Project:
-    project = copy_project(tmp_path_factory.mktemp("records"), {**TINY, "export": {"min_f1": 0.05, "latency_runs": 4}})
+def project(tmp_path_factory: pytest.TempPathFactory, demo_run: DemoRun) -> Project:
+    project = clone_project(demo_run.project, tmp_path_factory.mktemp("records") / "project")
     del project.env["MLFLOW_TRACKING_URI"]  # the embedded default: sqlite:///mlflow.db, artifacts in mlartifacts/
     return project
 
@@ -62,11 +62,11 @@ def stage_runs(client: MlflowClient, stage: str) -> list:
     return [run for run in found if run.info.run_name == stage]
 
 
-def test_first_repro_writes_the_store_at_the_root(project: Project) -> None:
-    result = project.run("dvc", "repro")
-    assert ran_stages(result.stdout) == set(STAGES)
-    assert stage_runs(root_store(project), "export")
-    assert (project.root / "mlartifacts").is_dir()
+def test_first_repro_writes_the_store_at_the_root(demo_run: DemoRun) -> None:
+    assert ran_stages(demo_run.output) == set(STAGES)
+    (export,) = stage_runs(root_store(demo_run.project), "export")
+    assert (demo_run.project.root / "mlartifacts").is_dir()
+    assert export.info.artifact_uri.startswith((demo_run.project.root / "mlartifacts").as_uri())
 
 
 def test_a_misspelt_param_keeps_the_last_good_finetune_outputs(project: Project) -> None:

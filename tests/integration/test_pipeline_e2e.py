@@ -1,7 +1,8 @@
 """The whole pipeline, for real, on tiny demo params in a temporary copy of the project.
 
 Real ``dvc`` commands, a real MLflow sqlite store, a real (temporary) Prefect server, the real ``electra`` CLI.
-The tests in this module run in order and share one copy: the first one builds what the later ones inspect.
+The first run is the session's shared ``demo_run`` (tests/integration/conftest.py); the tests in this module run in
+order on one copy of it, each building on what the earlier ones left.
 """
 
 from __future__ import annotations
@@ -14,32 +15,18 @@ from pathlib import Path
 import pytest
 
 from tests.dvc_map import stage_command
-from tests.integration.project import Project, copy_project
+from tests.integration.project import STAGES, DemoRun, Project, clone_project, ran_stages
 
 pytestmark = pytest.mark.e2e
 
-STAGES = ("download", "tokenizer", "pretrain", "finetune", "evaluate", "export")
-TINY = {
-    "data": {"demo": {"corpus_documents": 120, "train_sentences": 600, "valid_sentences": 120, "test_sentences": 120}},
-    "tokenizer": {"vocab_size": 1500},
-    "pretrain": {"max_steps": 40, "batch_size": 16, "max_seq_len": 64, "warmup_steps": 4, "log_every": 10},
-    "finetune": {"epochs": 3, "max_seq_len": 64, "learning_rate": 5.0e-4},
-    "export": {"min_f1": 0.05},
-}
-
-
-def ran_stages(output: str) -> set[str]:
-    return {stage for stage in STAGES if f"Running stage '{stage}'" in output}
-
 
 @pytest.fixture(scope="module")
-def project(tmp_path_factory) -> Project:
-    return copy_project(tmp_path_factory.mktemp("project"), TINY)
+def project(tmp_path_factory, demo_run: DemoRun) -> Project:
+    return clone_project(demo_run.project, tmp_path_factory.mktemp("pipeline") / "project")
 
 
-def test_first_repro_runs_every_stage(project):
-    result = project.run("dvc", "repro")
-    assert ran_stages(result.stdout) == set(STAGES)
+def test_first_repro_runs_every_stage(project, demo_run: DemoRun):
+    assert ran_stages(demo_run.output) == set(STAGES)
     assert (project.root / "models/pretrained/model.safetensors").is_file()
     assert (project.root / "models/onnx/model.onnx").is_file()
     evaluate = project.metrics("evaluate")

@@ -2,7 +2,8 @@
 experiment of the stages up to finetune and an MLflow run under one study run; trials below the median at an epoch
 are pruned; pretraining is reused from DVC's cache; a driver killed with SIGKILL resumes without repeating a
 finished trial; `--apply-best` puts the best trial in the workspace and runs the whole pipeline with it. The tests
-run in order and share one copy; history and importances are DVC plots."""
+run in order and share one copy of the session's ``demo_run`` (its corpus, tokenizer and pretrained model; an MLflow
+store of its own); history and importances are DVC plots."""
 
 from __future__ import annotations
 
@@ -18,8 +19,7 @@ import optuna
 import pytest
 from mlflow.tracking import MlflowClient
 
-from tests.integration.project import GIT_IDENTITY, Project, copy_project
-from tests.integration.test_pipeline_e2e import TINY
+from tests.integration.project import GIT_IDENTITY, TINY, DemoRun, Project, clone_project, deep_update
 
 pytestmark = pytest.mark.e2e
 
@@ -32,9 +32,10 @@ TUNE = {
 
 
 @pytest.fixture(scope="module")
-def project(tmp_path_factory: pytest.TempPathFactory) -> Project:
-    project = copy_project(tmp_path_factory.mktemp("tune"), {**TINY, **TUNE})
+def project(tmp_path_factory: pytest.TempPathFactory, demo_run: DemoRun) -> Project:
+    project = clone_project(demo_run.project, tmp_path_factory.mktemp("tune") / "project", fresh_store=True)
     params = project.params()
+    deep_update(params, TUNE)
     params["tune"]["space"] = TUNE["tune"]["space"]  # replace the committed space, not merge into it
     project.write_params(params)
     project.run("git", *GIT_IDENTITY, "commit", "-qam", "the test's search space")
@@ -122,12 +123,14 @@ def test_a_killed_study_resumes_without_repeating_a_finished_trial(project: Proj
 
 def test_apply_best_puts_the_best_trial_in_the_workspace_and_runs_the_whole_pipeline(project: Project) -> None:
     best = json.loads((project.root / "tune/demo/best.json").read_text())
+    started = time.time()
     result = project.run(str(Path(sys.executable).parent / "electra"), "tune", "--apply-best")
     assert f"applied trial {best['trial']}" in result.stdout
     assert project.params()["finetune"]["learning_rate"] == pytest.approx(best["params"]["finetune.learning_rate"])
     finetuned = json.loads((project.root / "metrics/finetune.json").read_text())
     assert finetuned["best_valid_f1"] == pytest.approx(best["value"])
-    assert (project.root / "metrics/evaluate.json").is_file()
+    # the copied project holds the shared run's evaluation: this one must be new
+    assert (project.root / "metrics/evaluate.json").stat().st_mtime >= started
     assert project.run("dvc", "status", "--json").stdout.strip() in ("{}", "")
     client = MlflowClient(project.env["MLFLOW_TRACKING_URI"])
     (version,) = client.search_model_versions("name = 'electra-ner'")

@@ -18,6 +18,9 @@ import pytest
 
 from electra_model.io import HOST, atomic_dir, atomic_file, remove_stale_staging
 
+# the tests wait on their child writers' output with no deadline of their own: a stuck writer fails in two minutes
+pytestmark = pytest.mark.timeout(120)
+
 WRITER = """
 import sys, time
 from electra_model.io import atomic_dir, atomic_file

@@ -10,6 +10,8 @@ import pytest
 from electra_model.errors import ElectraError
 from electra_model.tracking.runs import check_reachable
 
+pytestmark = pytest.mark.timeout(60)  # these tests exist to show that nothing hangs: a hang fails in a minute
+
 
 def test_refused_port_is_reported_at_once():
     with socket.socket() as probe:
