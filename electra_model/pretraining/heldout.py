@@ -4,7 +4,8 @@ a plateau.
 
 The held-out slice is the corpus's last blocks (:func:`split_heldout`). They are masked once, with the training's
 masking rule but a fixed seed of their own (:data:`HELDOUT_SEED`, not the run's), so every evaluation of every run
-on the same corpus and tokenizer scores the very same positions: the curve moves only because the model does. The
+on the same corpus and tokenizer (with the same ``max_seq_len``, ``eval_blocks`` and masking rates) scores the very
+same positions, whatever its seed or batch size: the curve moves only because the model does. The
 model that answers is the one that predicts masked tokens: the generator of an ELECTRA run, the encoder of an
 MLM-only one; dropout is off while it answers.
 """
@@ -59,16 +60,19 @@ class HeldOutSet:
         mask_token_prob: float,
         batch_size: int,
     ) -> HeldOutSet:
-        """Mask ``blocks`` as training does, with the fixed :data:`HELDOUT_SEED`; ``unmaskable`` holds the special
-        token ids (on the device the model is on)."""
+        """Mask ``blocks`` as training does, with the fixed :data:`HELDOUT_SEED`, all at once (so the masks do not
+        depend on ``batch_size``), then cut into batches; ``unmaskable`` holds the special token ids (on the device
+        the model is on)."""
         device = unmaskable.device
         sampler = torch.Generator(device=device).manual_seed(HELDOUT_SEED)
-        batches = []
-        for start in range(0, len(blocks), batch_size):
-            input_ids = torch.from_numpy(blocks[start : start + batch_size].astype(np.int64)).to(device)
-            maskable = ~torch.isin(input_ids, unmaskable)
-            batches.append(mask_tokens(input_ids, maskable, mask_id, mask_prob, mask_token_prob, sampler))
-        return cls(tuple(batches))
+        input_ids = torch.from_numpy(blocks.astype(np.int64)).to(device)
+        maskable = ~torch.isin(input_ids, unmaskable)
+        masked = mask_tokens(input_ids, maskable, mask_id, mask_prob, mask_token_prob, sampler)
+        parts = (masked.input_ids, masked.positions, masked.valid, masked.original)
+        return cls(tuple(
+            MaskedBatch(*(part[start : start + batch_size] for part in parts))
+            for start in range(0, len(blocks), batch_size)
+        ))
 
     @torch.no_grad()
     def evaluate(self, model: PretrainingModel, autocast: torch.autocast) -> dict[str, float]:

@@ -101,6 +101,9 @@ def test_the_masks_are_fixed_and_an_evaluation_changes_nothing_in_the_run(tokeni
     first, again = heldout_set(tokenizer, blocks[:7]), heldout_set(tokenizer, blocks[:7])
     for a, b in zip(first.batches, again.batches, strict=True):
         assert torch.equal(a.input_ids, b.input_ids) and torch.equal(a.positions, b.positions)
+    whole = heldout_set(tokenizer, blocks[:7], batch_size=7).batches[0]  # runs with other batch sizes: same masks
+    assert torch.equal(torch.cat([b.input_ids for b in first.batches]), whole.input_ids)
+    assert torch.equal(torch.cat([b.positions for b in first.batches]), whole.positions)
     trainer = Trainer(params, 3, tokenizer, blocks, Distributed())
     held = trainer.heldout_set(blocks[-3:])
     trainer.model.train()
