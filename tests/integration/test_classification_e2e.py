@@ -111,7 +111,7 @@ def test_the_classifier_is_registered_as_champion_with_the_gate_tags(project):
     assert float(champion.tags["accuracy"]) >= MIN_ACCURACY and champion.tags["accuracy_split"] == "valid"
     assert {"parity_max_abs_diff", "serve_variant", "serve_reason"} <= set(champion.tags)
     # the task names the registered model: electra-ner holds only the shared NER run's version
-    assert [v.version for v in client.search_model_versions("name = 'electra-ner'")] == ["1"]
+    assert [int(v.version) for v in client.search_model_versions("name = 'electra-ner'")] == [1]
     export = project.metrics("export")
     assert export["registered_version"] == int(champion.version) and export["alias_moved"] is True
 
