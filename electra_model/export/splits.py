@@ -12,14 +12,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from electra_model.config import ClassificationParams
-from electra_model.tasks.ner.conll import Sentence, read_conll
 from electra_model.errors import ElectraError
-from electra_model.tasks.classification.data import TextExample, file_records, to_examples
+from electra_model.tasks.classification.data import TextExample, file_records, normalized_columns, to_examples
+from electra_model.tasks.ner.conll import Sentence, read_conll
 
 SUFFIXES = {".txt": "ner", ".jsonl": "classification"}
 """What each task's split file is called: CoNLL text for NER, JSON lines for a classifier."""
-SPLIT_COLUMNS = ClassificationParams(text_column="text", text_pair_column="pair", label_column="label")
 
 
 def split_path(data_dir: Path, split: str) -> Path:
@@ -45,8 +43,7 @@ def read_split(path: Path, task: str) -> list[Sentence] | list[TextExample]:
         return read_conll(path, scheme="iob2")
     records = list(file_records(path))
     has_pairs = any(record.get("pair") is not None for _, record in records)
-    columns = SPLIT_COLUMNS if has_pairs else SPLIT_COLUMNS.model_copy(update={"text_pair_column": None})
-    examples = to_examples(records, columns)
+    examples = to_examples(records, normalized_columns(has_pairs))
     if not examples:
         raise ElectraError(f"{path}: no examples; the split needs labelled texts")
     return examples

@@ -15,8 +15,9 @@ from electra_model.errors import ElectraError
 from electra_model.serving.predictor import NerPredictor
 from electra_model.tracking.registry import directory_digest, register
 from tests.fixtures_models import quality
+from tests.params import section
 
-EXPORT = ExportParams(min_f1=0.3, parity_atol=1e-3)
+EXPORT = section("export", min_f1=0.3, parity_atol=1e-3)
 NAME = EXPORT.registered_name("ner")
 
 
