@@ -59,11 +59,11 @@ if ((DRY)); then
   DATA=$WORK/data
 else
   TOTAL_S=540 DEVICE=cuda COMPILE="--compile" QUALITY_MINUTES=$MINUTES SMALL=small BASE=base NER_LRS="3e-4 1e-3"
-  THROUGHPUT_SMALL="--batch-size 128 --warmup 4 --steps 10"
-  THROUGHPUT_BASE="--batch-size 256 --warmup 4 --steps 8"
-  QUALITY="--batch-size 256 --tokenizer-lines 50000"
+  THROUGHPUT_SMALL="--batch-size 128 --vocab-size 30522 --warmup 4 --steps 10"
+  THROUGHPUT_BASE="--batch-size 256 --vocab-size 30522 --warmup 4 --steps 8"
+  QUALITY="--batch-size 256 --vocab-size 30522 --warmup-fraction 0.1 --log-every 20 --tokenizer-lines 50000"
   NER="--epochs 3 --batch-size 32"
-  SST2="--epochs 2 --batch-size 64 --max-seq-len 64" SST2_LRS="1e-4 3e-4"
+  SST2="--epochs 2 --patience 1 --batch-size 64 --max-seq-len 64" SST2_LRS="1e-4 3e-4"
   INFERENCE=""
 fi
 DEADLINE=$((SECONDS + TOTAL_S))
