@@ -43,7 +43,8 @@ pretrain() {  # NAME STEPS [extra pretrain_quality args]
 
 finetune() {  # ARM INIT MODEL_DIR LAYER_LR_DECAY LEARNING_RATES
   python benchmarks/ner_real_data.py --init "$2" --model-dir "$3" --data "$DATA/conll2003" --out "$OUT/ner-$1" \
-    --layer-lr-decay "$4" --learning-rates $5 --seeds 1 2 3 --epochs "$NER_EPOCHS" --patience 2 --device cpu \
+    --layer-lr-decay "$4" --learning-rates $5 --seeds 1 2 3 --epochs "$NER_EPOCHS" --patience 2 --batch-size 32 \
+    --device cpu \
     >"$OUT/ner-$1.log" 2>&1
 }
 

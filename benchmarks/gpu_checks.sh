@@ -121,11 +121,11 @@ if ((DRY)); then
   DATA=$WORK/data
 else
   DEVICE=cuda SMALL=small BASE=base
-  THROUGHPUT_SMALL="--batch-size 128 --warmup 4 --steps 10 --compile"
-  THROUGHPUT_BASE="--batch-size 256 --warmup 4 --steps 8 --compile"
-  QUALITY="--batch-size 256 --tokenizer-lines 50000"
+  THROUGHPUT_SMALL="--batch-size 128 --vocab-size 30522 --warmup 4 --steps 10 --compile"
+  THROUGHPUT_BASE="--batch-size 256 --vocab-size 30522 --warmup 4 --steps 8 --compile"
+  QUALITY="--batch-size 256 --vocab-size 30522 --warmup-fraction 0.1 --log-every 20 --tokenizer-lines 50000"
   NER="--epochs 3 --batch-size 32"
-  SST2="--epochs 2 --batch-size 64 --max-seq-len 64"
+  SST2="--epochs 2 --patience 1 --batch-size 64 --max-seq-len 64"
 fi
 QUALITY_MINUTES=$(awk -v s="${LIMITS[quality]}" -v u=$QUALITY_STARTUP_S 'BEGIN { printf "%.2f", (s - u) / 60 }')
 DEADLINE=$((SECONDS + BUDGET_S))

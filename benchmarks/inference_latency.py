@@ -39,6 +39,8 @@ from onnxruntime.capi.onnxruntime_pybind11_state import EPFail, Fail
 from tokenizers import Tokenizer, models, pre_tokenizers
 from transformers import ElectraConfig, ElectraForTokenClassification
 
+from electra_model.config import load_params
+from electra_model.dvc_map import stage_path
 from electra_model.tasks.ner.conll import read_conll
 from electra_model.export.build import export_onnx
 from electra_model.export.choose import block_timings, check_variants, latency_summary
@@ -46,6 +48,10 @@ from electra_model.client.exported import CPU, CUDA, MODEL_FILE, OUTPUT_NAME, op
 from electra_model.data.tokenizer import SPECIAL_TOKENS
 
 ROOT = Path(__file__).resolve().parents[1]
+PARAMS = load_params(ROOT / "params.yaml")
+"""params.yaml: the export's opset and the fine-tuned model's input length."""
+FINETUNED = ROOT / stage_path("finetune", "outs", dvc_file=ROOT / "dvc.yaml")
+TASK_DATA = ROOT / stage_path("download", "outs", suffix="task", dvc_file=ROOT / "dvc.yaml")
 
 SMALL = {"hidden_size": 256, "num_hidden_layers": 12, "num_attention_heads": 4, "intermediate_size": 1024,
          "embedding_size": 128, "vocab_size": 30522}
@@ -60,14 +66,14 @@ GOALS = {
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seq-len", type=int, default=128)
+    parser.add_argument("--seq-len", type=int, default=PARAMS.finetune.max_seq_len)
     parser.add_argument("--batches", type=int, nargs="+", default=[1, 32])
     parser.add_argument("--runs", type=int, nargs="+", default=[40, 8], help="timed runs per batch size")
     parser.add_argument("--threads", type=int, default=os.cpu_count(), help="torch and onnxruntime threads")
     parser.add_argument("--no-spinning", dest="spinning", action="store_false",
                         help="onnxruntime threads sleep between runs instead of spinning (its default)")
-    parser.add_argument("--f1-model", type=Path, default=ROOT / "models" / "finetuned", help="a fine-tuned model dir")
-    parser.add_argument("--f1-data", type=Path, default=ROOT / "data" / "task" / "test.txt", help="CoNLL file")
+    parser.add_argument("--f1-model", type=Path, default=FINETUNED, help="a fine-tuned model dir")
+    parser.add_argument("--f1-data", type=Path, default=TASK_DATA / "test.txt", help="CoNLL file")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu",
                         help="cpu: torch eager fp32 vs the CPU variants; "
@@ -216,7 +222,7 @@ def goal_lines(rows: list[dict], device: str) -> list[str]:
 
 def f1_table(model_dir: Path, data: Path, max_len: int, scratch: Path) -> tuple[str, dict[str, float]]:
     """Every variant of a fine-tuned model scored on ``data`` through the serving client's own decoding."""
-    onnx_dir = export_onnx(model_dir, scratch / "f1-onnx", opset=17, max_len=max_len)
+    onnx_dir = export_onnx(model_dir, scratch / "f1-onnx", opset=PARAMS.export.opset, max_len=max_len)
     sentences = read_conll(data, scheme="auto")
     results = check_variants(model_dir, onnx_dir, sentences, batch_size=64)
     lines = [f"F1 of `{model_dir}` on `{data}` ({len(sentences)} sentences; torch eager's labels are identical to "
@@ -246,7 +252,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="electra-bench-") as scratch_name:
         scratch = Path(scratch_name)
         model_dir = small_model_dir(scratch / "small", args.seq_len, args.seed)
-        onnx_dir = export_onnx(model_dir, scratch / "onnx", opset=17, max_len=args.seq_len)
+        onnx_dir = export_onnx(model_dir, scratch / "onnx", opset=PARAMS.export.opset, max_len=args.seq_len)
         print(f"fused operators (optimized graph): {read_meta(onnx_dir)['fused_operators']}\n")
         rows = latency_rows(model_dir, onnx_dir, args)
         print(latency_table(rows, args.seq_len))

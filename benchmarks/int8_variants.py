@@ -23,6 +23,7 @@ import numpy as np
 from onnxruntime.quantization.registry import IntegerOpsRegistry
 from tokenizers import Tokenizer
 
+from electra_model.config import load_params
 from electra_model.tasks.ner.conll import Sentence, read_conll
 from electra_model.export.build import export_onnx
 from electra_model.export.choose import block_timings, latency_summary
@@ -39,12 +40,16 @@ SETTINGS = {  # name -> (per_channel, operators, head_in_float)
 }
 
 
+PARAMS = load_params(Path(__file__).resolve().parents[1] / "params.yaml")
+"""params.yaml: the export's opset and the fine-tuned model's input length."""
+
+
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", type=Path, required=True, help="a fine-tuned model directory (save_pretrained)")
     parser.add_argument("--valid", type=Path, required=True)
     parser.add_argument("--test", type=Path, required=True)
-    parser.add_argument("--max-len", type=int, default=128)
+    parser.add_argument("--max-len", type=int, default=PARAMS.finetune.max_seq_len)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--runs", type=int, default=40)
     return parser.parse_args()
@@ -59,7 +64,7 @@ def main() -> None:
     args = parse_args()
     valid, test = read_conll(args.valid), read_conll(args.test)
     with tempfile.TemporaryDirectory() as scratch:
-        onnx_dir = export_onnx(args.model, Path(scratch) / "onnx", 17, args.max_len)
+        onnx_dir = export_onnx(args.model, Path(scratch) / "onnx", PARAMS.export.opset, args.max_len)
         labels = json.loads((onnx_dir / LABELS_FILE).read_text(encoding="utf-8"))
         chain = read_chain(onnx_dir, labels)  # a CRF head's, decoded with as the client does; None for softmax
         tokenizer = Tokenizer.from_file(str(onnx_dir / TOKENIZER_FILE))

@@ -26,12 +26,14 @@ from pathlib import Path
 
 import numpy as np
 
+from electra_model.dvc_map import stage_path
 from electra_model.tasks.ner.conll import read_conll
 from electra_model.client.ner import DEFAULT_MODEL
 from electra_model.client.store import resolve_tracking_uri
 from electra_model.serving.model_server import served_model
 
 ROOT = Path(__file__).resolve().parents[1]
+TASK_DATA = ROOT / stage_path("download", "outs", suffix="task", dvc_file=ROOT / "dvc.yaml")
 
 
 def parse_args() -> argparse.Namespace:
@@ -43,7 +45,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--requests", type=int, default=500, help="requests in all")
     parser.add_argument("--texts-per-request", type=int, default=1)
     parser.add_argument("--workers", type=int, default=1, help="uvicorn workers of the started server")
-    parser.add_argument("--data", type=Path, default=ROOT / "data" / "task" / "test.txt", help="CoNLL file of texts")
+    parser.add_argument("--data", type=Path, default=TASK_DATA / "test.txt", help="CoNLL file of texts")
     return parser.parse_args()
 
 

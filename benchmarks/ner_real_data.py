@@ -40,7 +40,7 @@ from typing import Any
 
 import numpy as np
 
-from electra_model.config import FinetuneParams
+from electra_model.config import FinetuneParams, load_section
 from electra_model.tasks.ner.conll import Sentence, check_labels_known, read_conll
 from electra_model.tasks.ner.finetune import finetune, model_labels, predict_word_log_probs
 from electra_model.tasks.ner.metrics import entity_scores
@@ -51,6 +51,9 @@ from electra_model.client.tag_decoding import ARGMAX, CONSTRAINED, TagScheme, de
 from electra_model.data.tokenizer import as_transformers_tokenizer
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "conll2003"
+PARAMS_FILE = Path(__file__).resolve().parents[1] / "params.yaml"
+RECIPE: FinetuneParams = load_section("finetune", PARAMS_FILE)
+"""The fine-tuning recipe of params.yaml: the flags' defaults, and every key no flag names."""
 
 
 def parse_args() -> argparse.Namespace:
@@ -59,16 +62,22 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--model-dir", type=Path, required=True, help="our pretrained discriminator (shape, tokenizer)")
     parser.add_argument("--data", type=Path, default=DATA, help="folder with train/valid/test.txt.gz")
     parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--learning-rates", type=float, nargs="+", default=[3e-4])
+    parser.add_argument("--learning-rates", type=float, nargs="+", default=[RECIPE.learning_rate])
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
-    parser.add_argument("--epochs", type=int, default=6)
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--layer-lr-decay", type=float, default=0.8)
-    parser.add_argument("--max-seq-len", type=int, default=128)
-    parser.add_argument("--patience", type=int, default=2)
-    parser.add_argument("--device", default="auto", help="auto | cpu | cuda")
-    parser.add_argument("--head", choices=sorted(HEADS), default="crf", help="crf (the library's default) | softmax")
+    parser.add_argument("--epochs", type=int, default=RECIPE.epochs)
+    parser.add_argument("--batch-size", type=int, default=RECIPE.batch_size)
+    parser.add_argument("--layer-lr-decay", type=float, default=RECIPE.layer_lr_decay)
+    parser.add_argument("--max-seq-len", type=int, default=RECIPE.max_seq_len)
+    parser.add_argument("--patience", type=int, default=RECIPE.patience)
+    parser.add_argument("--device", default=RECIPE.device, help="auto | cpu | cuda")
+    parser.add_argument("--head", choices=sorted(HEADS), default=RECIPE.head, help="crf | softmax")
     return parser.parse_args()
+
+
+def finetune_params(**keys: Any) -> FinetuneParams:
+    """params.yaml's finetune section with this run's keys (a benchmark names its own model, so the check against
+    the pretrain section's length does not apply)."""
+    return load_section("finetune", PARAMS_FILE, keys)
 
 
 def crf_parts(model: Any, split: str, gold: list[list[str]], scores: list[Any]) -> dict[str, float]:
@@ -103,7 +112,7 @@ def test_scores(model: Any, tokenizer: Any, test: list[Sentence], max_len: int, 
 
 def run_once(args: argparse.Namespace, splits: dict[str, list[Sentence]], learning_rate: float, seed: int) -> dict:
     """Fine-tune one model (early-stopped on valid) and score it; saves it under ``--out/runs/``."""
-    params = FinetuneParams(
+    params = finetune_params(
         init=args.init,
         max_seq_len=args.max_seq_len,
         batch_size=args.batch_size,

@@ -32,7 +32,7 @@ import torch
 import yaml
 from tokenizers import Tokenizer
 
-from electra_model.config import PretrainParams
+from electra_model.config import PretrainParams, load_params, load_section
 from electra_model.data.blocks import PackedBlocks, cached_token_stream, pack_blocks
 from electra_model.pretraining import modeling
 from electra_model.pretraining.modeling import PretrainingModel, mask_tokens
@@ -47,6 +47,9 @@ from electra_model.data.tokenizer import (
 from electra_model.training import Distributed
 
 REPO = Path(__file__).resolve().parents[1]
+PARAMS_FILE = REPO / "params.yaml"
+PARAMS = load_params(PARAMS_FILE)
+"""params.yaml: the flags' defaults (a null one: the chosen preset's), and every key no flag names."""
 EVALUATION_RESERVE_S = 30  # held-out evaluation and saving, after training
 NOMINAL_STEPS = 10_000  # the schedule a budget rescales: it sets only the warmup's share
 
@@ -67,25 +70,26 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--corpus", type=Path, nargs="+", required=True, help="training text, one paragraph a line")
     parser.add_argument("--valid", type=Path, required=True, help="held-out text for the quality figures")
     parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--preset", default="small")
+    parser.add_argument("--preset", default=PARAMS.pretrain.preset, help="a name in pretrain.presets")
     budget = parser.add_mutually_exclusive_group(required=True)
     budget.add_argument("--minutes", type=float, help="wall-clock budget, tokenization included")
     budget.add_argument("--steps", type=int, help="a fixed step count instead (on a shared machine, where the "
                         "calibration's step time says little about the run's)")
-    parser.add_argument("--batch-size", type=int, default=128)
-    parser.add_argument("--learning-rate", type=float, default=1e-3)
-    parser.add_argument("--warmup-fraction", type=float, default=0.1)
-    parser.add_argument("--seq-len", type=int, default=128)
-    parser.add_argument("--vocab-size", type=int, default=30522)
+    parser.add_argument("--batch-size", type=int, help="default: the preset's")
+    parser.add_argument("--learning-rate", type=float, help="default: the preset's")
+    parser.add_argument("--warmup-fraction", type=float, help="default: the preset's warmup_steps / max_steps")
+    parser.add_argument("--seq-len", type=int, default=PARAMS.pretrain.max_seq_len)
+    parser.add_argument("--vocab-size", type=int, default=PARAMS.tokenizer.vocab_size)
     parser.add_argument("--tokenizer-lines", type=int, default=100_000)
     parser.add_argument("--tokenizer", type=Path, help="a tokenizer folder of an earlier run to reuse instead of "
                         "training one (arms compared on the same vocabulary)")
-    parser.add_argument("--log-every", type=int, default=20, help="steps per logged window (one host sync each)")
-    parser.add_argument("--eval-every", type=int, default=100, help="steps between held-out masked-LM evaluations "
-                        "on the training corpus's tail (a multiple of --log-every)")
+    parser.add_argument("--log-every", type=int, default=PARAMS.pretrain.log_every,
+                        help="steps per logged window (one host sync each)")
+    parser.add_argument("--eval-every", type=int, default=PARAMS.pretrain.eval_every,
+                        help="steps between held-out masked-LM evaluations on the training corpus's tail (a multiple of --log-every)")
     parser.add_argument("--valid-blocks", type=int, default=2048)
     parser.add_argument("--compile", action="store_true")
-    parser.add_argument("--seed", type=int, default=1234)
+    parser.add_argument("--seed", type=int, default=PARAMS.seed)
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="any other pretrain param, dotted for nested ones (YAML values): --set objective=mlm "
                         "--set sampling_temperature=2 --set presets.tiny.generator_fraction=0.5")
@@ -95,29 +99,29 @@ def parse_args() -> argparse.Namespace:
 
 
 def pretrain_params(args: argparse.Namespace, max_steps: int, budget_minutes: float | None) -> PretrainParams:
-    """The params.yaml pretrain section with this run's preset, batch, learning rate and step count or budget."""
-    raw = yaml.safe_load((REPO / "params.yaml").read_text(encoding="utf-8"))["pretrain"]
-    raw.update(
-        preset=args.preset,
-        batch_size=args.batch_size,
-        learning_rate=args.learning_rate,
-        max_seq_len=args.seq_len,
-        max_steps=max_steps,
-        warmup_steps=max(1, round(args.warmup_fraction * max_steps)),
-        budget_minutes=budget_minutes,
-        log_every=args.log_every,
-        eval_every=args.eval_every,
-        checkpoint_every=args.log_every,  # no checkpoints are written here; the params require a multiple
-        compile=args.compile,
-    )
+    """The params.yaml pretrain section with this run's preset, batch, learning rate and step count or budget, then
+    the ``--set`` keys; validated on its own, since the benchmark runs no other stage."""
+    chosen = load_section("pretrain", PARAMS_FILE, {"preset": args.preset})
+    warmup_fraction = args.warmup_fraction
+    if warmup_fraction is None:
+        warmup_fraction = chosen.warmup_steps / chosen.max_steps
+    keys = {
+        "preset": args.preset,
+        "batch_size": args.batch_size,  # null: the preset's, as in params.yaml
+        "learning_rate": args.learning_rate,
+        "max_seq_len": args.seq_len,
+        "max_steps": max_steps,
+        "warmup_steps": max(1, round(warmup_fraction * max_steps)),
+        "budget_minutes": budget_minutes,
+        "log_every": args.log_every,
+        "eval_every": args.eval_every,
+        "checkpoint_every": args.log_every,  # no checkpoints are written here; the params require a multiple
+        "compile": args.compile,
+    }
     for override in args.overrides:
         key, _, value = override.partition("=")
-        *parents, leaf = key.split(".")
-        section = raw
-        for parent in parents:
-            section = section[parent]
-        section[leaf] = yaml.safe_load(value)
-    return PretrainParams.model_validate(raw)
+        keys[key] = yaml.safe_load(value)
+    return load_section("pretrain", PARAMS_FILE, keys)
 
 
 @torch.no_grad()

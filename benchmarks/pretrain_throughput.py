@@ -34,11 +34,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import yaml
 from tokenizers import Tokenizer
 from transformers import ElectraForMaskedLM, ElectraForPreTraining
 
-from electra_model.config import PretrainParams
+from electra_model.config import PretrainParams, load_params, load_section
 from electra_model.data.blocks import pack_blocks
 from electra_model.data.demo import demo_corpus
 from electra_model.pretraining.flops import peak_flops
@@ -49,6 +48,9 @@ from electra_model.io import write_json
 from electra_model.training import Distributed, build_optimizer
 
 REPO = Path(__file__).resolve().parents[1]
+PARAMS_FILE = REPO / "params.yaml"
+PARAMS = load_params(PARAMS_FILE)
+"""params.yaml: the flags' defaults (a null one: the chosen preset's), and every key no flag names."""
 
 
 def read_paragraphs(corpus: Path | None) -> list[str]:
@@ -142,10 +144,11 @@ def timed(step: Callable[[], None], device: torch.device) -> tuple[float, float]
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--preset", default="small")
-    parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--seq-len", type=int, default=128)
-    parser.add_argument("--vocab-size", type=int, default=30522, help="WordPiece vocabulary trained on the corpus")
+    parser.add_argument("--preset", default=PARAMS.pretrain.preset, help="a name in pretrain.presets")
+    parser.add_argument("--batch-size", type=int, help="default: the preset's")
+    parser.add_argument("--seq-len", type=int, default=PARAMS.pretrain.max_seq_len)
+    parser.add_argument("--vocab-size", type=int, default=PARAMS.tokenizer.vocab_size,
+                        help="WordPiece vocabulary trained on the corpus")
     parser.add_argument("--corpus", type=Path, help="paragraphs, one per line (.txt or .txt.gz); default: demo data")
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--steps", type=int, default=6)
@@ -192,9 +195,10 @@ def main() -> None:
     paragraphs = read_paragraphs(args.corpus)
     tokenizer = train_wordpiece(paragraphs, vocab_size=args.vocab_size, min_frequency=2, lowercase=False)
     special = special_token_ids(tokenizer)
-    raw = yaml.safe_load((REPO / "params.yaml").read_text(encoding="utf-8"))["pretrain"]
-    raw.update(preset=args.preset, batch_size=args.batch_size, max_seq_len=args.seq_len, max_steps=1000, warmup_steps=10)
-    params = PretrainParams.model_validate(raw)  # the preset's learning rate, with this batch
+    params: PretrainParams = load_section("pretrain", PARAMS_FILE, {  # the preset's learning rate, with this batch
+        "preset": args.preset, "batch_size": args.batch_size, "max_seq_len": args.seq_len, "max_steps": 1000,
+        "warmup_steps": 10,
+    })
     blocks = pack_blocks(tokenizer, paragraphs, args.seq_len)
     trainer = Trainer(params, 0, tokenizer, blocks, Distributed())
     trainer.model.train()
@@ -208,13 +212,13 @@ def main() -> None:
             trainer, special, params.disc_weight, bf16=True
         )
     shuffled = [paragraphs[i] for i in np.random.default_rng(0).permutation(len(paragraphs))]
-    rows = args.batch_size
+    rows = params.batch_size
     padded = [
         padded_batch(tokenizer, shuffled[i * rows : (i + 1) * rows], rows, args.seq_len, special["[PAD]"])
         for i in range(args.warmup + args.steps)
     ]
 
-    ours_tokens = args.batch_size * args.seq_len
+    ours_tokens = params.batch_size * args.seq_len
     ours, naive_runs = Measured(), {name: Measured() for name in baselines}
     for index, batch in enumerate(padded):
         ours_times = timed(lambda: trainer.train_step(trainer.model, stats), trainer.device)
@@ -232,7 +236,7 @@ def main() -> None:
     device_name = torch.cuda.get_device_name(trainer.device) if on_gpu else f"cpu, {torch.get_num_threads()} threads"
     ours_name = "ours: packed blocks, shared embeddings, masked-only generator head" + (", bf16" if on_gpu else "")
     print(f"preset {args.preset} ({parameters / 1e6:.1f}M parameters), vocab {trainer.vocab_size}, batch "
-          f"{args.batch_size} x {args.seq_len}, {device_name}, {args.warmup} warmup + {args.steps} timed steps each, "
+          f"{params.batch_size} x {args.seq_len}, {device_name}, {args.warmup} warmup + {args.steps} timed steps each, "
           f"interleaved; our MFU {eager.get('mfu', float('nan')):.1%}")
     print("| trainer | real tokens / step | median step (s) | tokens/s | tokens per CPU-second |")
     print("| --- | ---: | ---: | ---: | ---: |")
@@ -245,7 +249,7 @@ def main() -> None:
     else:
         print(f"speedup per CPU-second: {ours.rate(ours.cpu) / baseline.rate(baseline.cpu):.2f}x")
     print(f"speedup: {ours.rate(ours.wall) / baseline.rate(baseline.wall):.2f}x", flush=True)
-    results = {"preset": args.preset, "device": device_name, "batch_size": args.batch_size, "seq_len": args.seq_len,
+    results = {"preset": args.preset, "device": device_name, "batch_size": params.batch_size, "seq_len": args.seq_len,
                "compile": args.compile, "eager": eager, "baseline": {"name": baseline_name, **figures(baseline)}}
     if args.results:
         write_json(args.results, results)

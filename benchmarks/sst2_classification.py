@@ -28,12 +28,16 @@ from typing import Any
 
 import numpy as np
 
-from electra_model.config import ClassificationParams, FinetuneParams
+from electra_model.config import ClassificationParams, FinetuneParams, load_section
 from electra_model.tasks.classification.data import TextExample, read_file
 from electra_model.tasks.classification.train import evaluate_split, finetune_classifier
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "sst2"
-TASK = ClassificationParams(text_column="sentence", label_column="label")
+PARAMS_FILE = Path(__file__).resolve().parents[1] / "params.yaml"
+TASK: ClassificationParams = load_section("classification", PARAMS_FILE)
+"""params.yaml's classification section: SST-2's columns, sentence and label."""
+RECIPE: FinetuneParams = load_section("finetune", PARAMS_FILE)
+"""params.yaml's fine-tuning recipe: the flags' defaults, and every key no flag names."""
 
 
 def parse_args() -> argparse.Namespace:
@@ -42,18 +46,18 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--model-dir", type=Path, required=True, help="our pretrained discriminator (shape, tokenizer)")
     parser.add_argument("--data", type=Path, default=DATA, help="folder with train.tsv.gz and dev.tsv.gz")
     parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--learning-rates", type=float, nargs="+", default=[1e-3])
+    parser.add_argument("--learning-rates", type=float, nargs="+", default=[RECIPE.learning_rate])
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
-    parser.add_argument("--epochs", type=int, default=2)
-    parser.add_argument("--patience", type=int, default=1)
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--layer-lr-decay", type=float, default=0.8)
-    parser.add_argument("--warmup-ratio", type=float, default=0.1)
-    parser.add_argument("--max-seq-len", type=int, default=64)
+    parser.add_argument("--epochs", type=int, default=RECIPE.epochs)
+    parser.add_argument("--patience", type=int, default=RECIPE.patience)
+    parser.add_argument("--batch-size", type=int, default=RECIPE.batch_size)
+    parser.add_argument("--layer-lr-decay", type=float, default=RECIPE.layer_lr_decay)
+    parser.add_argument("--warmup-ratio", type=float, default=RECIPE.warmup_ratio)
+    parser.add_argument("--max-seq-len", type=int, default=RECIPE.max_seq_len)
     parser.add_argument("--holdout-fraction", type=float, default=0.05)
     parser.add_argument("--holdout-seed", type=int, default=0)
     parser.add_argument("--train-limit", type=int, default=None, help="cap on training rows after the hold-out")
-    parser.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    parser.add_argument("--device", default=RECIPE.device, help="auto | cpu | cuda")
     return parser.parse_args()
 
 
@@ -67,8 +71,14 @@ def split_train(
     return train[:limit] if limit else train, [examples[i] for i in order[:held]]
 
 
+def finetune_params(**keys: Any) -> FinetuneParams:
+    """params.yaml's finetune section with this run's keys (a benchmark names its own model, so the check against
+    the pretrain section's length does not apply)."""
+    return load_section("finetune", PARAMS_FILE, keys)
+
+
 def one_run(args: argparse.Namespace, learning_rate: float, seed: int, train: list, held: list) -> tuple[Any, dict]:
-    params = FinetuneParams(
+    params = finetune_params(
         init=args.init, max_seq_len=args.max_seq_len, batch_size=args.batch_size, epochs=args.epochs,
         learning_rate=learning_rate, layer_lr_decay=args.layer_lr_decay, warmup_ratio=args.warmup_ratio,
         patience=args.patience, device=args.device,

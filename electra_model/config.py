@@ -1,11 +1,14 @@
 """Typed pipeline parameters, loaded from ``params.yaml`` (the one source of truth for every knob).
 
 Every section is a pydantic model that forbids unknown keys, so a typo or a wrong type stops the run before any
-work, with a message naming the key, the bad value and what is allowed::
+work, with a message naming the key, the bad value and what is allowed. The models declare types and constraints,
+never values: every field is required, so a value can only come from the file (or an override of it) and no second
+default in code can disagree with it (tests/unit/code/test_defaults.py)::
 
     from electra_model.config import load_params
     params = load_params("params.yaml")
     params.finetune.learning_rate
+    trial = load_params("params.yaml", overrides={"finetune.learning_rate": 1e-4})   # as `dvc exp run -S`
 """
 
 from __future__ import annotations
@@ -62,10 +65,10 @@ class DemoSource(Section):
     """Sizes of the generated demo corpus and task splits, NER sentences or classification texts as ``task`` says
     (deterministic given ``seed``)."""
 
-    corpus_documents: PositiveInt = 400
-    train_sentences: PositiveInt = 1500
-    valid_sentences: PositiveInt = 300
-    test_sentences: PositiveInt = 300
+    corpus_documents: PositiveInt
+    train_sentences: PositiveInt
+    valid_sentences: PositiveInt
+    test_sentences: PositiveInt
 
 
 class RemoteFile(Section):
@@ -78,61 +81,61 @@ class RemoteFile(Section):
 class SplitFiles(Section):
     """A task's ``local`` source: one file per split, read in place (the task says which formats it reads)."""
 
-    train: str | None = None
-    valid: str | None = None
-    test: str | None = None
+    train: str | None
+    valid: str | None
+    test: str | None
 
 
 class SplitUrls(Section):
     """A task's ``url`` source: one remote file per split, downloaded (sha256-checked), then read like a local one."""
 
-    train: RemoteFile | None = None
-    valid: RemoteFile | None = None
-    test: RemoteFile | None = None
+    train: RemoteFile | None
+    valid: RemoteFile | None
+    test: RemoteFile | None
 
 
 class LocalCorpus(Section):
     """The user's own corpus text (``.txt`` or ``.txt.gz``, globs allowed), read in place."""
 
-    corpus: list[str] = Field(default_factory=list)
+    corpus: list[str]
 
 
 class HfCorpus(Section):
     """A text dataset for ``datasets.load_dataset`` (a hub name, or a local directory of data files)."""
 
-    path: str = "wikitext"
-    name: str | None = "wikitext-103-raw-v1"
-    split: str = "train"
-    text_column: str = "text"
+    path: str
+    name: str | None
+    split: str
+    text_column: str
 
 
 class HfSource(Section):
-    corpus: HfCorpus = HfCorpus()
-    max_corpus_lines: PositiveInt | None = None
+    corpus: HfCorpus
+    max_corpus_lines: PositiveInt | None
 
 
 class UrlCorpus(Section):
-    corpus: list[RemoteFile] = Field(default_factory=list)
+    corpus: list[RemoteFile]
 
 
 class DataParams(Section):
     """Where the pretraining corpus comes from; ``source`` also chooses where the task's data comes from (the
     ``ner`` or ``classification`` section's ``local``, ``hf`` or ``url``; ``demo`` generates both)."""
 
-    source: Literal["demo", "local", "hf", "url"] = "demo"
-    demo: DemoSource = DemoSource()
-    local: LocalCorpus = LocalCorpus()
-    hf: HfSource = HfSource()
-    url: UrlCorpus = UrlCorpus()
+    source: Literal["demo", "local", "hf", "url"]
+    demo: DemoSource
+    local: LocalCorpus
+    hf: HfSource
+    url: UrlCorpus
 
 
 # ------------------------------------------------------------------------------------------------ tokenizer
 class TokenizerParams(Section):
     """Cased WordPiece vocabulary trained on the corpus."""
 
-    vocab_size: Annotated[int, Field(ge=100, le=65535)] = 4000
-    min_frequency: PositiveInt = 2
-    lowercase: bool = False
+    vocab_size: Annotated[int, Field(ge=100, le=65535)]
+    min_frequency: PositiveInt
+    lowercase: bool
 
 
 # ------------------------------------------------------------------------------------------------- pretrain
@@ -146,11 +149,11 @@ class ArchitectureParams(Section):
     intermediate_size: PositiveInt
     embedding_size: PositiveInt
     generator_fraction: Annotated[float, Field(gt=0.0, le=1.0)]
-    learning_rate: PositiveFloat | None = None
-    batch_size: PositiveInt | None = None
-    warmup_steps: NonNegativeInt | None = None
-    max_steps: PositiveInt | None = None
-    sampling_temperature: PositiveFloat | None = None
+    learning_rate: PositiveFloat
+    batch_size: PositiveInt
+    warmup_steps: NonNegativeInt
+    max_steps: PositiveInt
+    sampling_temperature: PositiveFloat
 
     @model_validator(mode="after")
     def _heads_divide_widths(self) -> ArchitectureParams:
@@ -183,7 +186,7 @@ class PretrainParams(Section):
     ``batch_size`` is the global batch of one optimizer step (the paper's 128 for Small): it is split over the
     ranks of a torchrun job and then into ``grad_accum_steps`` micro-batches, so the recipe does not change with
     the hardware. ``learning_rate``, ``batch_size``, ``warmup_steps``, ``max_steps`` and ``sampling_temperature`` left
-    null take the preset's (a preset that does not name the temperature leaves the reference's 1.0).
+    null take the preset's (every preset in params.yaml names all five, so the fallback is a value there too).
 
     ``budget_minutes`` trains for a wall-clock budget instead of ``max_steps``: the step time is measured, then
     ``max_steps`` is fitted to the budget and ``warmup_steps`` keeps its share of the schedule
@@ -197,33 +200,33 @@ class PretrainParams(Section):
     corpus's tail, which it never trains on (:mod:`electra_model.pretraining.heldout`).
     """
 
-    objective: Literal["electra", "mlm"] = "electra"
-    preset: str = "tiny"
+    objective: Literal["electra", "mlm"]
+    preset: str
     presets: dict[str, ArchitectureParams]
-    max_seq_len: Annotated[int, Field(ge=8, le=4096)] = 128
-    batch_size: PositiveInt = 32
-    grad_accum_steps: PositiveInt = 1
-    max_steps: PositiveInt = 300
-    budget_minutes: PositiveFloat | None = None
-    learning_rate: PositiveFloat = 1e-3
-    warmup_steps: NonNegativeInt = 30
-    weight_decay: Annotated[float, Field(ge=0.0)] = 0.01
-    adam_epsilon: PositiveFloat = 1e-6
-    adam_bias_correction: bool = True
-    max_grad_norm: PositiveFloat = 1.0
-    mask_prob: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.15
-    mask_token_prob: Probability = 0.85
-    disc_weight: PositiveFloat = 50.0
-    sampling_temperature: PositiveFloat = 1.0
-    dropout: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.1
-    log_every: PositiveInt = 10
+    max_seq_len: Annotated[int, Field(ge=8, le=4096)]
+    batch_size: PositiveInt
+    grad_accum_steps: PositiveInt
+    max_steps: PositiveInt
+    budget_minutes: PositiveFloat | None
+    learning_rate: PositiveFloat
+    warmup_steps: NonNegativeInt
+    weight_decay: Annotated[float, Field(ge=0.0)]
+    adam_epsilon: PositiveFloat
+    adam_bias_correction: bool
+    max_grad_norm: PositiveFloat
+    mask_prob: Annotated[float, Field(gt=0.0, lt=1.0)]
+    mask_token_prob: Probability
+    disc_weight: PositiveFloat
+    sampling_temperature: PositiveFloat
+    dropout: Annotated[float, Field(ge=0.0, lt=1.0)]
+    log_every: PositiveInt
     eval_every: PositiveInt
     eval_blocks: PositiveInt
-    checkpoint_every: PositiveInt = 100
-    keep_checkpoints: PositiveInt = 2
-    compile: bool = False
-    peak_tflops: PositiveFloat | None = None
-    device: Device = "auto"
+    checkpoint_every: PositiveInt
+    keep_checkpoints: PositiveInt
+    compile: bool
+    peak_tflops: PositiveFloat | None
+    device: Device
 
     @model_validator(mode="before")
     @classmethod
@@ -231,7 +234,10 @@ class PretrainParams(Section):
         """A recipe key that is absent or null takes the chosen preset's value."""
         if not isinstance(data, dict):
             return data
-        name, presets = data.get("preset", "tiny"), data.get("presets")
+        name, presets = data.get("preset"), data.get("presets")
+        if isinstance(presets, dict) and isinstance(name, str) and name not in presets:
+            # said here, before the recipe keys it would have given are reported missing one by one
+            raise ValueError(f"preset {name!r} is not one of pretrain.presets: {sorted(presets)}")
         preset = presets.get(name) if isinstance(presets, dict) and isinstance(name, str) else None
         if isinstance(preset, ArchitectureParams):
             preset = preset.model_dump()
@@ -243,8 +249,6 @@ class PretrainParams(Section):
 
     @model_validator(mode="after")
     def _consistent(self) -> PretrainParams:
-        if self.preset not in self.presets:
-            raise ValueError(f"preset {self.preset!r} is not one of pretrain.presets: {sorted(self.presets)}")
         if self.warmup_steps > self.max_steps:
             raise ValueError(f"warmup_steps {self.warmup_steps} exceeds max_steps {self.max_steps}")
         if self.batch_size % self.grad_accum_steps:
@@ -272,7 +276,9 @@ MixedPrecision = Literal["fp32", "auto", "fp16", "bf16"]
 
 class FinetuneRecipe(Section):
     """A named fine-tuning recipe (``finetune.presets``): the keys it gives replace the top-level ``finetune`` ones
-    when ``finetune.preset`` names it; keys it leaves out keep theirs."""
+    when ``finetune.preset`` names it; keys it leaves out keep theirs. It is a partial override, so a key may be
+    absent: its ``None`` means "not given", never a value (one of the two models, with :class:`SearchDimension`,
+    whose fields may be left out)."""
 
     learning_rate: PositiveFloat | None = None
     epochs: PositiveInt | None = None
@@ -286,15 +292,6 @@ class FinetuneRecipe(Section):
 
 
 FINETUNE_RECIPE_KEYS = tuple(FinetuneRecipe.model_fields)
-
-
-def finetune_presets() -> dict[str, FinetuneRecipe]:
-    """params.yaml's presets (tests/unit/code/test_defaults.py holds the two equal), for params built in code."""
-    seed = FinetuneRecipe(
-        learning_rate=5e-5, epochs=3, batch_size=16, weight_decay=0.01, layer_lr_decay=1.0, warmup_ratio=0.0,
-        adam_epsilon=1e-8, max_grad_norm=1.0, mixed_precision="fp16",
-    )
-    return {"seed": seed}
 
 
 class FinetuneParams(Section):
@@ -319,25 +316,24 @@ class FinetuneParams(Section):
     """
 
     init: str = Field(
-        default="pretrained",
         description="'pretrained' (our pretrain stage), 'random', a save_pretrained directory or a Hugging Face id",
     )
-    preset: str | None = None
-    presets: dict[str, FinetuneRecipe] = Field(default_factory=finetune_presets)
-    head: Literal["crf", "softmax"] = "crf"
-    max_seq_len: Annotated[int, Field(ge=8, le=4096)] = 128
-    batch_size: PositiveInt = 16
-    epochs: PositiveInt = 8
-    learning_rate: PositiveFloat = 3e-4
-    layer_lr_decay: Annotated[float, Field(gt=0.0, le=1.0)] = 0.8
-    warmup_ratio: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.1
-    weight_decay: Annotated[float, Field(ge=0.0)] = 0.01
-    adam_epsilon: PositiveFloat = 1e-6
-    max_grad_norm: PositiveFloat = 1.0
-    mixed_precision: MixedPrecision = "fp32"
-    patience: PositiveInt = 2
-    document_context: bool = False
-    device: Device = "auto"
+    preset: str | None
+    presets: dict[str, FinetuneRecipe]
+    head: Literal["crf", "softmax"]
+    max_seq_len: Annotated[int, Field(ge=8, le=4096)]
+    batch_size: PositiveInt
+    epochs: PositiveInt
+    learning_rate: PositiveFloat
+    layer_lr_decay: Annotated[float, Field(gt=0.0, le=1.0)]
+    warmup_ratio: Annotated[float, Field(ge=0.0, lt=1.0)]
+    weight_decay: Annotated[float, Field(ge=0.0)]
+    adam_epsilon: PositiveFloat
+    max_grad_norm: PositiveFloat
+    mixed_precision: MixedPrecision
+    patience: PositiveInt
+    document_context: bool
+    device: Device
 
     @model_validator(mode="before")
     @classmethod
@@ -364,33 +360,29 @@ class FinetuneParams(Section):
 class NerHf(Section):
     """A token-classification dataset for ``datasets.load_dataset`` whose tag column is a ClassLabel sequence."""
 
-    path: str = "conll2003"
-    name: str | None = None
-    tokens_column: str = "tokens"
-    tags_column: str = "ner_tags"
-    splits: dict[Literal["train", "valid", "test"], str] = Field(
-        default_factory=lambda: {"train": "train", "valid": "validation", "test": "test"}
-    )
+    path: str
+    name: str | None
+    tokens_column: str
+    tags_column: str
+    splits: dict[Literal["train", "valid", "test"], str]
 
 
 class NerParams(Section):
     """Named-entity recognition on CoNLL-style data: where the data is and its tag ``scheme`` (``auto`` detects
     IOB1 or IOB2; the download stage writes IOB2 either way)."""
 
-    scheme: Literal["auto", "iob1", "iob2"] = "auto"
-    local: SplitFiles = SplitFiles()
-    hf: NerHf = NerHf()
-    url: SplitUrls = SplitUrls()
+    scheme: Literal["auto", "iob1", "iob2"]
+    local: SplitFiles
+    hf: NerHf
+    url: SplitUrls
 
 
 class ClassificationHf(Section):
     """A text-classification dataset for ``datasets.load_dataset`` (a hub name or a local folder of data files)."""
 
-    path: str = "glue"
-    name: str | None = "sst2"
-    splits: dict[Literal["train", "valid", "test"], str] = Field(
-        default_factory=lambda: {"train": "train", "valid": "validation", "test": "test"}
-    )
+    path: str
+    name: str | None
+    splits: dict[Literal["train", "valid", "test"], str]
 
 
 class ClassificationParams(Section):
@@ -401,15 +393,15 @@ class ClassificationParams(Section):
     stable for a given dataset. ``text_pair_column`` set makes it a pair task, encoded ``[CLS] a [SEP] b [SEP]``.
     """
 
-    text_column: Annotated[str, Field(min_length=1)] = "sentence"
-    text_pair_column: str | None = None
-    label_column: Annotated[str, Field(min_length=1)] = "label"
-    labels: list[str] | None = None
-    selection_metric: Literal["accuracy", "macro_f1"] = "accuracy"
-    top_mistakes: PositiveInt = 20
-    local: SplitFiles = SplitFiles()
-    hf: ClassificationHf = ClassificationHf()
-    url: SplitUrls = SplitUrls()
+    text_column: Annotated[str, Field(min_length=1)]
+    text_pair_column: str | None
+    label_column: Annotated[str, Field(min_length=1)]
+    labels: list[str] | None
+    selection_metric: Literal["accuracy", "macro_f1"]
+    top_mistakes: PositiveInt
+    local: SplitFiles
+    hf: ClassificationHf
+    url: SplitUrls
 
     @field_validator("labels")
     @classmethod
@@ -422,9 +414,9 @@ class ClassificationParams(Section):
 class EvaluateParams(Section):
     """Scoring of the fine-tuned model on a held-out split; ``top_confusions`` bounds the error analysis lists."""
 
-    split: Literal["valid", "test"] = "test"
-    batch_size: PositiveInt = 64
-    top_confusions: PositiveInt = 20
+    split: Literal["valid", "test"]
+    batch_size: PositiveInt
+    top_confusions: PositiveInt
 
 
 class ExportParams(Section):
@@ -438,34 +430,35 @@ class ExportParams(Section):
     ``model_name`` null registers under the task's own name (its spec's ``model_name``: ``electra-ner``, ...).
     """
 
-    opset: Annotated[int, Field(ge=14, le=20)] = 17  # above 20 the optimizer no longer fuses the attention graph
-    parity_atol: PositiveFloat = 1e-3
-    min_f1: Probability = 0.3
-    serve_variant: Literal["auto", "fp32", "optimized", "int8"] = "auto"
-    max_f1_drop: Probability = 0.005
-    latency_runs: PositiveInt = 20
-    model_name: Annotated[str, Field(min_length=1)] | None = None
-    alias: Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_-]*$")] = "champion"
+    opset: Annotated[int, Field(ge=14, le=20)]  # above 20 the optimizer no longer fuses the attention graph
+    parity_atol: PositiveFloat
+    min_f1: Probability
+    serve_variant: Literal["auto", "fp32", "optimized", "int8"]
+    max_f1_drop: Probability
+    latency_runs: PositiveInt
+    model_name: Annotated[str, Field(min_length=1)] | None
+    alias: Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_-]*$")]
 
 
 class TrackingParams(Section):
     """Where MLflow logs go. ``MLFLOW_TRACKING_URI`` in the environment overrides ``uri``."""
 
-    uri: str = "sqlite:///mlflow.db"
-    artifact_location: str = "mlartifacts"
-    experiment: Annotated[str, Field(min_length=1)] = "electra-pipeline"
-    connect_timeout_s: PositiveFloat = 5.0
+    uri: str
+    artifact_location: str
+    experiment: Annotated[str, Field(min_length=1)]
+    connect_timeout_s: PositiveFloat
 
 
 # -------------------------------------------------------------------------------------------------- tune
 class SearchDimension(Section):
     """One searched params.yaml key: a range (``low``..``high``, ``log`` spacing, an optional ``step``) or a list of
     ``choices``. Whether the values suit the key (type, bounds) is checked against the key's own model, before any
-    trial, by :mod:`electra_model.search.space`."""
+    trial, by :mod:`electra_model.search.space`. The keys of the form not used are left out, so they may be absent:
+    ``None`` means "not given" (``log`` absent: linear spacing)."""
 
     low: float | None = None
     high: float | None = None
-    log: bool = False
+    log: bool | None = None
     step: PositiveFloat | None = None
     choices: list[Any] | None = None
 
@@ -492,9 +485,9 @@ class PruningParams(Section):
     """Stop a trial whose per-epoch ``curve`` (an MLflow metric the stage logs each epoch, e.g. ``valid_f1``) is below
     the median of the finished trials at the same epoch (Optuna's median rule)."""
 
-    curve: str | None = "valid_f1"  # null: no pruning
-    startup_trials: NonNegativeInt = 2  # finished trials needed before any trial is pruned
-    warmup_epochs: NonNegativeInt = 0  # epochs a trial always runs before it can be pruned
+    curve: str | None  # null: no pruning
+    startup_trials: NonNegativeInt  # finished trials needed before any trial is pruned
+    warmup_epochs: NonNegativeInt  # epochs a trial always runs before it can be pruned
 
 
 class TuneParams(Section):
@@ -503,16 +496,16 @@ class TuneParams(Section):
     validation (a search never reads test). ``storage`` is Optuna's (a relative sqlite path sits at the project
     root); ``--resume`` continues the study of that name there."""
 
-    study: Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_-]*$")] = "finetune-search"
-    storage: str = "sqlite:///tune/study.db"
-    stage: Annotated[str, Field(min_length=1)] = "finetune"
-    metric: Annotated[str, Field(pattern=r"^[^:]+:.+$")] = "metrics/finetune.json:best_valid_f1"
-    direction: Literal["maximize", "minimize"] = "maximize"
-    n_trials: PositiveInt = 12
-    parallel: PositiveInt = 2
-    timeout_minutes: PositiveFloat | None = None
-    seed: NonNegativeInt = 1234
-    pruning: PruningParams = PruningParams()
+    study: Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_-]*$")]
+    storage: str
+    stage: Annotated[str, Field(min_length=1)]
+    metric: Annotated[str, Field(pattern=r"^[^:]+:.+$")]
+    direction: Literal["maximize", "minimize"]
+    n_trials: PositiveInt
+    parallel: PositiveInt
+    timeout_minutes: PositiveFloat | None
+    seed: NonNegativeInt
+    pruning: PruningParams
     space: dict[str, SearchDimension]  # required: a search names what it searches
 
 
@@ -521,18 +514,18 @@ class Params(Section):
     (:func:`electra_model.tasks.catalog.task_for`); each task's own section (``ner``, ``classification``) is read
     only when ``task`` names it."""
 
-    task: Literal["ner", "classification"] = "ner"
-    seed: NonNegativeInt = 1234
-    data: DataParams = DataParams()
-    tokenizer: TokenizerParams = TokenizerParams()
+    task: Literal["ner", "classification"]
+    seed: NonNegativeInt
+    data: DataParams
+    tokenizer: TokenizerParams
     pretrain: PretrainParams
-    finetune: FinetuneParams = FinetuneParams()
-    evaluate: EvaluateParams = EvaluateParams()
-    export: ExportParams = ExportParams()
-    tracking: TrackingParams = TrackingParams()
+    finetune: FinetuneParams
+    evaluate: EvaluateParams
+    export: ExportParams
+    tracking: TrackingParams
     tune: TuneParams
-    ner: NerParams = NerParams()
-    classification: ClassificationParams = ClassificationParams()
+    ner: NerParams
+    classification: ClassificationParams
 
     @model_validator(mode="after")
     def _chosen_source_is_complete(self) -> Params:
@@ -624,10 +617,20 @@ def load_params(path: Path | str = "params.yaml", overrides: Mapping[str, Any] |
     return parse_params(with_overrides(raw, overrides) if overrides else raw, str(path))
 
 
+def load_section(name: str, path: Path | str = "params.yaml", overrides: Mapping[str, Any] | None = None) -> Any:
+    """One section of a params file, with ``overrides`` (keys inside the section, dotted for nested ones), validated
+    on its own: for a benchmark that runs one stage's library code outside the pipeline, where the checks across
+    sections (a fine-tuning length the pretrain stage's model must know) do not apply."""
+    raw = read_params_file(path)
+    if not isinstance(raw, dict) or not isinstance(raw.get(name), dict) or name not in Params.model_fields:
+        raise ElectraError(f"{path}: no params section {name!r}; check the file and the name")
+    return _validate(Params.model_fields[name].annotation, with_overrides(raw[name], overrides or {}), f"{path} ({name})")
+
+
 class TrackingOnly(Section):
     """The ``tracking`` section alone, so that its errors carry the same ``tracking.`` keys as a full load."""
 
-    tracking: TrackingParams = TrackingParams()
+    tracking: TrackingParams
 
 
 def load_tracking_params(path: Path | str = "params.yaml") -> TrackingParams:

@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import Any
 
 import mlflow
-import yaml
 from prefect import Task, flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.client.schemas.objects import TaskRun
@@ -33,11 +32,12 @@ from prefect.runtime import flow_run
 from prefect.states import Failed, State
 
 from electra_model.config import Params, load_params
+from electra_model.dvc_map import stage_path
+from electra_model.dvc_map import stages as dvc_stages
 from electra_model.errors import ElectraError, exit_on_user_error
 from electra_model.tracking.registry_sync import reconcile
 from electra_model.tracking.runs import PARENT_RUN_ENV, pipeline_run, tracking_uri
 
-DVC_FILE = Path("dvc.yaml")
 SUMMARY_KEY = "electra-pipeline-summary"
 USER_ERROR = "UserError"  # the state name of a stage (and flow) run stopped by a user error: never retried
 USER_EXIT = re.compile(r"failed to run: .*, exited with 2$")  # DVC's line for a stage command that exited with 2
@@ -95,7 +95,7 @@ def read_metrics() -> dict[str, Any]:
     """The metrics files the stages wrote (absent ones are skipped: a partial run still gets a summary)."""
     metrics = {}
     for stage in pipeline_stages():
-        path = Path("metrics") / f"{stage}.json"
+        path = stage_path(stage, "metrics", suffix=".json")
         if path.is_file():
             metrics[stage] = json.loads(path.read_text(encoding="utf-8"))
     return metrics
@@ -155,9 +155,7 @@ def summary_markdown(
 
 def pipeline_stages() -> list[str]:
     """Every stage, in dvc.yaml's order: dvc.yaml is the one list of them (and of their paths and deps)."""
-    if not DVC_FILE.is_file():
-        raise ElectraError(f"{DVC_FILE} not found in {Path.cwd()}; run the flow in the project (project_dir)")
-    return list(yaml.safe_load(DVC_FILE.read_text(encoding="utf-8"))["stages"])
+    return list(dvc_stages())
 
 
 def checked_params(stages: list[str]) -> Params:
@@ -202,7 +200,7 @@ def electra_pipeline(
         if overall:
             mlflow.log_metrics({f"entity_{k}": float(v) for k, v in overall.items()})
         if "export" in stages:
-            registry = reconcile(Path("models/onnx"), Path("metrics/export.json"), params.export)
+            registry = reconcile(stage_path("export", "outs"), stage_path("export", "metrics"), params.export)
     markdown = summary_markdown(metrics, params, parent_id, registry)
     create_markdown_artifact(key=SUMMARY_KEY, markdown=markdown, description="ELECTRA pipeline summary")
     print(markdown)

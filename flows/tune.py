@@ -31,13 +31,14 @@ from typing import Any
 import mlflow
 import optuna
 import psutil
-import yaml
 from mlflow.entities import RunStatus
 from mlflow.tracking import MlflowClient
 from prefect import flow
 from prefect.artifacts import create_markdown_artifact
 
 from electra_model.config import Params, TuneParams, read_params_file
+from electra_model.dvc_map import plot_file
+from electra_model.dvc_map import stages as dvc_stages
 from electra_model.errors import ElectraError, exit_on_user_error
 from electra_model.io import read_json
 from electra_model.search.space import (
@@ -52,11 +53,20 @@ from electra_model.search.space import (
 from electra_model.client.store import anchor_uri
 from electra_model.tracking.runs import PARENT_RUN_ENV, configure, tracking_uri
 
-RESULTS_DIR = Path("tune")
 POLL_S = 2.0
 STARTED = "Running stage"  # DVC's line once the temporary copy is set up and the repository lock is released
 LOCKED = "Unable to acquire lock"  # DVC's line when another `dvc` process holds the repository lock
 LOCK_RETRIES = 5
+
+
+def results_dir(study: str) -> Path:
+    """Where a study's results go: the folder of dvc.yaml's ``tune_history`` plot, which draws them."""
+    return plot_file("tune_history", {"tune.study": study}).parent
+
+
+def logs_dir(study: str) -> Path:
+    """The trials' logs, beside the studies' result folders."""
+    return results_dir(study).parent / "logs"
 
 
 class TrialFailed(Exception):
@@ -164,7 +174,7 @@ class Driver:
         self.workers: dict[int, int] = {}
         self.lock = threading.Lock()
         self.starting = threading.Lock()
-        (RESULTS_DIR / "logs").mkdir(parents=True, exist_ok=True)
+        logs_dir(self.tune.study).mkdir(parents=True, exist_ok=True)
 
     def worker_slot(self) -> int:
         with self.lock:
@@ -189,7 +199,7 @@ class Driver:
             command += ["-C", path]
         command.append(self.tune.stage)
         env = {**os.environ, **thread_env(self.worker_slot(), self.parallel), PARENT_RUN_ENV: run_id}
-        log_path = RESULTS_DIR / "logs" / f"{name}.log"
+        log_path = logs_dir(self.tune.study) / f"{name}.log"
         for attempt in range(LOCK_RETRIES):
             process, pruned = self.launch(trial, command, env, log_path, run_id)
             if process.returncode == 0 or pruned or LOCKED not in log_path.read_text(encoding="utf-8"):
@@ -372,7 +382,7 @@ def run_study(trials: int | None = None, parallel: int | None = None, resume: bo
     """Check the space, run the study to ``trials`` counted trials, write and log the results; the best trial."""
     raw = read_params_file("params.yaml")
     params = check_space(raw)
-    stages = yaml.safe_load(Path("dvc.yaml").read_text(encoding="utf-8"))["stages"]
+    stages = dvc_stages()
     tune = params.tune
     parallel = parallel or tune.parallel
     n_trials = trials or tune.n_trials
@@ -388,7 +398,7 @@ def run_study(trials: int | None = None, parallel: int | None = None, resume: bo
     if remaining > 0:
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         Scheduler(study, driver, parent, n_trials, tune.timeout_minutes).run(parallel)
-    paths = write_results(study, tune, RESULTS_DIR / tune.study)
+    paths = write_results(study, tune, results_dir(tune.study))
     for path in paths.values():
         driver.client.log_artifact(parent, str(path), artifact_path="tune")
     summary = read_json(paths["best"]) if "best" in paths else None
@@ -440,7 +450,7 @@ def apply_best() -> int:
     """`dvc exp apply` the best trial into the workspace, then run the whole pipeline flow (the registry gate
     decides on the model as after any run)."""
     tune = check_space(read_params_file("params.yaml")).tune
-    best_file = RESULTS_DIR / tune.study / "best.json"
+    best_file = results_dir(tune.study) / "best.json"
     if not best_file.is_file():
         raise ElectraError(f"{best_file} not found: run `electra tune` (study {tune.study!r}) first")
     best = read_json(best_file)

@@ -15,11 +15,11 @@ from pathlib import Path
 import torch
 from transformers import ElectraConfig, ElectraForPreTraining
 
-from electra_model.config import ClassificationParams, FinetuneParams
 from electra_model.data.tokenizer import as_transformers_tokenizer, train_wordpiece
 from electra_model.export.result import ExportQuality
 from electra_model.tasks.classification.data import TextExample
 from electra_model.tasks.classification.train import finetune_classifier
+from tests.params import section
 
 POSITIVE = ["good", "great", "superb", "lovely"]
 NEGATIVE = ["bad", "awful", "dull", "boring"]
@@ -76,11 +76,11 @@ def train_classifier(directory: Path, pairs: bool) -> Path:
         num_attention_heads=2, intermediate_size=32, max_position_embeddings=64,
     ).save_pretrained(base)
     as_transformers_tokenizer(tokenizer, CLASSIFIER_MAX_LEN).save_pretrained(base)
-    params = FinetuneParams.model_validate(dict(
+    params = section("finetune", **dict(
         init="random", max_seq_len=CLASSIFIER_MAX_LEN, batch_size=8, epochs=6, learning_rate=5e-3,
         warmup_ratio=0.1, layer_lr_decay=1.0, patience=6, device="cpu",
     ))
-    task = ClassificationParams(labels=CLASSIFIER_LABELS)
+    task = section("classification", labels=CLASSIFIER_LABELS)
     model, trained_tokenizer, _ = finetune_classifier(
         params, task, 7, base, cue_split(240, 1, pairs), cue_split(60, 2, pairs), lambda step, metrics: None
     )

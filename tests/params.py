@@ -16,3 +16,9 @@ def params(overrides: Mapping[str, Any] | None = None, /, **keys: Any) -> Params
     """params.yaml with ``overrides`` and ``keys`` applied; ``keys`` are for top-level sections or flat keys
     (``params(seed=7)``), ``overrides`` for dotted ones (``params({"finetune.epochs": 1})``)."""
     return load_params(PARAMS_FILE, {**(overrides or {}), **keys})
+
+
+def section(name: str, **keys: Any) -> Any:
+    """One section of params.yaml with ``keys`` of it changed, e.g. ``section("export", min_f1=0.5)``: what a
+    section built in code used to be, now with every other value from the file."""
+    return getattr(params({f"{name}.{key}": value for key, value in keys.items()}), name)

@@ -155,13 +155,14 @@ def suggest(trial: optuna.Trial, raw: Mapping[str, Any], key: str, dimension: Se
     assert dimension.low is not None and dimension.high is not None
     if is_integer_key(lookup(raw, key), dimension):
         step = int(dimension.step or 1)
-        return trial.suggest_int(key, int(dimension.low), int(dimension.high), step=step, log=dimension.log)
-    return trial.suggest_float(key, dimension.low, dimension.high, step=dimension.step, log=dimension.log)
+        return trial.suggest_int(key, int(dimension.low), int(dimension.high), step=step, log=bool(dimension.log))
+    return trial.suggest_float(key, dimension.low, dimension.high, step=dimension.step, log=bool(dimension.log))
 
 
 def distributions(raw: Mapping[str, Any], space: Mapping[str, SearchDimension]) -> dict[str, Any]:
-    """The space as plain data, stored with the study so that a resume with a changed space is refused."""
-    return {key: {**dimension.model_dump(), "integer": is_integer_key(lookup(raw, key), dimension)}
+    """The space as plain data, stored with the study so that a resume with a changed space is refused (``log``
+    absent and false are the same spacing, so they are stored alike)."""
+    return {key: {**dimension.model_dump(), "log": bool(dimension.log), "integer": is_integer_key(lookup(raw, key), dimension)}
             for key, dimension in space.items()}
 
 

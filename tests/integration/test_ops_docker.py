@@ -45,6 +45,7 @@ from tests.integration.ops_servers import (
     wait_until,
 )
 from tests.integration.project import copy_project
+from tests.params import section
 
 pytestmark = pytest.mark.e2e
 
@@ -193,7 +194,6 @@ def docker_run(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
 @pytest.fixture
 def served_container(docker_base: str, tmp_path: Path, pattern_onnx_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """The client image serving the champion registered on a loopback basic-auth MLflow server; yields its URL."""
-    from electra_model.config import ExportParams, TrackingParams
     from electra_model.tracking.registry import register
     from electra_model.tracking.runs import stage_run
     from tests.fixtures_models import quality
@@ -206,8 +206,8 @@ def served_container(docker_base: str, tmp_path: Path, pattern_onnx_dir: Path, m
         for name, value in pipeline.env().items():
             monkeypatch.setenv(name, value)
         try:
-            with stage_run("export", TrackingParams(), {}):
-                register(pattern_onnx_dir, ExportParams(min_f1=0.3), quality(0.9))
+            with stage_run("export", section("tracking"), {}):
+                register(pattern_onnx_dir, section("export", min_f1=0.3), quality(0.9))
         finally:
             mlflow.set_tracking_uri(None)
         port = free_port()

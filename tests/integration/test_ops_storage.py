@@ -29,6 +29,7 @@ from tests.integration.ops_servers import (
     s3_server,
 )
 from tests.integration.project import GIT_IDENTITY, Project, copy_project
+from tests.params import section
 
 pytestmark = pytest.mark.e2e
 
@@ -123,13 +124,12 @@ def test_mlflow_on_postgres_with_artifacts_in_s3(
     MLflow account."""
     import psycopg
 
-    from electra_model.config import ExportParams, TrackingParams
     from electra_model.tracking.registry import register
     from electra_model.tracking.runs import stage_run
     from tests.fixtures_models import quality
 
     admin, pipeline = new_account("admin"), new_account("pipeline")
-    export = ExportParams(min_f1=0.3)
+    export = section("export", min_f1=0.3)
     for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "MLFLOW_S3_ENDPOINT_URL"):
         monkeypatch.delenv(name, raising=False)
     with postgres(["mlflow", "mlflow_auth"]) as address:
@@ -151,7 +151,7 @@ def test_mlflow_on_postgres_with_artifacts_in_s3(
             for name, value in pipeline.env().items():
                 monkeypatch.setenv(name, value)
             try:
-                with stage_run("export", TrackingParams(), {"export": export.model_dump()}):
+                with stage_run("export", section("tracking"), {"export": export.model_dump()}):
                     registration = register(pattern_onnx_dir, export, quality(0.9))
                 uri = f"models:/{registered_name(export, 'ner')}@{export.alias}"
                 pulled = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(tmp_path)))

@@ -15,11 +15,11 @@ from typing import Any
 import mlflow
 import pytest
 
-from electra_model.config import ExportParams
 from electra_model.export.choose import check_and_choose
 from electra_model.serving.model_server import served_model
 from electra_model.tracking.registry import register
 from tests.fixtures_classifier import CLASSIFIER_LABELS, cue_split
+from tests.params import section
 
 pytestmark = pytest.mark.e2e
 
@@ -33,7 +33,7 @@ def server(
     root = tmp_path_factory.mktemp("serving-classifier")
     shutil.copyfile(migrated_store, root / "mlflow.db")
     onnx_dir = shutil.copytree(pair_classifier_onnx_dir, root / "onnx")
-    export = ExportParams(latency_runs=3)
+    export = section("export", latency_runs=3)
     quality = check_and_choose(pair_classifier_model_dir, onnx_dir, cue_split(30, 21, True), 8, export, "valid")
     uri = f"sqlite:///{root / 'mlflow.db'}"
     mlflow.set_tracking_uri(uri)

@@ -17,7 +17,6 @@ import pytest
 
 from mlflow.tracking import MlflowClient
 
-from electra_model.config import ExportParams
 from electra_model.tasks.ner.conll import Sentence
 from electra_model.errors import ElectraError
 from electra_model.export.build import export_onnx
@@ -25,6 +24,7 @@ from electra_model.export.choose import check_and_choose
 from electra_model.serving.model_server import served_model
 from electra_model.tracking.registry import register
 from tests.fixtures_models import MAX_LEN, expected_tags
+from tests.params import section
 
 pytestmark = pytest.mark.e2e
 
@@ -37,7 +37,7 @@ def store(tmp_path_factory: pytest.TempPathFactory, migrated_store: Path, patter
     serving its int8 variant on CPU."""
     root = tmp_path_factory.mktemp("serving")
     shutil.copyfile(migrated_store, root / "mlflow.db")
-    export = ExportParams(serve_variant="int8", latency_runs=3)
+    export = section("export", serve_variant="int8", latency_runs=3)
     onnx_dir = export_onnx(pattern_model_dir, root / "onnx", export.opset, MAX_LEN)
     words = "John Smith visited Paris and New York .".split()
     evaluation = [Sentence(tuple(words), tuple(expected_tags(words)))]

@@ -4,9 +4,9 @@ Three sources, as for NER (``local``, ``hf``, ``url``): ``.tsv``, ``.csv`` and `
 ``.gz``) with named columns, a dataset for ``datasets.load_dataset``, or remote files downloaded, checked against
 their sha256 and then read like local files::
 
-    from electra_model.config import ClassificationParams
-    params = ClassificationParams(text_column="sentence", label_column="label",
-                                  local={"train": "train.tsv.gz", "valid": "dev.tsv.gz", "test": "dev.tsv.gz"})
+    from electra_model.config import load_params
+    params = load_params(overrides={"classification.local": {"train": "train.tsv.gz", "valid": "dev.tsv.gz",
+                                                             "test": "dev.tsv.gz"}}).classification
     splits = load_splits(params, "local")
     labels = label_list(params, splits["train"])
 
@@ -25,7 +25,7 @@ import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
 
 from electra_model.config import ClassificationParams, DataParams
 from electra_model.data.demo import derive_seed
@@ -41,6 +41,27 @@ if TYPE_CHECKING:
 
 Source = Literal["local", "hf", "url"]
 FORMATS = {".tsv": "tsv", ".csv": "csv", ".jsonl": "jsonl"}
+
+
+class Columns(Protocol):
+    """Which record fields hold the text, the pair (``None``: single texts) and the label: the ``classification``
+    section for the user's files, :class:`NormalizedColumns` for the files the download stage wrote."""
+
+    @property
+    def text_column(self) -> str: ...
+    @property
+    def text_pair_column(self) -> str | None: ...
+    @property
+    def label_column(self) -> str: ...
+
+
+@dataclass(frozen=True)
+class NormalizedColumns:
+    """The columns of the normalized files: a fixed file format, not a knob, so not a params section."""
+
+    text_column: str
+    text_pair_column: str | None
+    label_column: str
 
 
 @dataclass(frozen=True)
@@ -143,7 +164,7 @@ def _label(record: Mapping[str, Any], column: str, where: str) -> str:
     return str(value).strip()
 
 
-def to_examples(records: Iterable[tuple[str, Mapping[str, Any]]], params: ClassificationParams) -> list[TextExample]:
+def to_examples(records: Iterable[tuple[str, Mapping[str, Any]]], params: Columns) -> list[TextExample]:
     """Examples from ``(where, record)`` rows, checked: every named column present, no empty text or label."""
     examples = []
     for where, record in records:
@@ -155,7 +176,7 @@ def to_examples(records: Iterable[tuple[str, Mapping[str, Any]]], params: Classi
     return examples
 
 
-def read_file(path: Path | str, params: ClassificationParams) -> list[TextExample]:
+def read_file(path: Path | str, params: Columns) -> list[TextExample]:
     """A split from a local table file; an empty one is an error, not a silently empty split."""
     path = Path(path).expanduser()
     examples = to_examples(file_records(path), params)
@@ -325,15 +346,11 @@ def load_task_data(
     return ClassificationSplits(splits, {split: _origin(params, data.source, split) for split in SPLITS})
 
 
-def normalized_columns(params: ClassificationParams) -> ClassificationParams:
-    """The columns of the normalized files (``text``, ``pair`` when a pair task, ``label``), with the label list
-    and selection of ``params``."""
-    return params.model_copy(update={
-        "text_column": "text", "text_pair_column": "pair" if params.text_pair_column is not None else None,
-        "label_column": "label",
-    })
+def normalized_columns(pairs: bool) -> NormalizedColumns:
+    """The columns of the normalized files: ``text``, ``pair`` when a pair task, ``label``."""
+    return NormalizedColumns("text", "pair" if pairs else None, "label")
 
 
 def read_normalized(path: Path, params: ClassificationParams) -> list[TextExample]:
     """A split the download stage wrote, each example at its ``file:line``."""
-    return read_file(path, normalized_columns(params))
+    return read_file(path, normalized_columns(params.text_pair_column is not None))

@@ -22,14 +22,10 @@ from transformers import ElectraForSequenceClassification
 from electra_model.client.classifier import ClassifierPredictor
 from electra_model.client.classifier_encoding import pad_batch
 from electra_model.client.exported import CPU, read_meta
-from electra_model.config import ClassificationParams
 from electra_model.errors import ElectraError
-from electra_model.tasks.classification.data import TextExample, file_records, to_examples
+from electra_model.tasks.classification.data import TextExample, file_records, normalized_columns, to_examples
 from electra_model.tasks.classification.metrics import classification_scores
 from electra_model.tasks.ner.heads import load_saved
-
-SPLIT_COLUMNS = ClassificationParams(text_column="text", text_pair_column="pair", label_column="label")
-"""The columns of the normalized ``.jsonl`` splits the download stage writes."""
 
 
 def _predictors(onnx_dir: Path | str, batch_size: int) -> dict[str, ClassifierPredictor]:
@@ -117,8 +113,7 @@ def read_split(path: Path) -> list[TextExample]:
     """A normalized split (``{"text", "pair", "label"}`` per line, ``pair`` null for single texts) as examples."""
     records = list(file_records(path))
     has_pairs = any(record.get("pair") is not None for _, record in records)
-    columns = SPLIT_COLUMNS if has_pairs else SPLIT_COLUMNS.model_copy(update={"text_pair_column": None})
-    examples = to_examples(records, columns)
+    examples = to_examples(records, normalized_columns(has_pairs))
     if not examples:
         raise ElectraError(f"{path}: no examples; the split needs labelled texts")
     return examples

@@ -12,7 +12,6 @@ import pandas as pd
 import pytest
 
 from electra_model.cli import main
-from electra_model.config import ExportParams
 from electra_model.errors import ElectraError
 from electra_model.export.build import load_torch_model
 from electra_model.client.classifier import ClassifierPredictor
@@ -20,6 +19,7 @@ from electra_model.client.loader import load_predictor
 from electra_model.client.ner import NerPredictor
 from electra_model.tasks.classification.train import predict_probabilities
 from tests.fixtures_classifier import CLASSIFIER_LABELS, CLASSIFIER_MAX_LEN, classifier_quality, cue_split
+from tests.params import section
 from tokenizers import Tokenizer
 
 
@@ -88,7 +88,7 @@ def test_the_registered_classifier_answers_text_with_labels(mlflow_store: str, p
     from electra_model.tracking.registry import register
 
     with mlflow.start_run():
-        registration = register(pair_classifier_onnx_dir, ExportParams(min_f1=0.5), classifier_quality(0.95))
+        registration = register(pair_classifier_onnx_dir, section("export", min_f1=0.5), classifier_quality(0.95))
     assert registration["name"] == "electra-classifier" and registration["alias_moved"] is True
     model = mlflow.pyfunc.load_model("models:/electra-classifier@champion")
     rows = model.predict({"text": ["the film", "a story"], "pair": ["a great plot", "was dull"]})
@@ -97,5 +97,5 @@ def test_the_registered_classifier_answers_text_with_labels(mlflow_store: str, p
     assert model.predict(frame)[0]["label"] == "neg"
     assert set(model.predict(["good"])[0]) == {"label", "score", "scores"}  # a single text through a pair model
     with mlflow.start_run():
-        rejected = register(pair_classifier_onnx_dir, ExportParams(min_f1=0.5), classifier_quality(0.9))
+        rejected = register(pair_classifier_onnx_dir, section("export", min_f1=0.5), classifier_quality(0.9))
     assert rejected["reason"].startswith("accuracy 0.9000 < champion v1 accuracy 0.9500")

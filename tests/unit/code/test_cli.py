@@ -14,9 +14,9 @@ import pytest
 import yaml
 
 from electra_model.cli import main, project_tracking_uri
-from electra_model.config import ExportParams
 from electra_model.tracking.registry import register
 from tests.fixtures_models import quality
+from tests.params import section
 
 PROJECT_PARAMS = Path(__file__).resolve().parents[3] / "params.yaml"
 PROGRESS_BAR = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
@@ -39,7 +39,7 @@ def electra(*args: str, store: str, cwd: Path) -> subprocess.CompletedProcess[st
 
 def test_predict_json_from_the_champion(mlflow_store: str, pattern_onnx_dir: Path, tmp_path: Path) -> None:
     with mlflow.start_run():
-        register(pattern_onnx_dir, ExportParams(), quality(0.9))
+        register(pattern_onnx_dir, section("export"), quality(0.9))
     result = electra("predict", "--json", "Müller met John Smith in New York.", store=mlflow_store, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     [payload] = json.loads(result.stdout)

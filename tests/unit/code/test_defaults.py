@@ -1,41 +1,54 @@
-"""params.yaml is the one source of defaults: a default in the typed config that disagrees with it is a bug."""
+"""params.yaml is the one source of values: the typed config declares types and constraints, never a default, so
+no value can come from code and disagree with the file."""
 
 from __future__ import annotations
 
-from pathlib import Path
+from collections.abc import Iterator
 from typing import Any
 
-import yaml
 from pydantic import BaseModel
 
-from electra_model.config import RECIPE_KEYS, Params
+from electra_model.config import FinetuneRecipe, Params, SearchDimension, leaf_types
 
-PARAMS = Path(__file__).resolve().parents[3] / "params.yaml"
+PARTIAL = (FinetuneRecipe, SearchDimension)
+"""Models whose keys may be left out, where ``None`` means "not given": a preset's partial recipe and a search
+dimension's unused form. They hold no value of their own either."""
 
 
-def disagreements(model: type[BaseModel], committed: dict[str, Any], prefix: str = "") -> list[str]:
-    """Every key whose code default differs from params.yaml, or which params.yaml does not state."""
-    found = []
-    for name, field in model.model_fields.items():
-        key = f"{prefix}{name}"
-        if name not in committed:
-            found.append(f"{key}: not in params.yaml")
-            continue
-        if isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel):
-            found += disagreements(field.annotation, committed[name] or {}, f"{key}.")
-            continue
-        if field.is_required():
-            continue
-        default = field.get_default(call_default_factory=True)
-        if isinstance(default, dict):  # e.g. finetune.presets: named sections, as params.yaml writes them
-            default = {k: v.model_dump(exclude_none=True) if isinstance(v, BaseModel) else v for k, v in default.items()}
-        value = committed[name]
-        if name in RECIPE_KEYS and value is None:  # null: the chosen preset's recipe value, else the code default
-            value = committed["presets"][committed["preset"]].get(name, default)
-        if default != value:
-            found.append(f"{key}: code default {default!r}, params.yaml {value!r}")
+def models(model: type[BaseModel], seen: set[type[BaseModel]] | None = None) -> Iterator[type[BaseModel]]:
+    """``model`` and every section model it reaches through its fields (nested, in lists or in dicts)."""
+    seen = set() if seen is None else seen
+    if model in seen:
+        return
+    seen.add(model)
+    yield model
+    for field in model.model_fields.values():
+        for kind in _nested(field.annotation):
+            yield from models(kind, seen)
+
+
+def _nested(annotation: Any) -> set[type[BaseModel]]:
+    found = set()
+    for leaf in leaf_types(annotation):
+        for candidate in (leaf, *getattr(leaf, "__args__", ())):
+            found |= {kind for kind in leaf_types(candidate) if isinstance(kind, type) and issubclass(kind, BaseModel)}
     return found
 
 
-def test_code_defaults_agree_with_params_yaml() -> None:
-    assert disagreements(Params, yaml.safe_load(PARAMS.read_text(encoding="utf-8"))) == []
+def defaults(model: type[BaseModel]) -> list[str]:
+    """``Model.field = default`` for every field that may be left out of params.yaml, partial models' None excepted."""
+    found = []
+    for name, field in model.model_fields.items():
+        if field.is_required():
+            continue
+        default = field.get_default(call_default_factory=True)
+        if model in PARTIAL and default is None:
+            continue
+        found.append(f"{model.__name__}.{name} = {default!r}")
+    return found
+
+
+def test_the_config_declares_no_defaults() -> None:
+    reached = list(models(Params))
+    assert FinetuneRecipe in reached and SearchDimension in reached  # the walk reaches nested dict values
+    assert [problem for model in reached for problem in defaults(model)] == []

@@ -16,8 +16,9 @@ from electra_model.client.ner import NerPredictor
 from electra_model.tracking.registry import directory_digest, register
 from electra_model.tasks.registry import registered_name
 from tests.fixtures_models import quality
+from tests.params import section
 
-EXPORT = ExportParams(min_f1=0.3, parity_atol=1e-3)
+EXPORT = section("export", min_f1=0.3, parity_atol=1e-3)
 NAME = registered_name(EXPORT, "ner")
 
 

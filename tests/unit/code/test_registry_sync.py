@@ -9,14 +9,14 @@ from pathlib import Path
 import mlflow
 import pytest
 
-from electra_model.config import ExportParams
 from electra_model.errors import ElectraError
 from electra_model.io import write_json
 from electra_model.tracking.registry import directory_digest, register
 from electra_model.tracking.registry_sync import reconcile
 from tests.fixtures_models import quality
+from tests.params import section
 
-EXPORT = ExportParams(min_f1=0.3, parity_atol=1e-3)
+EXPORT = section("export", min_f1=0.3, parity_atol=1e-3)
 
 
 def new_store(tmp_path: Path, migrated_store: Path, monkeypatch: pytest.MonkeyPatch) -> None:

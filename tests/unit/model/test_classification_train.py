@@ -18,7 +18,7 @@ from tokenizers import Tokenizer
 from safetensors.torch import load_file, save_file
 from transformers import ElectraForPreTraining
 
-from electra_model.config import ClassificationParams, FinetuneParams
+from electra_model.config import FinetuneParams
 from electra_model.errors import ElectraError
 from tests.fixtures_classifier import CLASSIFIER_MAX_LEN, FILLER, NEGATIVE, POSITIVE, save_tiny_discriminator
 from electra_model.tasks.classification.data import TextExample
@@ -30,6 +30,7 @@ from electra_model.tasks.classification.train import (
     model_labels,
     predict_probabilities,
 )
+from tests.params import section
 
 MAX_LEN = CLASSIFIER_MAX_LEN
 
@@ -65,7 +66,7 @@ def pretrained_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def finetune_params(**overrides: object) -> FinetuneParams:
     base = dict(init="random", max_seq_len=MAX_LEN, batch_size=8, epochs=4, learning_rate=2e-3, warmup_ratio=0.1,
                 layer_lr_decay=1.0, patience=2, device="cpu")
-    return FinetuneParams.model_validate({**base, **overrides})
+    return section("finetune", **{**base, **overrides})
 
 
 def test_pretrained_init_keeps_the_body_and_adds_only_the_head(pretrained_dir: Path) -> None:
@@ -125,7 +126,7 @@ def test_pair_inputs_are_cls_a_sep_b_sep_with_segments(pretrained_dir: Path) -> 
 def test_finetuning_learns_and_returns_the_best_validation_epoch(pretrained_dir: Path, pairs: bool) -> None:
     train, valid = make_split(240, 1, pairs), make_split(60, 2, pairs)
     logged: list[dict[str, float]] = []
-    task = ClassificationParams(selection_metric="macro_f1")
+    task = section("classification", selection_metric="macro_f1")
     model, tokenizer, summary = finetune_classifier(
         finetune_params(epochs=6, patience=6, learning_rate=5e-3), task, 7, pretrained_dir, train, valid,
         lambda step, metrics: logged.append(metrics),
@@ -142,7 +143,7 @@ def test_same_seed_same_result_and_early_stop(pretrained_dir: Path) -> None:
     train, valid = make_split(80, 3), make_split(40, 4)
     params = finetune_params(epochs=6, patience=1, learning_rate=1e-6)  # too low to improve: stops after epoch 2
     runs = [
-        finetune_classifier(params, ClassificationParams(), 11, pretrained_dir, train, valid, lambda s, m: None)[2]
+        finetune_classifier(params, section("classification"), 11, pretrained_dir, train, valid, lambda s, m: None)[2]
         for _ in range(2)
     ]
     assert runs[0] == runs[1]
@@ -154,7 +155,7 @@ def test_the_same_seed_gives_the_metrics_recorded_before_the_loop_was_shared(pre
     the first to reach macro-F1 1.0, and patience 2 stops the run two epochs later."""
     logged: list[dict[str, float]] = []
     _, _, summary = finetune_classifier(
-        finetune_params(epochs=5, patience=2, learning_rate=5e-3), ClassificationParams(selection_metric="macro_f1"),
+        finetune_params(epochs=5, patience=2, learning_rate=5e-3), section("classification", selection_metric="macro_f1"),
         7, pretrained_dir, make_split(160, 1), make_split(40, 2), lambda step, metrics: logged.append(metrics),
     )
     epochs = [metrics for metrics in logged if "epoch" in metrics]

@@ -17,7 +17,6 @@ import torch
 from tokenizers import Tokenizer
 from transformers import ElectraForTokenClassification
 
-from electra_model.config import ExportParams
 from electra_model.tasks.ner.conll import Sentence
 from electra_model.errors import ElectraError
 from electra_model.export.build import _trace, export_onnx
@@ -40,6 +39,7 @@ from electra_model.tasks.ner.heads import load_finetuned
 from electra_model.tasks.ner.metrics import entity_scores
 from electra_model.client.tag_decoding import CONSTRAINED, decode_tags
 from tests.fixtures_models import CRF_START_PENALTY, LABELS, MAX_LEN, expected_tags, model_config, save_model_dir
+from tests.params import section
 
 TEXTS = [
     "John Smith visited Paris yesterday .",
@@ -180,13 +180,13 @@ def scored(f1: dict[str, float], ms: dict[str, float]) -> dict[str, dict[str, fl
 def test_auto_serves_the_fastest_variant_within_the_f1_drop() -> None:
     ms = {"fp32": 9.0, "optimized": 5.0, "int8": 2.0, "fp16": 1.0}
     close = scored({"fp32": 0.900, "optimized": 0.900, "int8": 0.896, "fp16": 0.9}, ms)
-    variant, reason = choose_cpu_variant(close, ExportParams())
+    variant, reason = choose_cpu_variant(close, section("export"))
     assert variant == "int8"
     assert reason.startswith("int8: fastest at batch 1 (fp32 9.00 ms, optimized 5.00 ms, int8 2.00 ms)")
     lossy = scored({"fp32": 0.900, "optimized": 0.900, "int8": 0.890, "fp16": 0.9}, ms)
-    assert choose_cpu_variant(lossy, ExportParams())[0] == "optimized"
-    assert choose_cpu_variant(lossy, ExportParams(max_f1_drop=0.02))[0] == "int8"
-    chosen = choose_cpu_variant(close, ExportParams(serve_variant="fp32"))
+    assert choose_cpu_variant(lossy, section("export"))[0] == "optimized"
+    assert choose_cpu_variant(lossy, section("export", max_f1_drop=0.02))[0] == "int8"
+    chosen = choose_cpu_variant(close, section("export", serve_variant="fp32"))
     assert chosen == ("fp32", "fp32: set by export.serve_variant")
 
 
@@ -194,7 +194,7 @@ def test_check_and_choose_records_the_choice_in_the_served_directory(
     pattern_model_dir: Path, tmp_path: Path
 ) -> None:
     onnx_dir = export_onnx(pattern_model_dir, tmp_path / "onnx", opset=17, max_len=MAX_LEN)
-    export = ExportParams(serve_variant="int8")
+    export = section("export", serve_variant="int8")
     quality = check_and_choose(pattern_model_dir, onnx_dir, sentences(), 2, export, split="valid")
     assert (quality.serve_variant, quality.score, quality.parity_passed) == ("int8", 1.0, True)
     assert quality.fused_operators["Attention"] == 1

@@ -14,7 +14,6 @@ import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
-from electra_model.config import ExportParams
 from electra_model.tasks.ner.conll import Sentence, write_conll
 from electra_model.errors import ElectraError
 from electra_model.export.build import model_spec
@@ -23,6 +22,7 @@ from electra_model.export.splits import read_split
 from electra_model.tasks.classification.spec import CLASSIFICATION
 from electra_model.client.exported import read_meta
 from tests.fixtures_classifier import CLASSIFIER_LABELS, CLASSIFIER_MAX_LEN, cue_split, write_jsonl
+from tests.params import section
 
 REPO = Path(__file__).resolve().parents[3]
 VARIANTS = ["fp16", "fp32", "int8", "optimized"]
@@ -68,7 +68,7 @@ def test_the_served_variant_is_the_fastest_within_the_accuracy_drop(
 ) -> None:
     onnx_dir = tmp_path / "onnx"
     shutil.copytree(classifier_onnx_dir, onnx_dir)  # check_and_choose records its choice in the directory
-    export = ExportParams(latency_runs=4)
+    export = section("export", latency_runs=4)
     quality = check_and_choose(classifier_model_dir, onnx_dir, cue_split(40, 4, False), 8, export, split="valid")
     assert (quality.task, quality.metric, quality.selection_split) == ("classification", "accuracy", "valid")
     assert quality.parity_passed and quality.score == quality.variants[quality.serve_variant]["accuracy"]

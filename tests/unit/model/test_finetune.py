@@ -24,6 +24,7 @@ from electra_model.tasks.ner.metrics import entity_scores
 from electra_model.client.tag_decoding import ARGMAX
 from electra_model.data.tokenizer import as_transformers_tokenizer
 from tests.fixtures_models import CORPUS, LABELS, PATTERN, expected_tags, make_crf_pattern, make_pattern, model_config
+from tests.params import section
 
 WORDS = sorted({word for line in CORPUS for word in line.split()})
 
@@ -163,7 +164,7 @@ def test_every_word_of_a_1000_word_sentence_gets_its_prediction(tokenizer: Token
 # ------------------------------------------------------------------------------------------------ training
 def params(**changes: object) -> FinetuneParams:
     base = dict(max_seq_len=32, batch_size=8, epochs=2, learning_rate=3e-3, patience=1, device="cpu", warmup_ratio=0.25)
-    return FinetuneParams(**{**base, **changes})
+    return section("finetune", **{**base, **changes})
 
 
 def test_finetune_is_seeded_keeps_the_best_epoch_and_logs(pretrained_dir: Path) -> None:

@@ -18,7 +18,7 @@ from huggingface_hub import constants
 from tokenizers import Tokenizer
 from transformers import ElectraConfig, ElectraForPreTraining, ElectraForTokenClassification, ElectraTokenizerFast
 
-from electra_model.config import ClassificationParams, FinetuneParams
+from electra_model.config import FinetuneParams
 from electra_model.tasks.ner.conll import Sentence
 from electra_model.data.tokenizer import as_transformers_tokenizer, load_backend_tokenizer, train_wordpiece
 from electra_model.errors import ElectraError
@@ -27,6 +27,7 @@ from electra_model.tasks.classification.data import TextExample
 from electra_model.tasks.classification.train import finetune_classifier
 from electra_model.tasks.ner.finetune import finetune
 from tests.fixtures_models import LABELS, PATTERN
+from tests.params import section
 
 WORDS = ["john", "smith", "paris", "visited", "the", "film", "was", "good", "bad", "in", "new", "york", "and"]
 SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
@@ -84,7 +85,7 @@ def ids(tokenizer: Tokenizer, text: str) -> list[int]:
 
 def params(init: Path | str, **changes: object) -> FinetuneParams:
     base = dict(init=str(init), max_seq_len=32, batch_size=8, epochs=1, learning_rate=1e-3, device="cpu")
-    return FinetuneParams(**{**base, **changes})
+    return section("finetune", **{**base, **changes})
 
 
 def ner_sentences(count: int, seed: int) -> list[Sentence]:
@@ -132,7 +133,7 @@ def test_classification_finetunes_from_a_checkpoint_directory_with_its_own_token
     tmp_path: Path, ours: Path, layout: str
 ) -> None:
     source = CHECKPOINTS[layout](tmp_path / "checkpoint")
-    task = ClassificationParams()
+    task = section("classification")
     model, tokenizer, summary = finetune_classifier(
         params(source, layer_lr_decay=1.0), task, 0, ours, texts(16, 0), texts(8, 1), lambda s, m: None
     )
@@ -168,7 +169,7 @@ def test_a_hub_id_in_the_local_cache_loads_offline_for_both_tasks(
     _, tokenizer, _ = finetune(params("acme/electra-tiny-discriminator"), 0, ours, ner_sentences(8, 0),
                                ner_sentences(4, 1), lambda s, m: None)
     assert tokenizer.get_vocab() == load_tokenizer(str(snapshot), ours).get_vocab()
-    model, _, _ = finetune_classifier(params("acme/electra-tiny-discriminator"), ClassificationParams(), 0, ours,
+    model, _, _ = finetune_classifier(params("acme/electra-tiny-discriminator"), section("classification"), 0, ours,
                                       texts(8, 0), texts(4, 1), lambda s, m: None)
     assert model.config.num_hidden_layers == 1
 

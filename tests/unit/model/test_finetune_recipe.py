@@ -12,12 +12,13 @@ import torch
 import yaml
 from transformers import ElectraConfig, ElectraForPreTraining
 
-from electra_model.config import ClassificationParams, FinetuneParams, parse_params
+from electra_model.config import FinetuneParams, parse_params
 from electra_model.data.tokenizer import as_transformers_tokenizer, train_wordpiece
 from electra_model.errors import ElectraError
 from electra_model.tasks.classification.data import TextExample
 from electra_model.tasks.classification.train import finetune_classifier
 from electra_model.training import MixedPrecision, autocast_dtype
+from tests.params import section
 
 SEED_RECIPE = dict(learning_rate=5e-5, epochs=3, batch_size=16, weight_decay=0.01, layer_lr_decay=1.0,
                    warmup_ratio=0.0, adam_epsilon=1e-8, max_grad_norm=1.0, mixed_precision="fp16")
@@ -117,7 +118,7 @@ def test_the_seed_recipe_trains_with_a_flat_learning_rate_decaying_linearly_from
     as_transformers_tokenizer(tokenizer, 16).save_pretrained(tmp_path)
     params = finetune_with(raw, preset="seed", max_seq_len=16, device="cpu", patience=3)
     logged: list[dict] = []
-    _, _, summary = finetune_classifier(params, ClassificationParams(), 0, tmp_path, texts(48, 0), texts(8, 1),
+    _, _, summary = finetune_classifier(params, section("classification"), 0, tmp_path, texts(48, 0), texts(8, 1),
                                         lambda step, metrics: logged.append(metrics))
     rates = [metrics["learning_rate"] for metrics in logged if "learning_rate" in metrics]
     total = 3 * 48 // 16  # 3 epochs of 3 batches of 16

@@ -10,9 +10,9 @@ from torch import nn
 from torch.nn import functional
 from transformers import ElectraConfig, ElectraForSequenceClassification
 
-from electra_model.config import FinetuneParams
 from electra_model.tasks.finetuning import Batch, TrainBatches, Validation, finetune_loop
 from electra_model.training import seed_everything
+from tests.params import section
 
 LENGTHS = [3, 5, 8, 4, 6, 7, 3, 5, 8, 6, 4, 7]
 TARGETS = np.array([length % 2 for length in LENGTHS])
@@ -48,7 +48,7 @@ def test_a_task_supplying_batches_loss_and_validation_gets_selection_early_stopp
         return {"valid_loss": next(scripted)}
 
     logged: list[tuple[int, dict[str, float]]] = []
-    params = FinetuneParams(batch_size=4, epochs=6, patience=2, learning_rate=1e-2, device="cpu")
+    params = section("finetune", batch_size=4, epochs=6, patience=2, learning_rate=1e-2, device="cpu")
     summary = finetune_loop(model, params, 0, TrainBatches(LENGTHS, collate),
                             Validation(score, "valid_loss", higher_is_better=False),
                             lambda step, metrics: logged.append((step, metrics)), loss=loss)
