@@ -197,7 +197,8 @@ class PretrainParams(Section):
     ``temperature``).
 
     Every ``eval_every`` steps (and at the last) the run scores its masked-LM on ``eval_blocks`` held-out blocks, the
-    corpus's tail, which it never trains on (:mod:`electra_model.pretraining.heldout`).
+    corpus's tail, which it never trains on (:mod:`electra_model.pretraining.heldout`). Every ``snapshot_every``
+    steps (null: never) it keeps the discriminator for the downstream probe (:class:`ProbeParams`).
     """
 
     objective: Literal["electra", "mlm"]
@@ -224,6 +225,7 @@ class PretrainParams(Section):
     eval_blocks: PositiveInt
     checkpoint_every: PositiveInt
     keep_checkpoints: PositiveInt
+    snapshot_every: PositiveInt | None
     compile: bool
     peak_tflops: PositiveFloat | None
     device: Device
@@ -263,11 +265,29 @@ class PretrainParams(Section):
                 f"eval_every {self.eval_every} must be a multiple of log_every {self.log_every} (a held-out "
                 "evaluation is reported with its logging window)"
             )
+        if self.snapshot_every is not None and self.snapshot_every % self.log_every:
+            raise ValueError(
+                f"snapshot_every {self.snapshot_every} must be a multiple of log_every {self.log_every} (a snapshot "
+                "is taken when a logging window closes)"
+            )
         return self
 
     @property
     def architecture(self) -> ArchitectureParams:
         return self.presets[self.preset]
+
+
+class ProbeParams(Section):
+    """The downstream probe (stage ``probe``, :mod:`electra_model.tasks.probe`): how good for the task was the
+    discriminator at each ``pretrain.snapshot_every`` snapshot? Each is fine-tuned with the ``finetune`` recipe for
+    ``epochs`` on the first ``train_examples`` of the task's train split and scored on the first ``valid_examples``
+    of valid (test is never read). Probes take at most ``max_share`` (<= 10%) of the pretraining time; when they
+    cannot all fit, evenly spaced ones do, always with the last."""
+
+    train_examples: PositiveInt
+    valid_examples: PositiveInt
+    epochs: PositiveInt
+    max_share: Annotated[float, Field(gt=0.0, le=0.1)]
 
 
 # ------------------------------------------------------------------------------------------------- finetune
@@ -519,6 +539,7 @@ class Params(Section):
     data: DataParams
     tokenizer: TokenizerParams
     pretrain: PretrainParams
+    probe: ProbeParams
     finetune: FinetuneParams
     evaluate: EvaluateParams
     export: ExportParams

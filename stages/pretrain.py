@@ -8,7 +8,9 @@ Output: the pretrained folder (the discriminator, ``ElectraForPreTraining.from_p
 in ``generator/``), metrics and loss curves, at the paths dvc.yaml's ``cmd`` gives. The held-out curve has the
 masked-LM loss on the corpus's held-out tail beside the token stream's unigram and bigram entropies (computed once
 per corpus and tokenizer, cached beside the token stream, see :mod:`electra_model.data.entropy`): a loss that stays
-above the bigram line has not learned word order yet. Run with ``dvc repro pretrain``, or on N processes with
+above the bigram line has not learned word order yet. With ``pretrain.snapshot_every`` set, the snapshots folder
+holds the discriminator every that many steps (and at the last) for the probe stage's downstream curve; it is empty
+otherwise. Run with ``dvc repro pretrain``, or on N processes with
 ``torchrun --nproc_per_node N stages/pretrain.py`` and the same arguments.
 
 The tokenized corpus and the checkpoints live in the ``--cache`` folder, outside DVC's outputs (DVC deletes those
@@ -20,19 +22,21 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import shutil
 from pathlib import Path
 
 import mlflow
 
 from electra_model.pretraining.checkpoint import content_digest
-from electra_model.config import load_params, stage_params
+from electra_model.config import PretrainParams, load_params, stage_params
 from electra_model.plots import CurveRecorder
 from electra_model.data.blocks import PackedBlocks, cached_token_stream
 from electra_model.data.entropy import cached_token_entropies
 from electra_model.errors import exit_on_user_error
 from electra_model.io import atomic_dir, write_json
-from electra_model.pretraining.loop import pretrain, run_key, save_pretrained
-from electra_model.pretraining.modeling import UNMASKABLE
+from electra_model.pretraining.loop import is_snapshot_step, pretrain, run_key, save_pretrained
+from electra_model.pretraining.modeling import UNMASKABLE, PretrainingModel
+from electra_model.pretraining.snapshots import list_snapshots, snapshot_path
 from electra_model.data.tokenizer import corpus_lines, load_backend_tokenizer, special_token_ids
 from electra_model.tracking.runs import log_dataset, stage_run
 from electra_model.training import close_distributed, init_distributed, local_main_first
@@ -55,7 +59,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--curves", type=Path, required=True, help="output: CSV plot (a PNG is written beside it)")
     parser.add_argument("--heldout-curves", type=Path, required=True,
                         help="output: CSV plot of the held-out MLM loss and the entropies (a PNG beside it)")
+    parser.add_argument("--snapshots", type=Path, required=True,
+                        help="output: the discriminator every pretrain.snapshot_every steps (empty when null)")
     return parser.parse_args(argv)
+
+
+def publish_snapshots(kept: Path, out: Path, params: PretrainParams) -> None:
+    """Replace ``out`` with the snapshots in ``kept`` that this run's ``snapshot_every`` asks for: a resumed run may
+    have kept others under another value (an operational key, so it shares the run folder)."""
+    with atomic_dir(out) as staging:
+        for step, path in list_snapshots(kept):
+            if is_snapshot_step(step, params):
+                shutil.copytree(path, staging / path.name)
 
 
 @exit_on_user_error
@@ -90,8 +105,13 @@ def main(argv: list[str] | None = None) -> None:
         def on_warning(message: str) -> None:
             mlflow.set_tag("pretrain.warning", message)
 
+        def on_snapshot(step: int, model: PretrainingModel) -> None:  # in the run folder, so a resumed run keeps it
+            with atomic_dir(snapshot_path(run_dir / "snapshots", step)) as staging:
+                save_pretrained(model, args.tokenizer, staging, with_generator=False)
+
         model, final = pretrain(
-            params.pretrain, params.seed, tokenizer, blocks, on_log, checkpoint_dir=run_dir, on_warning=on_warning
+            params.pretrain, params.seed, tokenizer, blocks, on_log,
+            checkpoint_dir=run_dir, on_warning=on_warning, on_snapshot=on_snapshot,
         )
         if context.is_main:
             log_dataset(args.corpus, name="corpus", context="pretraining")
@@ -112,6 +132,7 @@ def main(argv: list[str] | None = None) -> None:
                 mlflow.log_artifact(str(path), artifact_path="plots")
                 mlflow.log_artifact(str(path.with_suffix(".png")), artifact_path="plots")
             mlflow.log_artifact(str(args.out / "config.json"), artifact_path="discriminator")
+            publish_snapshots(run_dir / "snapshots", args.snapshots, params.pretrain)
     close_distributed()
 
 

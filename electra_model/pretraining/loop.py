@@ -74,8 +74,9 @@ from electra_model.training import (
 )
 
 MetricsCallback = Callable[[int, dict[str, float]], None]
+SnapshotCallback = Callable[[int, "PretrainingModel"], None]
 # Knobs that change what is reported or kept, not the trajectory: a run may resume with other values.
-OPERATIONAL_KEYS = ("log_every", "eval_every", "checkpoint_every", "keep_checkpoints", "peak_tflops")
+OPERATIONAL_KEYS = ("log_every", "eval_every", "checkpoint_every", "keep_checkpoints", "snapshot_every", "peak_tflops")
 # Calibration of a budgeted run: untimed steps first (lazy initialisation, torch.compile), then the timed ones.
 CALIBRATION_WARMUP_STEPS = 2
 CALIBRATION_STEPS = 5
@@ -481,6 +482,7 @@ def pretrain(
     on_log: MetricsCallback,
     checkpoint_dir: Path | None = None,
     on_warning: Callable[[str], None] | None = None,
+    on_snapshot: SnapshotCallback | None = None,
 ) -> tuple[PretrainingModel, dict[str, float]]:
     """Train generator and discriminator jointly for ``params.max_steps`` optimizer steps, or for as many as
     ``params.budget_minutes`` holds (see :func:`budget_params`).
@@ -491,7 +493,8 @@ def pretrain(
     ``eval_every`` steps and at the last. Besides the last window's metrics, the result holds ``steps``,
     ``tokens_seen``, ``heldout_blocks`` and ``train_minutes`` (this process's training time, calibration excluded).
     The first logging window after warmup that looks collapsed (:func:`collapse_warning`) is logged as a warning and
-    passed to ``on_warning``.
+    passed to ``on_warning``. With ``snapshot_every`` set, the main process hands the model to ``on_snapshot`` every
+    that many steps and at the last (the probe stage's input), outside the logging windows' tokens/s.
     """
     context = init_distributed(params.device)
     blocks, heldout_blocks = split_heldout(blocks, params.eval_blocks)
@@ -539,6 +542,8 @@ def pretrain(
                     on_warning(warning)
             if checkpoint_dir is not None and (step % params.checkpoint_every == 0 or step == params.max_steps):
                 trainer.save(checkpoint_dir)
+            if on_snapshot is not None and is_snapshot_step(step, params):
+                on_snapshot(step, trainer.model)
         stats, window_start, window_steps = RunningStats.zeros(trainer.device), time.perf_counter(), 0
     final = {k: v for k, v in trainer.history[-1].items() if k != "step"} if trainer.history else {}
     final.update(
@@ -548,6 +553,13 @@ def pretrain(
         train_minutes=(time.perf_counter() - training_start) / 60,
     )
     return trainer.model, final
+
+
+def is_snapshot_step(step: int, params: PretrainParams) -> bool:
+    """Whether ``pretrain.snapshot_every`` keeps the model of ``step`` (the last step's too, so a probe curve always
+    ends at the model the pipeline fine-tunes)."""
+    every = params.snapshot_every
+    return every is not None and (step % every == 0 or step == params.max_steps)
 
 
 def log_summary(step: int, max_steps: int, metrics: dict[str, float]) -> str:
@@ -570,11 +582,12 @@ def log_summary(step: int, max_steps: int, metrics: dict[str, float]) -> str:
     )
 
 
-def save_pretrained(model: PretrainingModel, tokenizer_dir: Path, out_dir: Path) -> None:
+def save_pretrained(model: PretrainingModel, tokenizer_dir: Path, out_dir: Path, with_generator: bool = True) -> None:
     """The model fine-tuning starts from (with the tokenizer) in ``out_dir``: the discriminator, with the generator in
-    ``out_dir/generator``, or the MLM-only encoder."""
+    ``out_dir/generator`` unless ``with_generator`` is false (a probe snapshot needs only what is fine-tuned), or the
+    MLM-only encoder."""
     model.finetuning_model.save_pretrained(out_dir, safe_serialization=True)
-    if isinstance(model, ElectraPretrainingModel):
+    if with_generator and isinstance(model, ElectraPretrainingModel):
         model.generator.save_pretrained(out_dir / "generator", safe_serialization=True)
     for name in ("tokenizer.json", "tokenizer_config.json"):
         (out_dir / name).write_bytes((tokenizer_dir / name).read_bytes())
