@@ -279,14 +279,15 @@ class PretrainParams(Section):
 
 class ProbeParams(Section):
     """The downstream probe (stage ``probe``, :mod:`electra_model.tasks.probe`): how good for the task was the
-    discriminator at each ``pretrain.snapshot_every`` snapshot? Each is fine-tuned with the ``finetune`` recipe for
-    ``epochs`` on the first ``train_examples`` of the task's train split and scored on the first ``valid_examples``
+    discriminator at each ``pretrain.snapshot_every`` snapshot? Each is fine-tuned with the ``finetune`` recipe, but
+    ``learning_rate`` and ``epochs`` of its own, on the first ``train_examples`` of the task's train split and scored on the first ``valid_examples``
     of valid (test is never read). Probes take at most ``max_share`` (<= 10%) of the pretraining time; when they
     cannot all fit, evenly spaced ones do, always with the last."""
 
     train_examples: PositiveInt
     valid_examples: PositiveInt
     epochs: PositiveInt
+    learning_rate: PositiveFloat
     max_share: Annotated[float, Field(gt=0.0, le=0.1)]
 
 

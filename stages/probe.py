@@ -24,6 +24,7 @@ from electra_model.plots import CurveRecorder
 from electra_model.pretraining.snapshots import list_snapshots
 from electra_model.progress import log_line
 from electra_model.tasks.probe import ProbeResult, probe_snapshots, skipped
+from electra_model.tracking.runs import stage_run
 
 CURVE_COLUMNS = ["probe_valid_score", "probe_seconds"]
 

@@ -3,7 +3,7 @@ own objective? (Stage ``probe``; params ``probe`` and ``pretrain.snapshot_every`
 
 Pretraining keeps a snapshot of the discriminator every ``pretrain.snapshot_every`` steps
 (:mod:`electra_model.pretraining.snapshots`). Each chosen snapshot is fine-tuned here with the task's own trainer
-and the ``finetune`` recipe for ``probe.epochs`` epochs on a fixed slice of the task's data, the first
+and the ``finetune`` recipe with ``probe.learning_rate`` for ``probe.epochs`` epochs on a fixed slice of the task's data, the first
 ``probe.train_examples`` of train and the first ``probe.valid_examples`` of valid, cut once (:func:`write_probe_splits`;
 test is never copied). Same slice, recipe and seed for every snapshot, so the curve moves only with the pretrained
 weights. A snapshot's score is the fine-tuning's ``best_valid_<metric>``.
@@ -95,7 +95,10 @@ def probe_snapshots(
     if not snapshots:
         return []
     data_dir = write_probe_splits(params, task_data, work_dir / "data")
-    recipe = params.finetune.model_copy(update={"init": "pretrained", "epochs": params.probe.epochs})
+    probe = params.probe
+    recipe = params.finetune.model_copy(
+        update={"init": "pretrained", "epochs": probe.epochs, "learning_rate": probe.learning_rate}
+    )
     probe_params = params.model_copy(update={"finetune": recipe})
     trainer, by_step = trainer_for(params), dict(snapshots)
 

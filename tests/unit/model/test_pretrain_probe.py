@@ -4,10 +4,16 @@ many evenly spaced earlier ones as its share of pretraining time holds."""
 
 from __future__ import annotations
 
+import csv
 import json
+import shutil
 from pathlib import Path
 
 import pytest
+import yaml
+from mlflow import MlflowClient
+
+from electra_model.io import write_json
 
 from electra_model.data.blocks import pack_blocks
 from electra_model.data.tokenizer import as_transformers_tokenizer, train_wordpiece
@@ -16,7 +22,10 @@ from electra_model.pretraining.snapshots import list_snapshots, snapshot_path
 from electra_model.tasks.ner.conll import write_conll
 from electra_model.tasks.ner.data import demo_ner
 from electra_model.tasks.probe import evenly_spaced, plan_probes, probe_snapshots, records, skipped, write_probe_splits
+from tests.dvc_map import stage_argv
 from tests.params import params as project_params
+
+REPO = Path(__file__).resolve().parents[3]
 
 NAMES, CITIES, OTHERS = ["Anna", "Boris", "Chen", "Dara"] * 6, ["Paris", "Oslo", "Lima", "Kyiv"] * 6, ["Rome"] * 24
 LINES = [f"{name} flew from {city} to {other} in {year} ." for name, city, other in zip(NAMES, CITIES, OTHERS)
@@ -102,21 +111,28 @@ def test_missing_task_data_names_the_file_and_the_stage_that_writes_it(tmp_path)
         write_probe_splits(tiny(None), tmp_path, tmp_path / "probe")
 
 
-def test_the_probe_fine_tunes_each_chosen_snapshot_and_reports_its_validation_score(tmp_path, tokenizer):
-    task_data = tmp_path / "task"
-    task_data.mkdir()
-    for split, count in (("train", 40), ("valid", 12)):
+@pytest.fixture(scope="module")
+def snapshotted(tmp_path_factory, tokenizer) -> tuple[Path, Path]:
+    """A 20-step pretraining run's snapshots (steps 10 and 20) and a small NER data folder."""
+    root = tmp_path_factory.mktemp("snapshotted")
+    task_data = root / "task"
+    for split, count in (("train", 40), ("valid", 12), ("test", 12)):
         write_conll(task_data / f"{split}.txt", demo_ner(count, seed=len(split)))
-    tokenizer_dir = tmp_path / "tokenizer"
+    tokenizer_dir = root / "tokenizer"
     as_transformers_tokenizer(tokenizer, 32).save_pretrained(tokenizer_dir)
-    params = tiny(10, train_examples=40, valid_examples=12)
-    blocks = pack_blocks(tokenizer, LINES, max_seq_len=32)
-    folder = tmp_path / "snapshots"
+    folder = root / "snapshots"
 
     def keep(step: int, model) -> None:
         save_pretrained(model, tokenizer_dir, snapshot_path(folder, step), with_generator=False)
 
-    pretrain(params.pretrain, 3, tokenizer, blocks, lambda step, m: None, on_snapshot=keep)
+    blocks = pack_blocks(tokenizer, LINES, max_seq_len=32)
+    pretrain(tiny(10).pretrain, 3, tokenizer, blocks, lambda step, m: None, on_snapshot=keep)
+    return folder, task_data
+
+
+def test_the_probe_fine_tunes_each_chosen_snapshot_and_reports_its_validation_score(tmp_path, snapshotted):
+    folder, task_data = snapshotted
+    params = tiny(10, train_examples=40, valid_examples=12)
     snapshots = list_snapshots(folder)
     assert [step for step, _ in snapshots] == [10, 20]
     assert not (snapshots[0][1] / "generator").exists()  # only what fine-tuning starts from
@@ -132,3 +148,35 @@ def test_the_probe_fine_tunes_each_chosen_snapshot_and_reports_its_validation_sc
     tight = probe_snapshots(params, snapshots, task_data, tmp_path / "work3", 1e-3, lambda r: None)
     assert [r.step for r in tight] == [20] and skipped([10, 20], tight) == [10]
     assert sorted(p.name for p in (tmp_path / "work3" / "data").iterdir()) == ["train.txt", "valid.txt"]
+
+
+@pytest.mark.e2e  # a real MLflow store (its sqlite migrations take most of the time)
+def test_the_probe_stage_writes_the_curve_and_its_share_and_logs_each_probe(tmp_path, snapshotted, monkeypatch):
+    folder, task_data = snapshotted
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    raw = yaml.safe_load((REPO / "params.yaml").read_text(encoding="utf-8"))
+    raw.update(task="ner")
+    raw["finetune"].update(max_seq_len=32, batch_size=8)
+    raw["probe"].update(train_examples=40, valid_examples=12)
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw), encoding="utf-8")
+    shutil.copy(REPO / "dvc.yaml", tmp_path / "dvc.yaml")
+    shutil.copytree(folder, tmp_path / "models" / "pretrain_snapshots")
+    shutil.copytree(task_data, tmp_path / "data" / "task")
+    write_json(tmp_path / "metrics" / "pretrain.json", {"train_minutes": 600.0})
+    from stages.probe import main
+
+    main(stage_argv("probe"))
+    summary = json.loads((tmp_path / "metrics" / "probe.json").read_text(encoding="utf-8"))
+    assert summary["snapshots"] == summary["probes"] == 2 and summary["skipped"] == 0
+    assert 0 < summary["share_of_pretraining"] < 0.1 and summary["last_step"] == 20
+    with open(tmp_path / "plots" / "pretrain_probe.csv", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [int(row["step"]) for row in rows] == [10, 20]
+    assert float(rows[-1]["probe_valid_score"]) == pytest.approx(summary["last_valid_score"])
+    (run,) = MlflowClient().search_runs(
+        [MlflowClient().get_experiment_by_name(raw["tracking"]["experiment"]).experiment_id],
+        filter_string="tags.mlflow.runName = 'probe'",
+    )
+    history = MlflowClient().get_metric_history(run.info.run_id, "probe_valid_score")
+    assert sorted(point.step for point in history) == [10, 20]
