@@ -28,7 +28,7 @@ from mlflow.tracking import MlflowClient
 
 from electra_model.config import TrackingParams
 from electra_model.errors import ElectraError
-from electra_model.client.database_store import database_problem
+from electra_model.tracking.database_store import database_problem
 from electra_model.client.store import anchored, redact, refuse_credentials, resolve_tracking_uri, unreachable_reason
 
 PARENT_RUN_ENV = "ELECTRA_PARENT_RUN_ID"

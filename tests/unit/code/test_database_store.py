@@ -6,7 +6,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from electra_model.client.database_store import database_problem
+from electra_model.tracking.database_store import database_problem
 
 
 def test_a_corrupt_sqlite_file_is_named_and_left_as_it_was(tmp_path: Path) -> None:

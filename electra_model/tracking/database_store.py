@@ -4,10 +4,10 @@ MLflow retries a store it cannot open ten times with backoff (about 100 s) and t
 so a corrupt ``mlflow.db`` or a stopped PostgreSQL looks like a crash, and a Prefect flow retries it as if it were
 transient. Both are the user's to fix, so they are found here first, within the configured timeout, and named::
 
-    from electra_model.client.database_store import database_problem
+    from electra_model.tracking.database_store import database_problem
     problem = database_problem("sqlite:////srv/mlflow.db", timeout_s=5)   # None, or why it cannot be used
 
-Torch-free and mlflow-free: sqlite through the standard library, a server database through SQLAlchemy (which
+Independent of MLflow: sqlite through the standard library, a server database through SQLAlchemy (which
 MLflow brings), imported only for such a URI. The SQLite file is opened read-only, so the check never changes it.
 """
 
