@@ -102,7 +102,8 @@ def expect_user_error(walk: Walk, act: Callable[[], object], capsys: pytest.Capt
         raise
     err = capsys.readouterr().err
     (walk.project.root / "params.yaml").write_text(walk.params_text, encoding="utf-8")
-    changed = sorted(path for path, digest in walk.before.items() if digests(walk.project.root).get(path) != digest)
+    after = digests(walk.project.root)
+    changed = sorted(path for path, digest in walk.before.items() if after.get(path) != digest)
     errors = [line for line in err.splitlines() if line.startswith("error: ")]
     if changed:
         OUTCOMES["lost"] += 1
