@@ -39,7 +39,7 @@ from electra_model.errors import ElectraError, exit_on_user_error
 from electra_model.client.loader import load_served
 from electra_model.client.ner import DEFAULT_MODEL
 from electra_model.client.spec import ClientSpec
-from electra_model.client.store import resolve_tracking_uri
+from electra_model.client.store import refuse_credentials, resolve_tracking_uri
 from electra_model.search.command import add_tune
 
 Subcommands: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"  # what add_subparsers returns
@@ -77,7 +77,7 @@ def project_tracking_uri(explicit: str | None, params_file: Path = Path("params.
     """``--tracking-uri``, else ``MLFLOW_TRACKING_URI``, else ``tracking.uri`` of ``params.yaml`` when run in a
     project, else the default store -- the same store the pipeline wrote. Only the ``tracking`` section is read."""
     if explicit or os.environ.get("MLFLOW_TRACKING_URI") or not params_file.is_file():
-        return resolve_tracking_uri(explicit)
+        return refuse_credentials(resolve_tracking_uri(explicit))
     from electra_model.config import load_tracking_params
 
     return resolve_tracking_uri(configured=load_tracking_params(params_file).uri)

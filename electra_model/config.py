@@ -14,6 +14,8 @@ default in code can disagree with it (tests/unit/code/test_defaults.py)::
 from __future__ import annotations
 
 import copy
+import unicodedata
+import urllib.parse
 from collections.abc import Mapping
 from pathlib import Path
 from types import UnionType
@@ -21,6 +23,7 @@ from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
 from electra_model.errors import ElectraError
 
@@ -29,6 +32,8 @@ NonNegativeInt = Annotated[int, Field(ge=0)]
 Probability = Annotated[float, Field(ge=0.0, le=1.0)]
 PositiveFloat = Annotated[float, Field(gt=0.0)]
 Device = Literal["auto", "cpu", "cuda"]
+CREDENTIALS_ERROR = "credentials_in_uri"  # its message masks the URI; the raw value is never echoed
+Seed = Annotated[int, Field(ge=0, le=2**32 - 1)]  # numpy's seeds are 32-bit: a larger one fails deep in a stage
 
 
 def leaf_types(annotation: Any) -> set[Any]:
@@ -462,12 +467,30 @@ class ExportParams(Section):
 
 
 class TrackingParams(Section):
-    """Where MLflow logs go. ``MLFLOW_TRACKING_URI`` in the environment overrides ``uri``."""
+    """Where MLflow logs go. ``MLFLOW_TRACKING_URI`` in the environment overrides ``uri``.
+
+    ``uri`` carries no credentials: params.yaml is committed and logged, so a password in it would leak; MLflow reads
+    them from the environment (``MLFLOW_TRACKING_USERNAME``/``MLFLOW_TRACKING_PASSWORD``, a database's own variables
+    such as ``PGPASSWORD``)."""
 
     uri: str
     artifact_location: str
     experiment: Annotated[str, Field(min_length=1)]
     connect_timeout_s: PositiveFloat
+
+    @field_validator("uri")
+    @classmethod
+    def _no_credentials(cls, uri: str) -> str:
+        parts = urllib.parse.urlsplit(uri)
+        if "@" in parts.netloc:
+            masked = urllib.parse.urlunsplit(parts._replace(netloc="***@" + parts.netloc.rsplit("@", 1)[1]))
+            raise PydanticCustomError(
+                CREDENTIALS_ERROR,
+                f"{masked} carries credentials, which must not be in params.yaml; remove the 'user:password@' part "
+                "and set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD (a database: PGPASSWORD or its "
+                "own variables) in the environment",
+            )
+        return uri
 
 
 # -------------------------------------------------------------------------------------------------- tune
@@ -525,7 +548,7 @@ class TuneParams(Section):
     n_trials: PositiveInt
     parallel: PositiveInt
     timeout_minutes: PositiveFloat | None
-    seed: NonNegativeInt
+    seed: Seed
     pruning: PruningParams
     space: dict[str, SearchDimension]  # required: a search names what it searches
 
@@ -536,7 +559,7 @@ class Params(Section):
     only when ``task`` names it."""
 
     task: Literal["ner", "classification"]
-    seed: NonNegativeInt
+    seed: Seed
     data: DataParams
     tokenizer: TokenizerParams
     pretrain: PretrainParams
@@ -581,7 +604,7 @@ def _describe(error: dict[str, Any]) -> str:
     if error["type"] == "missing":
         return f"{key}: required key is missing"
     value = error.get("input")
-    shown = "" if isinstance(value, dict) else f" = {value!r}"
+    shown = "" if isinstance(value, dict) or error["type"] == CREDENTIALS_ERROR else f" = {value!r}"
     return f"{key}{shown}: {error['msg']}"
 
 
@@ -592,8 +615,11 @@ def _validate(model: type[Section], raw: Any, source: str) -> Any:
     try:
         return model.model_validate(raw)
     except ValidationError as error:
-        problems = "\n  ".join(_describe(item) for item in error.errors())
-        raise ElectraError(f"{source} has invalid params:\n  {problems}") from None
+        problems = [_describe(item) for item in error.errors()]
+        if len(problems) == 1:  # the common case reads as one line: file, key, value, what to do
+            raise ElectraError(f"{source}: invalid param {problems[0]}") from None
+        listed = "\n  ".join(problems)
+        raise ElectraError(f"{source} has {len(problems)} invalid params:\n  {listed}") from None
 
 
 def parse_params(raw: Any, source: str = "params.yaml") -> Params:
@@ -609,12 +635,36 @@ def read_params_file(path: Path | str) -> Any:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ElectraError(f"{path}: params file not found; run from the project root or pass its path") from None
+    check_spaces(text.removeprefix("\ufeff"), path)
     try:
-        return yaml.safe_load(text)
+        raw = yaml.safe_load(text)
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark else str(path)
         raise ElectraError(f"{where}: not valid YAML ({getattr(error, 'problem', error)})") from None
+    if raw is None:  # said here: `dvc repro` would only report the first key its dvc.yaml interpolates
+        raise ElectraError(
+            f"{path}: the file is empty (or only comments), but every section is required; restore it, e.g. "
+            f"`git checkout {path.name}`"
+        )
+    return raw
+
+
+def check_spaces(text: str, path: Path) -> None:
+    """Refuse a no-break, zero-width or other unusual space outside a comment line, naming its line and column.
+
+    Pasted from a web page or a word processor, such a space looks like a plain one but is not YAML
+    whitespace: as indentation it silently makes a key of another section, and elsewhere the parser reports the
+    line after it, so neither message points at the character."""
+    for number, line in enumerate(text.splitlines(), start=1):
+        if line.lstrip(" ").startswith("#"):
+            continue
+        for column, character in enumerate(line, start=1):
+            if character in "\u200b\ufeff" or (character != " " and unicodedata.category(character) == "Zs"):
+                raise ElectraError(
+                    f"{path}:{number}:{column}: a {unicodedata.name(character, 'special space').lower()} "
+                    f"(U+{ord(character):04X}) where YAML needs a plain space; retype it as a plain space"
+                )
 
 
 def with_overrides(raw: Any, overrides: Mapping[str, Any]) -> Any:

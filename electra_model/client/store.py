@@ -74,6 +74,20 @@ def redact(uri: str) -> str:
     return urllib.parse.urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]))
 
 
+def refuse_credentials(uri: str) -> str:
+    """``uri`` unchanged, unless it is an http(s) URI carrying ``user:password@``: MLflow takes those from
+    ``MLFLOW_TRACKING_USERNAME``/``MLFLOW_TRACKING_PASSWORD``, and in the URI they would leak into logs and end in a
+    misleading "Name or service not known". The message shows the URI masked."""
+    parts = urllib.parse.urlsplit(uri)
+    if parts.scheme in ("http", "https") and "@" in parts.netloc:
+        masked = urllib.parse.urlunsplit(parts._replace(netloc="***@" + parts.netloc.rsplit("@", 1)[1]))
+        raise ElectraError(
+            f"tracking URI {masked} carries credentials; remove the 'user:password@' part and set "
+            "MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD (or MLFLOW_TRACKING_TOKEN) in the environment"
+        )
+    return uri
+
+
 def unreachable_reason(uri: str, timeout_s: float) -> str | None:
     """Why an http(s) tracking server does not answer within ``timeout_s``, or None when it answers (or is local)."""
     if not uri.startswith(("http://", "https://")):

@@ -29,8 +29,8 @@ def local_file(value: str | None, key: str) -> Path:
 def read_lines(path: Path | str) -> Iterator[tuple[int, str]]:
     """Stream ``(line number, text)`` from a UTF-8 file, gzip when the name ends in ``.gz``, any newline style.
 
-    Lines are decoded one at a time so that a bad byte is reported with its line, and a file of any size is
-    read without holding it in memory.
+    Lines are decoded one at a time so that a bad byte (or a byte-order mark past the file's start) is reported
+    with its line, and a file of any size is read without holding it in memory.
     """
     path = Path(path)
     opener = gzip.open if path.suffix == ".gz" else open
@@ -38,11 +38,17 @@ def read_lines(path: Path | str) -> Iterator[tuple[int, str]]:
         with opener(path, "rb") as handle:
             for number, raw in enumerate(handle, start=1):
                 try:
-                    yield number, raw.decode("utf-8-sig" if number == 1 else "utf-8").rstrip("\r\n")
+                    line = raw.decode("utf-8-sig" if number == 1 else "utf-8").rstrip("\r\n")
                 except UnicodeDecodeError as error:
                     raise ElectraError(
                         f"{path}:{number}: not valid UTF-8 ({error.reason}); re-encode the file as UTF-8"
                     ) from None
+                if "\ufeff" in line:  # kept, it would become part of a word: "\ufeff-DOCSTART-" a training token
+                    raise ElectraError(
+                        f"{path}:{number}: a byte-order mark (U+FEFF) inside the file, as left by concatenating "
+                        "files; delete it (only the file's very start may hold one)"
+                    )
+                yield number, line
     except FileNotFoundError:
         raise ElectraError(f"{path}: file not found; check the path") from None
     except IsADirectoryError:

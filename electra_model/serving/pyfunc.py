@@ -40,10 +40,9 @@ def as_texts(model_input: Any) -> list[str]:
     """The texts in any input shape MLflow clients send: REST requests arrive as DataFrames, lists or arrays.
     Anything that is not a string (a null, a number, a nested list) is refused by name, not stringified."""
     if hasattr(model_input, "columns"):  # a pandas DataFrame; pandas itself is only needed by whoever sent it
-        columns = [column for column in model_input.columns if column != PAIR]
-        if "text" not in columns and len(columns) != 1:
+        if "text" not in model_input.columns:  # another column taken for the text would tag ids or labels without a word
             raise ElectraError(f"input DataFrame needs a 'text' column; it has {list(model_input.columns)}")
-        return check_texts(list(model_input["text" if "text" in columns else columns[0]]))
+        return check_texts(list(model_input["text"]))
     if isinstance(model_input, dict):
         if "text" not in model_input:
             raise ElectraError(f"input dict needs a 'text' key; it has {sorted(model_input)}")

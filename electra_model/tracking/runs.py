@@ -28,7 +28,8 @@ from mlflow.tracking import MlflowClient
 
 from electra_model.config import TrackingParams
 from electra_model.errors import ElectraError
-from electra_model.client.store import anchored, redact, resolve_tracking_uri, unreachable_reason
+from electra_model.tracking.database_store import database_problem
+from electra_model.client.store import anchored, redact, refuse_credentials, resolve_tracking_uri, unreachable_reason
 
 PARENT_RUN_ENV = "ELECTRA_PARENT_RUN_ID"
 
@@ -37,11 +38,18 @@ def tracking_uri(params: TrackingParams) -> str:
     """The store to log to: the environment's ``MLFLOW_TRACKING_URI`` if set, else params.yaml's; a relative local
     store sits at the project root, also when DVC runs the stage in a temporary copy
     (:mod:`electra_model.client.store`)."""
-    return resolve_tracking_uri(configured=params.uri)
+    return refuse_credentials(resolve_tracking_uri(configured=params.uri))
 
 
 def check_reachable(uri: str, timeout_s: float) -> None:
-    """Fail within ``timeout_s`` if an http(s) tracking server does not answer, instead of MLflow's long retries."""
+    """Fail within ``timeout_s`` if an http(s) tracking server does not answer, or a database store cannot be
+    opened, instead of MLflow's long retries and a traceback that a flow would retry as if it were transient."""
+    problem = database_problem(uri, timeout_s)
+    if problem is not None:
+        fix = ("move the file aside to start a new store, or restore it from a backup" if uri.startswith("sqlite")
+               else "start the database server or fix the URI")
+        raise ElectraError(f"MLflow store {redact(uri)} cannot be opened ({problem}); {fix} (MLFLOW_TRACKING_URI, "
+                           "else tracking.uri in params.yaml)")
     reason = unreachable_reason(uri, timeout_s)
     if reason is not None:
         raise ElectraError(

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import csv
 import json
+from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -267,8 +268,27 @@ def label_list(params: ClassificationParams, train: Sequence[TextExample]) -> li
         raise ElectraError(
             f"the train split has {len(seen)} distinct label(s) {sorted(seen)}; a classifier needs at least two"
         )
+    check_no_stray_label(train)
     numeric = all(label.lstrip("-").isdigit() for label in seen)
     return sorted(seen, key=int) if numeric else sorted(seen)
+
+
+STRAY_LABEL_MIN_COMMON = 10  # a label seen once beside one seen this often is taken for a typo, not a class
+
+
+def check_no_stray_label(train: Sequence[TextExample]) -> None:
+    """Refuse a train label seen once when another is common: inferred from train, a typo (``postive``) would
+    silently become a class of its own, one the model can never learn and every report would list."""
+    counts = Counter(example.label for example in train if example.label is not None)
+    if max(counts.values()) < STRAY_LABEL_MIN_COMMON:
+        return
+    for example in train:
+        if example.label is not None and counts[example.label] == 1:
+            common = [label for label, _ in counts.most_common() if counts[label] > 1]
+            raise ElectraError(
+                f"{example.where}: label {example.label!r} occurs only here in the train split (the others: "
+                f"{common}); fix it if it is a typo, or list every label in classification.labels to keep it"
+            )
 
 
 def check_labels(examples: Sequence[TextExample], labels: Sequence[str], params: ClassificationParams) -> None:

@@ -13,8 +13,8 @@ Every problem in a file raises :class:`~electra_model.errors.ElectraError` namin
 
 from __future__ import annotations
 
-import logging
 import re
+import sys
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
@@ -31,7 +31,6 @@ Locate = Callable[[int, int], str]
 
 TAG_PATTERN = re.compile(r"O|[BI]-\S+")
 DOCSTART = "-DOCSTART-"
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -96,16 +95,54 @@ def to_iob2(tags: Sequence[str]) -> tuple[str, ...]:
     return tuple(converted)
 
 
-def detect_scheme(sentences: Iterable[Sentence]) -> Literal["iob1", "iob2"]:
-    """IOB1 if any entity opens with ``I-``; data without one means the same under both schemes, so call it IOB2."""
-    return "iob1" if any(_inside_opening(sentence.tags) is not None for sentence in sentences) else "iob2"
+def _begin_opening(tags: Sequence[str]) -> int | None:
+    """Index of the first ``B-X`` that opens an entity after ``O`` or another type: the mark of IOB2, since IOB1 uses
+    ``B-`` only between two adjacent entities of one type."""
+    previous = "O"
+    for index, tag in enumerate(tags):
+        if tag.startswith("B-") and previous[2:] != tag[2:]:
+            return index
+        previous = tag
+    return None
+
+
+def _first(sentences: Sequence[Sentence], opening: Callable[[Sequence[str]], int | None]) -> tuple[int, int] | None:
+    """(sentence, token) of the first tag that ``opening`` finds, or None."""
+    for sentence_index, sentence in enumerate(sentences):
+        token_index = opening(sentence.tags)
+        if token_index is not None:
+            return sentence_index, token_index
+    return None
+
+
+def _numbered(sentence: int, token: int) -> str:
+    return f"sentence {sentence + 1}, token {token + 1}"
+
+
+def detect_scheme(sentences: Sequence[Sentence], locate: Locate = _numbered) -> Literal["iob1", "iob2"]:
+    """IOB1 if an entity opens with ``I-``, IOB2 otherwise (data with neither mark reads the same under both).
+
+    A file with both marks -- an ``I-`` opening an entity and a ``B-`` after ``O`` or another type -- is valid in
+    neither scheme: it is IOB2 with mistakes (``O I-PER``, ``B-PER I-LOC``), and reading it as IOB1 would silently
+    turn each mistake into a new entity, so it is refused with one example of each mark."""
+    inside, begin = _first(sentences, _inside_opening), _first(sentences, _begin_opening)
+    if inside is not None and begin is not None:
+        inside_tag = sentences[inside[0]].tags[inside[1]]
+        begin_tag = sentences[begin[0]].tags[begin[1]]
+        raise ElectraError(
+            f"{locate(*inside)}: tag {inside_tag!r} opens an entity (IOB1), but {locate(*begin)} opens one with "
+            f"{begin_tag!r} (IOB2), so the tags are valid in neither scheme; fix the tags (IOB2: an entity starts "
+            "with B-), or set ner.scheme: iob1 to read every opening I- as B-"
+        )
+    return "iob1" if inside is not None else "iob2"
 
 
 def apply_scheme(sentences: Sequence[Sentence], scheme: Scheme, locate: Locate, name: str) -> list[Sentence]:
     """Return the sentences in IOB2.
 
-    ``auto`` and ``iob1`` convert alike (IOB2 input passes through unchanged); a forced ``iob2`` instead insists
-    that no entity opens with ``I-``, because such a tag means the data is not what the params claim.
+    ``iob1`` converts (IOB2 input passes through unchanged); ``auto`` detects the scheme (refusing tags valid in
+    neither, see :func:`detect_scheme`) and says on stderr which it found; a forced ``iob2`` insists that no entity
+    opens with ``I-``, because such a tag means the data is not what the params claim.
     """
     if scheme == "iob2":
         for sentence_index, sentence in enumerate(sentences):
@@ -117,7 +154,8 @@ def apply_scheme(sentences: Sequence[Sentence], scheme: Scheme, locate: Locate, 
                 )
         return list(sentences)
     if scheme == "auto":
-        log.info("%s: %s tags detected, written as IOB2", name, detect_scheme(sentences).upper())
+        found = detect_scheme(sentences, locate)
+        print(f"{name}: {found.upper()} tags detected (ner.scheme: auto), written as IOB2", file=sys.stderr)
     return [replace(sentence, tags=to_iob2(sentence.tags)) for sentence in sentences]
 
 

@@ -169,7 +169,7 @@ def _fields(path: Path) -> Iterator[tuple[int, list[str]]]:
 
 def file_rows(path: Path | str) -> Iterator[Row]:
     """Rows of a file in conlleval's input format; a line with another number of fields than the first token
-    line, or fewer than two, is an error naming the line (the script stops there too)."""
+    line, or fewer than three (a word, the gold tag and the guess), is an error naming the line."""
     path = Path(path)
     expected: tuple[int, int] | None = None
     for number, fields in _fields(path):
@@ -182,8 +182,11 @@ def file_rows(path: Path | str) -> Iterator[Row]:
                 f"{path}:{number}: {len(fields)} fields, but line {expected[1]} has {expected[0]}; every token line "
                 "needs the same fields, ending with the gold tag and the guessed tag"
             )
-        if len(fields) < 2 and fields[0] != BOUNDARY:
-            raise ElectraError(f"{path}:{number}: one field ({fields[0]!r}); expected 'word ... gold guess'")
+        if len(fields) < 3 and fields[0] != BOUNDARY:  # 'word TAG' would score the words as gold tags: F1 0.00
+            raise ElectraError(
+                f"{path}:{number}: {len(fields)} field(s) ({' '.join(fields)!r}), so no gold tag beside the guess; "
+                "give 'word ... gold guess' lines, or pass the gold CoNLL file with --gold"
+            )
         yield (BOUNDARY, "O", "O") if fields[0] == BOUNDARY else (fields[0], fields[-2], fields[-1])
 
 

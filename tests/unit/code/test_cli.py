@@ -196,8 +196,8 @@ def test_the_registry_store_is_read_from_the_tracking_section_alone(
         main(["predict", "John"])
     error = capsys.readouterr().err
     assert error.splitlines() == [
-        "error: params.yaml has invalid params:",
-        "  tracking.connect_timeout_s = True: Value error, true/false is not a number here; give a number",
+        "error: params.yaml: invalid param tracking.connect_timeout_s = True: Value error, true/false is not a "
+        "number here; give a number",
     ]
 
 

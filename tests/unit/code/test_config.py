@@ -87,6 +87,36 @@ def test_missing_file_says_what_to_do(tmp_path):
         load_params(tmp_path / "nope.yaml")
 
 
+@pytest.mark.parametrize("key", ["seed", "tune.seed"])
+def test_a_seed_numpy_cannot_take_is_refused_by_key(tmp_path, key):
+    with pytest.raises(ElectraError, match=rf"^\S+params.yaml: invalid param {key} = 4294967296: .*4294967295$"):
+        load_params(REPO / "params.yaml", {key: 2**32})
+    assert load_params(REPO / "params.yaml", {key: 2**32 - 1})
+
+
+@pytest.mark.parametrize("text", ["", "# only a comment\n"])
+def test_an_empty_file_is_named_before_dvc_interpolates_it(tmp_path, text):
+    path = tmp_path / "params.yaml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(ElectraError, match=rf"^{path}: the file is empty .*git checkout params.yaml"):
+        load_params(path)
+
+
+@pytest.mark.parametrize(("line", "column"), [("\u00a0 c: 2", 1), ("c:\u00a03", 3), ("c: 3\u200b", 5)])
+def test_an_odd_space_is_named_at_its_own_line_and_column(tmp_path, line, column):
+    path = tmp_path / "params.yaml"
+    path.write_text(f"a: 1\nb:\n{line}\n# a comment may hold one:\u00a0x\n", encoding="utf-8")
+    with pytest.raises(ElectraError, match=rf"^{path}:3:{column}: a .* \(U\+[0-9A-F]{{4}}\) where YAML needs a plain"):
+        load_params(path)
+
+
+@pytest.mark.parametrize("uri", ["http://bob:pw-123@mlflow.example.com", "postgresql://bob:pw-123@db:5432/mlflow"])
+def test_a_tracking_uri_with_credentials_is_refused_masked(raw, uri):
+    message = invalid(raw, lambda r: r["tracking"].update(uri=uri))
+    assert "tracking.uri: " in message and "***@" in message and "MLFLOW_TRACKING_PASSWORD" in message
+    assert "pw-123" not in message and "bob" not in message
+
+
 # ------------------------------------------------------------------------------------ non-finite and boolean
 def numeric_keys(model: type[BaseModel], prefix: tuple[str, ...] = ()) -> Iterator[tuple[str, ...]]:
     """Every int or float key of the params, found by walking the models (a preset stands for all presets)."""

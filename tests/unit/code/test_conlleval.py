@@ -112,8 +112,14 @@ def test_a_line_with_other_fields_names_its_line(tmp_path: Path) -> None:
     with pytest.raises(ElectraError, match=rf"{path}:4: 4 fields, but line 1 has 3"):
         score(path)
     one = write(tmp_path / "one.txt", "a\nb\n")
-    with pytest.raises(ElectraError, match=rf"{one}:1: one field"):
+    with pytest.raises(ElectraError, match=rf"{one}:1: 1 field\(s\)"):
         score(one)
+
+
+def test_a_tagged_file_without_gold_is_refused_not_scored_zero(tmp_path: Path) -> None:
+    tagged = write(tmp_path / "guesses.txt", "John B-PER\nSmith I-PER\n\nParis B-LOC\n")  # 'word TAG', no gold
+    with pytest.raises(ElectraError, match=rf"^{tagged}:1: 2 field\(s\) \('John B-PER'\), so no gold tag .*--gold"):
+        score(tagged)
 
 
 def test_guesses_are_scored_against_the_gold_file(tmp_path: Path) -> None:

@@ -112,6 +112,16 @@ def test_params_labels_fix_the_order_and_reject_train_strangers(tmp_path: Path) 
         load_splits(config, "local")
 
 
+def test_a_typo_label_seen_once_in_train_is_refused_not_made_a_class(tmp_path: Path) -> None:
+    rows = "".join(f"good {i}\tpositive\nbad {i}\tnegative\n" for i in range(10))
+    train = write(tmp_path / "train.tsv", f"sentence\tlabel\n{rows}fine\tpostive\n")
+    examples = read_file(train, params())
+    with pytest.raises(ElectraError, match=rf"^{train}:22: label 'postive' occurs only here .*classification.labels"):
+        label_list(params(), examples)
+    listed = params().model_copy(update={"labels": ["negative", "positive", "postive"]})
+    assert label_list(listed, examples) == ["negative", "positive", "postive"]  # declared: kept
+
+
 def test_a_missing_split_path_names_its_key(tmp_path: Path) -> None:
     with pytest.raises(ElectraError, match=r"classification.local.train: .*nope.tsv.* is not a file"):
         load_splits(section("classification", **{"local.train": str(tmp_path / "nope.tsv")}), "local")

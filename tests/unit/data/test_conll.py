@@ -69,7 +69,34 @@ def test_to_iob2(iob1: tuple[str, ...], iob2: tuple[str, ...]) -> None:
 def test_detect_scheme() -> None:
     iob2 = [Sentence(("a", "b"), ("B-PER", "I-PER"))]
     assert detect_scheme(iob2) == "iob2"
-    assert detect_scheme([*iob2, Sentence(("c", "d"), ("O", "I-LOC"))]) == "iob1"
+    iob1 = [Sentence(("a", "b", "c"), ("I-PER", "B-PER", "O")), Sentence(("c", "d"), ("O", "I-LOC"))]
+    assert detect_scheme(iob1) == "iob1"
+
+
+@pytest.mark.parametrize("mistake", [("O", "I-PER"), ("B-PER", "I-LOC")])
+def test_auto_refuses_iob2_with_mistakes_instead_of_reading_it_as_iob1(tmp_path: Path, mistake: tuple[str, str],
+                                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    lines = "\n".join(f"w{i} {tag}" for i, tag in enumerate(mistake))
+    path = write(tmp_path / "a.txt", f"John B-PER\nSmith I-PER\n\n{lines}\n")
+    with pytest.raises(ElectraError, match=rf"{path}:5: tag 'I-\w+' opens an entity \(IOB1\), but {path}:1 opens "
+                       r"one with 'B-PER' \(IOB2\).*valid in neither scheme.*ner.scheme: iob1"):
+        read_conll(path, scheme="auto")
+    assert [s.tags for s in read_conll(path, scheme="iob1")][1][-1].startswith("B-")  # asked for: converted
+
+
+def test_auto_names_the_scheme_it_chose(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    read_conll(write(tmp_path / "a.txt", "Paris I-LOC\n"), scheme="auto")
+    read_conll(write(tmp_path / "b.txt", "Paris B-LOC\n"), scheme="auto")
+    assert capsys.readouterr().err.splitlines() == [
+        f"{tmp_path / 'a.txt'}: IOB1 tags detected (ner.scheme: auto), written as IOB2",
+        f"{tmp_path / 'b.txt'}: IOB2 tags detected (ner.scheme: auto), written as IOB2",
+    ]
+
+
+def test_a_byte_order_mark_inside_a_file_is_refused_at_its_line(tmp_path: Path) -> None:
+    path = write(tmp_path / "a.txt", "\ufeff-DOCSTART- O\n\nParis B-LOC\n\n\ufeff-DOCSTART- O\n\nRome B-LOC\n")
+    with pytest.raises(ElectraError, match=rf"^{path}:5: a byte-order mark \(U\+FEFF\) inside the file"):
+        read_conll(path)
 
 
 def test_forced_iob1_converts_and_forced_iob2_refuses_iob1_tags(tmp_path: Path) -> None:
