@@ -1,5 +1,5 @@
 """The one registry of tasks: every task's :class:`~electra_model.tasks.spec.TaskSpec` by name, the single place a
-task is registered (README, "Adding a task").
+task is registered (README, "Adding a task"); plug-ins outside the package are added by :func:`register_plugins`.
 
 The export stage, the registry's gate and model names, the flows' registry reconciliation, and (through
 :func:`register_task`, which hands the task's client to :mod:`electra_model.client.loader`) the client, the pyfunc
@@ -19,6 +19,7 @@ from electra_model.config import ExportParams
 from electra_model.errors import ElectraError
 from electra_model.tasks.classification.spec import CLASSIFICATION
 from electra_model.tasks.ner.spec import NER
+from electra_model.tasks.plugins import find_plugins
 from electra_model.tasks.spec import TaskSpec
 
 TASKS: dict[str, TaskSpec] = {}
@@ -32,6 +33,14 @@ def register_task(spec: TaskSpec) -> None:
 
 for _builtin in (NER, CLASSIFICATION):
     register_task(_builtin)
+
+
+def register_plugins(references: Sequence[str]) -> None:
+    """Register the installed plug-in tasks and those params.yaml's ``plugins`` names
+    (:func:`electra_model.tasks.plugins.find_plugins`): what a stage that reads a model's task from the model
+    itself (export) calls first, so a plug-in's model is known without editing this file."""
+    for spec in find_plugins(references).values():
+        register_task(spec)
 
 
 def spec_for(task: str) -> TaskSpec:

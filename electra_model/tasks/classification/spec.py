@@ -18,6 +18,7 @@ CLASSIFICATION = TaskSpec(
     client=CLASSIFIER_CLIENT,
     split_suffix=".jsonl",
     quality_metric="accuracy",
+    higher_is_better=True,
     scores=("accuracy", "macro_f1"),
     model_name="electra-classifier",
     architectures=("ElectraForSequenceClassification",),

@@ -18,6 +18,7 @@ NER = TaskSpec(
     client=NER_CLIENT,
     split_suffix=".txt",
     quality_metric="f1",
+    higher_is_better=True,
     scores=("f1", "precision", "recall"),
     model_name="electra-ner",
     architectures=("ElectraCRFForTokenClassification", "ElectraForTokenClassification"),  # tasks/ner/heads.py
