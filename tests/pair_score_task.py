@@ -25,7 +25,7 @@ from tokenizers import Tokenizer
 from transformers import ElectraConfig, ElectraForSequenceClassification
 
 from electra_model.client.classifier_encoding import INPUT_NAMES, encode, pad_batch
-from electra_model.client.exported import CPU, OUTPUT_NAME, check_texts, find_onnx_dir, open_exported, read_meta
+from electra_model.client.exported import CPU, OUTPUT_NAME, check_texts, open_model_dir, read_meta
 from electra_model.client.spec import ClientSpec
 from electra_model.config import Params, PositiveFloat, PositiveInt, Section
 from electra_model.data.tokenizer import as_transformers_tokenizer, train_wordpiece
@@ -35,6 +35,7 @@ from electra_model.tasks.spec import TaskSpec
 from tests.fixtures_classifier import FILLER, NEGATIVE, POSITIVE
 
 NAME = "pair_score"
+KIND = "pair_regression"  # the predictor kind model_meta.json records: the client dispatches on it
 SUFFIX = ".scores.jsonl"
 MAX_LEN = 24
 SPLIT_SIZES = {"train": 160, "valid": 40, "test": 40}
@@ -128,10 +129,8 @@ class PairScorePredictor:
         cls, onnx_dir: Path | str, providers: Sequence[str] | None = None, variant: str | None = None,
         batch_size: int = 32, threads: int | None = None,
     ) -> PairScorePredictor:
-        onnx_dir = find_onnx_dir(Path(onnx_dir))
-        meta = read_meta(onnx_dir)
-        session, tokenizer, chosen = open_exported(onnx_dir, meta, providers, variant, threads, INPUT_NAMES)
-        return cls(session, tokenizer, int(meta["max_len"]), chosen)
+        opened = open_model_dir(onnx_dir, KIND, INPUT_NAMES, providers, variant, threads)
+        return cls(opened.session, opened.tokenizer, opened.max_len, opened.variant)
 
     def logits(self, texts: Sequence[str], pairs: Sequence[str]) -> np.ndarray:
         batch = pad_batch(encode(self.tokenizer, texts, pairs, self.max_len), self.tokenizer.token_to_id("[PAD]"))
@@ -143,7 +142,7 @@ class PairScorePredictor:
 
 
 CLIENT = ClientSpec(
-    name=NAME, load=PairScorePredictor.from_dir, inputs=INPUT_NAMES, logit_axes={0: "batch"}, takes_pairs=True,
+    kind=KIND, load=PairScorePredictor.from_dir, inputs=INPUT_NAMES, logit_axes={0: "batch"}, takes_pairs=True,
     to_json=lambda score: {"score": score}, human=lambda score: [f"{score:.3f}"],
 )
 
@@ -254,7 +253,7 @@ class PairScoreExporter:
 
 
 SPEC = TaskSpec(
-    client=CLIENT, split_suffix=SUFFIX, quality_metric="pearson", higher_is_better=True, scores=("pearson", "mse"),
+    name=NAME, client=CLIENT, split_suffix=SUFFIX, quality_metric="pearson", higher_is_better=True, scores=("pearson", "mse"),
     model_name="electra-pair-score", architectures=(ElectraForPairScore.__name__,), exporter=PairScoreExporter,
     data=PairScoreTask, trainer=PairScoreTrainer, evaluator=PairScoreEvaluator, params_model=PairScoreParams,
 )

@@ -55,6 +55,8 @@ class Exporter(Protocol):
 class TaskSpec:
     """One task, as everything after fine-tuning sees it.
 
+    ``name`` is ``params.yaml``'s ``task`` value and ``model_meta.json``'s ``task``; ``client`` the predictor that
+    serves its exported model (``model_meta.json``'s ``predictor``, the client dispatches on it, never on the name);
     ``split_suffix`` is how its download names split files (``valid`` + suffix); ``quality_metric`` is the score
     (one of ``scores``) the variant choice and the registry's gate read, ``higher_is_better`` its direction (a
     correlation rises as the model improves, an error falls), and ``scores`` all that the export check records per
@@ -69,6 +71,7 @@ class TaskSpec:
     them ``None``: their halves are in the stages' own tables (:mod:`electra_model.tasks.catalog`, ``trainers``,
     ``evaluators``), so that each stage's DVC deps hold only the code it runs."""
 
+    name: str
     client: ClientSpec
     split_suffix: str
     quality_metric: str
@@ -82,7 +85,3 @@ class TaskSpec:
     evaluator: Callable[[], Evaluator] | None = None
     params_model: type[BaseModel] | None = None
 
-    @property
-    def name(self) -> str:
-        """The task's name: ``params.yaml``'s ``task`` value and ``model_meta.json``'s ``task``."""
-        return self.client.name

@@ -15,6 +15,7 @@ def exporter() -> Exporter:
 
 
 CLASSIFICATION = TaskSpec(
+    name="classification",
     client=CLASSIFIER_CLIENT,
     split_suffix=".jsonl",
     quality_metric="accuracy",

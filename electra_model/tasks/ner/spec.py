@@ -15,6 +15,7 @@ def exporter() -> Exporter:
 
 
 NER = TaskSpec(
+    name="ner",
     client=NER_CLIENT,
     split_suffix=".txt",
     quality_metric="f1",

@@ -6,6 +6,7 @@ choice), registered in MLflow behind the gate, and served by the client from its
 
 from __future__ import annotations
 
+import ast
 import json
 import shutil
 from collections.abc import Iterator
@@ -77,14 +78,15 @@ def test_a_task_defined_in_the_tests_goes_from_finetuning_to_the_client(
     from stages.export import main as export_stage
 
     registry.TASKS.pop(plugin.NAME, None)
-    loader.CLIENTS.pop(plugin.NAME, None)
+    loader.CLIENTS.pop(plugin.KIND, None)
     export_stage(stage_argv("export"))
     exported = json.loads((tmp_path / "metrics" / "export.json").read_text())
     assert (exported["task"], exported["metric"], exported["selection_split"]) == ("pair_score", "pearson", "valid")
     assert exported["parity_passed"] and exported["alias_moved"] and exported["pearson"] > 0.9
     assert set(exported["report"]["fp32"]) == {"pearson", "mse"}
     onnx_dir = tmp_path / "models" / "onnx"
-    assert json.loads((onnx_dir / "model_meta.json").read_text())["task"] == "pair_score"
+    meta = json.loads((onnx_dir / "model_meta.json").read_text())
+    assert (meta["task"], meta["predictor"]) == ("pair_score", "pair_regression")
 
     # the client: from the directory and from the registry, as any other task's model
     local = load_predictor(onnx_dir, providers=["CPUExecutionProvider"], variant="fp32")
@@ -99,6 +101,25 @@ def test_the_library_names_no_task_of_the_test_tree() -> None:
     """The proof above edits no library file: nothing under electra_model/ mentions the third task."""
     mentions = [path for path in (REPO / "electra_model").rglob("*.py") if plugin.NAME in path.read_text()]
     assert mentions == []
+
+
+def test_no_code_outside_the_tasks_rooms_names_a_built_in_task() -> None:
+    """No module of the library outside ``electra_model/tasks/``, no stage and no flow holds a task's name as a
+    string (a table key, a constant, a comparison): they read the spec, and the client dispatches on the predictor
+    kind ``model_meta.json`` records. Module paths (``electra_model.client.ner``), identifiers (the built-in params
+    sections ``ner:`` and ``classification:``), registered model names (``electra-ner``) and prose in docstrings
+    and comments are not task names used as data, so they are allowed."""
+    names = {"ner", "classification"}
+    assert names <= set(registry.TASKS)
+    found = []
+    for folder in ("electra_model", "stages", "flows"):
+        for path in sorted((REPO / folder).rglob("*.py")):
+            if path.is_relative_to(REPO / "electra_model" / "tasks"):
+                continue
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                if isinstance(node, ast.Constant) and node.value in names:
+                    found.append(f"{path.relative_to(REPO)}:{node.lineno} {node.value!r}")
+    assert found == []
 
 
 def test_params_name_a_registered_task_and_carry_only_its_own_section(
