@@ -1,12 +1,13 @@
 """The one registry of tasks: every task's :class:`~electra_model.tasks.spec.TaskSpec` by name, the single place a
 task is registered (README, "Adding a task"); plug-ins outside the package are added by :func:`register_plugins`.
 
-The export stage, the registry's gate and model names, the flows' registry reconciliation, and (through
-:func:`register_task`, which hands the task's client to :mod:`electra_model.client.loader`) the client, the pyfunc
-and the CLI look a task up here by the name ``model_meta.json`` or ``metrics/export.json`` records, and hold no
-task names themselves. A task outside this package (a plug-in, or a test's) registers itself with one call::
+The export stage, the registry's gate and model names and the flows' registry reconciliation look a task up here by
+the name ``model_meta.json`` or ``metrics/export.json`` records, and hold no task names themselves; the client, the
+pyfunc and the CLI look up the predictor kind instead, in the table :func:`register_task` hands each task's client to
+(:mod:`electra_model.client.loader`). A task outside this package registers itself with one call, or is found by
+the stages through params.yaml's ``plugins`` or an entry point (:func:`register_plugins`)::
 
-    register_task(TaskSpec(client=ClientSpec(name="my_task", ...), split_suffix=".jsonl", ...))
+    register_task(TaskSpec(name="my_task", client=ClientSpec(kind="my_prediction", ...), split_suffix=".jsonl", ...))
 """
 
 from __future__ import annotations
