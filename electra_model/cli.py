@@ -139,7 +139,7 @@ def run_predict(args: argparse.Namespace) -> int:
     tracking_uri = project_tracking_uri(args.tracking_uri) if from_registry else None
     spec, predictor = load_served(args.model, tracking_uri)
     if not spec.takes_pairs and args.pair:
-        raise ElectraError(f"{args.model} is a {spec.name} model, which takes single texts; drop --pair")
+        raise ElectraError(f"{args.model} is a {spec.kind} model, which takes single texts; drop --pair")
     texts, pairs = split_pairs(texts, args.file) if args.file and spec.takes_pairs else (texts, args.pair)
     results = predictor.predict(texts, pairs) if spec.takes_pairs else predictor.predict(texts)
     print((format_json if args.json else format_human)(texts, pairs, results, spec))

@@ -450,7 +450,8 @@ class ExportParams(Section):
 
     The gate and the variant choice read the task's quality score on validation: entity F1 for an NER model,
     accuracy for a sequence classifier (the task is the exported model's own, from its ``config.json``).
-    ``min_f1`` and ``max_f1_drop`` keep their NER-era names but bound that score, whichever it is.
+    ``min_f1`` and ``max_f1_drop`` keep their NER-era names but bound that score, whichever it is, in its
+    direction (``min_f1`` is a ceiling for a lower-is-better score such as an error).
     ``serve_variant: auto`` serves the fastest CPU variant (batch-1 latency over ``latency_runs`` runs) whose score
     is within ``max_f1_drop`` of the fp32 export's; scores are fractions, so 0.005 is half a point.
     ``model_name`` null registers under the task's own name (its spec's ``model_name``: ``electra-ner``, ...).
@@ -553,12 +554,25 @@ class TuneParams(Section):
     space: dict[str, SearchDimension]  # required: a search names what it searches
 
 
+TaskName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")]
+PluginRef = Annotated[str, Field(pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")]
+
+
 class Params(Section):
     """The whole of ``params.yaml``. ``task`` chooses what the download, finetune, evaluate and export stages do
-    (:func:`electra_model.tasks.catalog.task_for`); each task's own section (``ner``, ``classification``) is read
-    only when ``task`` names it."""
+    (:func:`electra_model.tasks.catalog.task_for`); each task's own section is read only when ``task`` names it.
 
-    task: Literal["ner", "classification"]
+    ``task`` is checked against the registered tasks when a stage starts (:func:`electra_model.tasks.plugins.
+    task_spec`), not here: the registry imports this module, so this module cannot know it. For the same reason a
+    plug-in task's own section (``task: my_task`` with a ``my_task:`` section) passes through here as a mapping and
+    is validated against the plug-in's params model at stage start; any other unknown top-level key is refused
+    here. ``plugins`` lists ``module:ATTRIBUTE`` references to plug-in :class:`~electra_model.tasks.spec.TaskSpec`
+    objects, beside those installed under the ``electra_model.tasks`` entry points."""
+
+    model_config = ConfigDict(extra="allow", frozen=True, allow_inf_nan=False)
+
+    task: TaskName
+    plugins: list[PluginRef]
     seed: Seed
     data: DataParams
     tokenizer: TokenizerParams
@@ -573,15 +587,27 @@ class Params(Section):
     classification: ClassificationParams
 
     @model_validator(mode="after")
+    def _only_the_task_section_is_extra(self) -> Params:
+        """The one top-level key the models do not declare may be the chosen plug-in task's own section."""
+        for key, value in (self.model_extra or {}).items():
+            if key != self.task:
+                raise ValueError(f"{key}: unknown key (value {value!r}); remove it or fix its spelling")
+            if not isinstance(value, dict):
+                raise ValueError(f"{key}: the task's own section must be a mapping, got {type(value).__name__}")
+        return self
+
+    @model_validator(mode="after")
     def _chosen_source_is_complete(self) -> Params:
-        """A ``local`` or ``url`` source needs the corpus and one file per split of the task's data
-        (``<task>.<source>``: ``ner.local``, ``classification.url``, ...)."""
+        """A ``local`` or ``url`` source needs the corpus and, when the task's section has one, a file per split
+        of the task's data (``<task>.<source>.train`` ...)."""
         source = self.data.source
         if source not in ("local", "url"):
             return self
-        files = getattr(getattr(self, self.task), source)
+        section = self.model_dump().get(self.task)
+        files = section.get(source) if isinstance(section, dict) else None
         missing = [f"data.{source}.corpus"] * (not getattr(self.data, source).corpus)
-        missing += [f"{self.task}.{source}.{split}" for split in ("train", "valid", "test") if not getattr(files, split)]
+        if isinstance(files, dict):
+            missing += [f"{self.task}.{source}.{split}" for split in ("train", "valid", "test") if not files.get(split)]
         if missing:
             what = "a path" if source == "local" else "url and sha256"
             raise ValueError(f"data.source is {source!r} but {', '.join(missing)} is not set; give {what} for each")
@@ -608,7 +634,7 @@ def _describe(error: dict[str, Any]) -> str:
     return f"{key}{shown}: {error['msg']}"
 
 
-def _validate(model: type[Section], raw: Any, source: str) -> Any:
+def validate_section(model: type[BaseModel], raw: Any, source: str) -> Any:
     """Validate ``raw`` as ``model``; raise :class:`ElectraError` listing every bad key at once."""
     if not isinstance(raw, dict):
         raise ElectraError(f"{source}: expected a mapping of sections at the top level, got {type(raw).__name__}")
@@ -624,7 +650,7 @@ def _validate(model: type[Section], raw: Any, source: str) -> Any:
 
 def parse_params(raw: Any, source: str = "params.yaml") -> Params:
     """Validate a params mapping; raise :class:`ElectraError` listing every bad key at once."""
-    return _validate(Params, raw, source)
+    return validate_section(Params, raw, source)
 
 
 def read_params_file(path: Path | str) -> Any:
@@ -696,7 +722,7 @@ def load_section(name: str, path: Path | str = "params.yaml", overrides: Mapping
     raw = read_params_file(path)
     if not isinstance(raw, dict) or not isinstance(raw.get(name), dict) or name not in Params.model_fields:
         raise ElectraError(f"{path}: no params section {name!r}; check the file and the name")
-    return _validate(Params.model_fields[name].annotation, with_overrides(raw[name], overrides or {}), f"{path} ({name})")
+    return validate_section(Params.model_fields[name].annotation, with_overrides(raw[name], overrides or {}), f"{path} ({name})")
 
 
 class TrackingOnly(Section):
@@ -710,7 +736,7 @@ def load_tracking_params(path: Path | str = "params.yaml") -> TrackingParams:
     else, so a bad key elsewhere (a half-edited experiment, say) must not stop it."""
     raw = read_params_file(path)
     only = {key: value for key, value in raw.items() if key == "tracking"} if isinstance(raw, dict) else raw
-    return _validate(TrackingOnly, only, str(path)).tracking
+    return validate_section(TrackingOnly, only, str(path)).tracking
 
 
 def stage_params(params: Params, stage: str, dvc_file: Path | str = "dvc.yaml") -> dict[str, Any]:

@@ -31,6 +31,7 @@ from electra_model.export.choose import check_and_choose, score_variants
 from electra_model.export.result import ExportQuality
 from electra_model.export.splits import read_split, split_path
 from electra_model.io import write_json
+from electra_model.tasks.registry import register_plugins
 from electra_model.tracking.registry import register
 from electra_model.tracking.runs import stage_run
 
@@ -63,6 +64,7 @@ def main(argv: list[str] | None = None) -> None:
     params = load_params()
     export = params.export
     report_split = params.evaluate.split
+    register_plugins(params.plugins)
     spec = model_spec(args.model)
     with stage_run("export", params.tracking, stage_params(params, "export")):
         selection = read_split(args.valid or split_path(args.data, SELECTION_SPLIT, spec), spec)

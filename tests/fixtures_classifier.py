@@ -94,7 +94,7 @@ def classifier_quality(accuracy: float, parity_passed: bool = True) -> ExportQua
     """What :func:`electra_model.export.choose.check_and_choose` returns for a classifier serving fp32."""
     variants = {"fp32": {"accuracy": accuracy, "macro_f1": accuracy, "max_abs_logit_diff": 1e-7, "latency_ms_b1": 1.0}}
     return ExportQuality(
-        task="classification", metric="accuracy", score=accuracy, scores={"accuracy": accuracy, "macro_f1": accuracy},
+        task="classification", metric="accuracy", higher_is_better=True, score=accuracy, scores={"accuracy": accuracy, "macro_f1": accuracy},
         serve_variant="fp32", serve_reason="fp32: set by export.serve_variant", max_abs_logit_diff=1e-7,
         labels_identical=parity_passed, parity_passed=parity_passed, parity_atol=1e-3, variants=variants,
         fused_operators={"Attention": 2}, selection_split="valid",

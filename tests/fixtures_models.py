@@ -138,6 +138,7 @@ def quality(f1: float, parity_passed: bool = True, diff: float = 2e-6) -> Export
     return ExportQuality(
         task="ner",
         metric="f1",
+        higher_is_better=True,
         score=f1,
         scores={"f1": f1, "precision": f1, "recall": f1},
         serve_variant="int8",

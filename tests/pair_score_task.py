@@ -1,7 +1,8 @@
 """A third task that lives in the test tree alone: sentence-pair regression ("how positive is the second text?",
 a score in [0, 1]), to prove that a task is one plug-in: its spec, client, trainer, evaluator and export checks are
-all here, and one :func:`electra_model.tasks.registry.register_task` call makes the pipeline's export, registry
-and client serve it without a library file naming it.
+all here, and naming it in params.yaml (``task: pair_score``, ``plugins: [tests.pair_score_task:SPEC]``, and its
+own ``pair_score:`` section) makes the pipeline's stages, registry and client serve it without a library file naming
+it.
 
 The model is transformers' sequence classifier with one output, saved under its own architecture name
 (:class:`ElectraForPairScore`), so the export stage tells it from a classifier by its ``config.json``; the client
@@ -15,7 +16,7 @@ import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import onnxruntime as ort
@@ -24,16 +25,27 @@ from tokenizers import Tokenizer
 from transformers import ElectraConfig, ElectraForSequenceClassification
 
 from electra_model.client.classifier_encoding import INPUT_NAMES, encode, pad_batch
-from electra_model.client.exported import CPU, OUTPUT_NAME, check_texts, find_onnx_dir, open_exported, read_meta
+from electra_model.client.exported import CPU, OUTPUT_NAME, check_texts, open_model_dir, read_meta
 from electra_model.client.spec import ClientSpec
+from electra_model.config import Params, PositiveFloat, PositiveInt, Section
 from electra_model.data.tokenizer import as_transformers_tokenizer, train_wordpiece
 from electra_model.tasks.base import Finetuned, MetricsCallback
+from electra_model.tasks.plugins import task_section
 from electra_model.tasks.spec import TaskSpec
 from tests.fixtures_classifier import FILLER, NEGATIVE, POSITIVE
 
 NAME = "pair_score"
+KIND = "pair_regression"  # the predictor kind model_meta.json records: the client dispatches on it
 SUFFIX = ".scores.jsonl"
 MAX_LEN = 24
+SPLIT_SIZES = {"train": 160, "valid": 40, "test": 40}
+
+
+class PairScoreParams(Section):
+    """The task's own params.yaml section (``pair_score:``), validated when a stage starts."""
+
+    epochs: PositiveInt
+    learning_rate: PositiveFloat
 
 
 class ElectraForPairScore(ElectraForSequenceClassification):
@@ -77,6 +89,34 @@ def scores(predicted: Sequence[float], gold: Sequence[float]) -> dict[str, float
     return {"pearson": pearson(predicted, gold), "mse": float((diff**2).mean())}
 
 
+# -------------------------------------------------------------------------------------------------- the data half
+@dataclass(frozen=True)
+class PairScoreSplits:
+    """The generated splits, written as the download stage writes a task's data."""
+
+    task: ClassVar[str] = NAME
+    seed: int
+
+    def write(self, folder: Path) -> dict[str, Any]:
+        for offset, (split, count) in enumerate(SPLIT_SIZES.items()):
+            write_split(make_split(count, self.seed + offset), folder / f"{split}{SUFFIX}")
+        return {split: {"examples": count} for split, count in SPLIT_SIZES.items()}
+
+
+class PairScoreTask:
+    """The task's data as the stages see it: generated from ``seed`` (the demo source is the only one it has)."""
+
+    name = NAME
+    title = "Pair score"
+    valid_curve = ("valid_pearson",)
+
+    def load_data(self, params: Params, cache_dir: Path) -> PairScoreSplits:
+        return PairScoreSplits(params.seed)
+
+    def split_path(self, folder: Path, split: str) -> Path:
+        return Path(folder) / f"{split}{SUFFIX}"
+
+
 # ------------------------------------------------------------------------------------------------ the client half
 class PairScorePredictor:
     """One number per ``(text, pair)`` from the exported graph, without torch."""
@@ -89,10 +129,8 @@ class PairScorePredictor:
         cls, onnx_dir: Path | str, providers: Sequence[str] | None = None, variant: str | None = None,
         batch_size: int = 32, threads: int | None = None,
     ) -> PairScorePredictor:
-        onnx_dir = find_onnx_dir(Path(onnx_dir))
-        meta = read_meta(onnx_dir)
-        session, tokenizer, chosen = open_exported(onnx_dir, meta, providers, variant, threads, INPUT_NAMES)
-        return cls(session, tokenizer, int(meta["max_len"]), chosen)
+        opened = open_model_dir(onnx_dir, KIND, INPUT_NAMES, providers, variant, threads)
+        return cls(opened.session, opened.tokenizer, opened.max_len, opened.variant)
 
     def logits(self, texts: Sequence[str], pairs: Sequence[str]) -> np.ndarray:
         batch = pad_batch(encode(self.tokenizer, texts, pairs, self.max_len), self.tokenizer.token_to_id("[PAD]"))
@@ -104,7 +142,7 @@ class PairScorePredictor:
 
 
 CLIENT = ClientSpec(
-    name=NAME, load=PairScorePredictor.from_dir, inputs=INPUT_NAMES, logit_axes={0: "batch"}, takes_pairs=True,
+    kind=KIND, load=PairScorePredictor.from_dir, inputs=INPUT_NAMES, logit_axes={0: "batch"}, takes_pairs=True,
     to_json=lambda score: {"score": score}, human=lambda score: [f"{score:.3f}"],
 )
 
@@ -120,18 +158,20 @@ def torch_scores(model: ElectraForPairScore, tokenizer: Tokenizer, examples: Seq
 
 
 class PairScoreTrainer:
-    """Mean squared error on the train split for a fixed number of epochs (the split is tiny and clean)."""
+    """Mean squared error on the train split for ``pair_score.epochs`` epochs (the split is tiny and clean)."""
 
-    def finetune(self, params: Any, pretrained_dir: Path, data_dir: Path, on_log: MetricsCallback) -> Finetuned:
+    def finetune(self, params: Params, pretrained_dir: Path, data_dir: Path, on_log: MetricsCallback) -> Finetuned:
+        section = task_section(params)
         tokenizer = Tokenizer.from_file(str(pretrained_dir / "tokenizer.json"))
         config = ElectraConfig.from_pretrained(pretrained_dir, num_labels=1)
-        torch.manual_seed(0)
+        torch.manual_seed(params.seed)
         model = ElectraForPairScore(config)
         train = read_split(data_dir / f"train{SUFFIX}")
         valid = read_split(data_dir / f"valid{SUFFIX}")
-        optimizer = torch.optim.AdamW(model.parameters(), lr=5e-3)
+        optimizer = torch.optim.AdamW(model.parameters(), lr=section.learning_rate)
         pad = tokenizer.token_to_id("[PAD]")
-        for epoch in range(12):
+        step = 0
+        for epoch in range(section.epochs):
             model.train()
             for first in range(0, len(train), 16):
                 chunk = train[first : first + 16]
@@ -141,10 +181,12 @@ class PairScoreTrainer:
                 optimizer.zero_grad()
                 loss.backward()
                 optimizer.step()
+                step += 1
+                on_log(step, {"train_loss": loss.item(), "learning_rate": section.learning_rate})
             model.eval()
-            on_log(epoch, {"valid_pearson": pearson(torch_scores(model, tokenizer, valid)[:, 0], [e.score for e in valid])})
-        return Finetuned(model, tokenizer, {"best_valid_pearson": pearson(
-            torch_scores(model, tokenizer, valid)[:, 0], [e.score for e in valid])})
+            valid_pearson = pearson(torch_scores(model, tokenizer, valid)[:, 0], [e.score for e in valid])
+            on_log(step, {"epoch": epoch + 1, "valid_pearson": valid_pearson})
+        return Finetuned(model, tokenizer, {"best_valid_pearson": valid_pearson, "epochs_run": section.epochs})
 
 
 class PairScoreEvaluator:
@@ -211,6 +253,7 @@ class PairScoreExporter:
 
 
 SPEC = TaskSpec(
-    client=CLIENT, split_suffix=SUFFIX, quality_metric="pearson", scores=("pearson", "mse"),
+    name=NAME, client=CLIENT, split_suffix=SUFFIX, quality_metric="pearson", higher_is_better=True, scores=("pearson", "mse"),
     model_name="electra-pair-score", architectures=(ElectraForPairScore.__name__,), exporter=PairScoreExporter,
+    data=PairScoreTask, trainer=PairScoreTrainer, evaluator=PairScoreEvaluator, params_model=PairScoreParams,
 )

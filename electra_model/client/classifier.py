@@ -1,7 +1,7 @@
 """Text (or a text pair) in, a label out: the sequence-classification client on onnxruntime, without torch.
 
 It loads the directory :func:`electra_model.export.build.export_onnx` writes for a classifier (``model_meta.json``
-says ``"task": "classification"``), from disk or the MLflow registry, and returns per text
+says ``"predictor": "text_classification"``), from disk or the MLflow registry, and returns per text
 ``{"label", "score", "scores": {label: probability}}``::
 
     from electra_model.client.classifier import ClassifierPredictor
@@ -26,13 +26,13 @@ from tokenizers import Tokenizer
 
 from electra_model.errors import ElectraError
 from electra_model.client.classifier_encoding import INPUT_NAMES, Encoded, classify, encode, pad_batch
-from electra_model.client.exported import check_texts, find_onnx_dir, local_model, open_exported, read_meta
+from electra_model.client.exported import FromUri, check_texts, open_model_dir
 from electra_model.client.spec import ClientSpec
 
-TASK = "classification"  # model_meta.json's ``task`` for these models
+KIND = "text_classification"  # model_meta.json's ``predictor`` for these models
 
 
-class ClassifierPredictor:
+class ClassifierPredictor(FromUri):
     """An onnxruntime session plus the tokenizer, labels and ``max_len`` the classifier was exported with."""
 
     def __init__(
@@ -60,22 +60,9 @@ class ClassifierPredictor:
         batch_size: int = 32,
         threads: int | None = None,
     ) -> ClassifierPredictor:
-        """Load an exported classifier directory; an NER directory is refused by name (its graph scores tokens)."""
-        onnx_dir = find_onnx_dir(Path(onnx_dir))
-        meta = read_meta(onnx_dir)
-        if meta["task"] != TASK:
-            raise ElectraError(
-                f"{onnx_dir}: this is an exported {meta['task']} model, not a classifier; load it with "
-                "electra_model.client.loader.load_predictor, which picks the client for the model"
-            )
-        session, tokenizer, chosen = open_exported(onnx_dir, meta, providers, variant, threads, INPUT_NAMES)
-        return cls(session, tokenizer, meta["labels"], int(meta["max_len"]), batch_size, chosen)
-
-    @classmethod
-    def from_uri(cls, uri_or_path: str | Path, tracking_uri: str | None = None, **options: Any) -> ClassifierPredictor:
-        """Load from a registry URI or a local directory; ``options`` go to :meth:`from_dir`."""
-        with local_model(uri_or_path, tracking_uri) as local:
-            return cls.from_dir(local, **options)
+        """Load an exported classifier directory; a token tagger's is refused by name (its graph scores tokens)."""
+        opened = open_model_dir(onnx_dir, KIND, INPUT_NAMES, providers, variant, threads)
+        return cls(opened.session, opened.tokenizer, opened.labels, opened.max_len, batch_size, opened.variant)
 
     def predict(self, texts: Sequence[str], pairs: Sequence[str] | None = None) -> list[dict[str, Any]]:
         """``{"label", "score", "scores"}`` per text (or per ``(text, pair)``), in input order. Blank text is
@@ -98,7 +85,7 @@ class ClassifierPredictor:
 
 
 CLASSIFIER = ClientSpec(
-    name=TASK,
+    kind=KIND,
     load=ClassifierPredictor.from_dir,
     inputs=INPUT_NAMES,
     logit_axes={0: "batch"},

@@ -16,6 +16,7 @@ import json
 import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -83,7 +84,7 @@ def read_meta(onnx_dir: Path) -> dict[str, Any]:
         raise ElectraError(
             f"{path}: not the JSON the export stage writes ({error}); re-run `dvc repro export`"
         ) from None
-    missing = sorted({"task", "labels", "max_len", "variants", "cpu_variant", "gpu_variant"} - set(meta))
+    missing = sorted({"task", "predictor", "labels", "max_len", "variants", "cpu_variant", "gpu_variant"} - set(meta))
     if missing:
         raise ElectraError(f"{path}: lacks {missing}; re-export the model with `dvc repro export`")
     return meta
@@ -196,6 +197,54 @@ def local_model(uri_or_path: str | Path, tracking_uri: str | None = None) -> Ite
             "or a registry URI models:/NAME@ALIAS or models:/NAME/VERSION"
         )
     yield path
+
+
+@dataclass(frozen=True)
+class OpenedModel:
+    """An exported directory, opened: its ``model_meta.json``, the chosen variant's session and name, and the
+    tokenizer, checked against each other (what every predictor's ``from_dir`` starts from)."""
+
+    directory: Path
+    meta: dict[str, Any]
+    session: ort.InferenceSession
+    tokenizer: Tokenizer
+    variant: str
+
+    @property
+    def labels(self) -> list[str]:
+        return list(self.meta["labels"])
+
+    @property
+    def max_len(self) -> int:
+        return int(self.meta["max_len"])
+
+
+def open_model_dir(
+    onnx_dir: Path | str, kind: str, input_names: Sequence[str], providers: Sequence[str] | None,
+    variant: str | None, threads: int | None,
+) -> OpenedModel:
+    """The exported directory ``onnx_dir`` (or the one inside a downloaded MLflow model) opened for a predictor of
+    ``kind``; a model of another kind is refused by name, since its graph would be read wrongly."""
+    directory = find_onnx_dir(Path(onnx_dir))
+    meta = read_meta(directory)
+    if meta["predictor"] != kind:
+        raise ElectraError(
+            f"{directory}: this model is served by a {meta['predictor']} predictor, not {kind}; load it with "
+            "electra_model.client.loader.load_predictor, which picks the predictor for the model"
+        )
+    session, tokenizer, chosen = open_exported(directory, meta, providers, variant, threads, input_names)
+    return OpenedModel(directory, meta, session, tokenizer, chosen)
+
+
+class FromUri:
+    """``from_uri`` for a predictor class with a ``from_dir``: the same for every predictor."""
+
+    @classmethod
+    def from_uri(cls, uri_or_path: str | Path, tracking_uri: str | None = None, **options: Any) -> Any:
+        """Load from a ``models:/NAME@ALIAS`` or ``models:/NAME/VERSION`` URI, or from a local directory;
+        ``options`` go to the class's ``from_dir``."""
+        with local_model(uri_or_path, tracking_uri) as local:
+            return cls.from_dir(local, **options)  # type: ignore[attr-defined]
 
 
 def check_files(onnx_dir: Path, model_file: Path) -> None:

@@ -37,15 +37,7 @@ import numpy as np
 import onnxruntime as ort
 from tokenizers import Tokenizer
 
-from electra_model.client.exported import (
-    OUTPUT_NAME,
-    REEXPORT,
-    check_texts,
-    find_onnx_dir,
-    local_model,
-    open_exported,
-    read_meta,
-)
+from electra_model.client.exported import OUTPUT_NAME, REEXPORT, FromUri, check_texts, open_model_dir
 from electra_model.client.ner_encoding import (
     EncodedSentence,
     Example,
@@ -62,7 +54,7 @@ from electra_model.errors import ElectraError
 CHAIN_FILE = "crf_chain.json"  # a CRF head's transition/start/end scores; absent for a softmax head
 INPUT_NAMES = ("input_ids", "attention_mask")
 DEFAULT_MODEL = "models:/electra-ner@champion"
-TASK = "ner"  # model_meta.json's ``task`` for these models
+KIND = "token_tagging"  # model_meta.json's ``predictor`` for these models
 
 
 @dataclass(frozen=True)
@@ -123,7 +115,7 @@ def read_chain(onnx_dir: Path, labels: Sequence[str]) -> Chain | None:
 
 
 
-class NerPredictor:
+class NerPredictor(FromUri):
     """An onnxruntime session plus the tokenizer and labels it was exported with."""
 
     def __init__(
@@ -156,18 +148,9 @@ class NerPredictor:
         threads: int | None = None,
     ) -> NerPredictor:
         """Load an exported directory; windows and offsets need the tokenizer to neither truncate nor pad."""
-        onnx_dir = find_onnx_dir(Path(onnx_dir))
-        meta = read_meta(onnx_dir)
-        session, tokenizer, chosen = open_exported(onnx_dir, meta, providers, variant, threads, INPUT_NAMES)
-        chain = read_chain(onnx_dir, meta["labels"])
-        return cls(session, tokenizer, meta["labels"], int(meta["max_len"]), batch_size, chosen, chain)
-
-    @classmethod
-    def from_uri(cls, uri_or_path: str | Path, tracking_uri: str | None = None, **options: Any) -> NerPredictor:
-        """Load from a ``models:/NAME@ALIAS`` or ``models:/NAME/VERSION`` URI, or from a local directory;
-        ``options`` go to :meth:`from_dir`."""
-        with local_model(uri_or_path, tracking_uri) as local:
-            return cls.from_dir(local, **options)
+        opened = open_model_dir(onnx_dir, KIND, INPUT_NAMES, providers, variant, threads)
+        chain = read_chain(opened.directory, opened.labels)
+        return cls(opened.session, opened.tokenizer, opened.labels, opened.max_len, batch_size, opened.variant, chain)
 
     def predict(self, texts: Sequence[str]) -> list[list[Entity]]:
         """Entities per text, with character offsets into that text; blank text gives no entities."""
@@ -256,7 +239,7 @@ def entity_line(entity: Entity) -> str:
 
 
 NER = ClientSpec(
-    name=TASK,
+    kind=KIND,
     load=NerPredictor.from_dir,
     inputs=INPUT_NAMES,
     logit_axes={0: "batch", 1: "sequence"},
@@ -265,4 +248,4 @@ NER = ClientSpec(
     human=lambda entities: [entity_line(entity) for entity in entities] or ["(no entities)"],
     json_key="entities",
 )
-"""NER's client: entities per text, one row of logits per token."""
+"""The token-tagging client (NER's): entities per text, one row of logits per token."""

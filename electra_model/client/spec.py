@@ -1,11 +1,11 @@
 """What the client needs to know about a task to serve its exported model: the torch-free half of a task's spec.
 
-Each task's predictor module declares one :class:`ClientSpec` (:data:`electra_model.client.ner.NER`,
-:data:`electra_model.client.classifier.CLASSIFIER`); the task's full spec in its own folder
-(:class:`electra_model.tasks.spec.TaskSpec`) carries it, and the one task registry
-(:mod:`electra_model.tasks.registry`) hands it to :mod:`electra_model.client.predictors`, the table the loader,
-the pyfunc and the CLI look a model's ``task`` up in. Nothing here names a task: the export stage, the loader, the
-pyfunc and the CLI read these fields instead of branching on names.
+Each predictor module declares one :class:`ClientSpec` for the kind of prediction it makes
+(:data:`electra_model.client.ner.NER`: token tagging, :data:`electra_model.client.classifier.CLASSIFIER`: text
+classification); a task's full spec in its own folder (:class:`electra_model.tasks.spec.TaskSpec`) names the one it
+is served by, the export stage records its ``kind`` as ``model_meta.json``'s ``predictor``, and the loader
+(:mod:`electra_model.client.loader`), the pyfunc and the CLI look that kind up. Nothing here names a task: a new
+task served by an existing predictor needs no client change, and the light client serves it as it is.
 """
 
 from __future__ import annotations
@@ -32,16 +32,17 @@ class PredictorFactory(Protocol):
 
 @dataclass(frozen=True)
 class ClientSpec:
-    """The torch-free face of a task.
+    """The torch-free face of a task: one kind of predictor.
 
-    ``inputs`` are the ONNX graph's input names in order (the export traces them, the client feeds them);
+    ``kind`` names the prediction (``token_tagging``, ``text_classification``, a plug-in's own), as
+    ``model_meta.json``'s ``predictor`` records it; ``inputs`` are the ONNX graph's input names in order (the export traces them, the client feeds them);
     ``logit_axes`` the dynamic axes of its ``logits`` output (``{0: "batch"}`` for one row per text,
     ``{0: "batch", 1: "sequence"}`` for one per token). ``takes_pairs`` says whether ``predict`` accepts a second
     text per text (``pairs=``). ``to_json`` turns one prediction into what the MLflow pyfunc answers; ``json_key``,
     when set, is the key ``electra predict --json`` nests that value under (else the value, a mapping, is merged into
     the row); ``human`` gives the CLI's lines for one prediction."""
 
-    name: str
+    kind: str
     load: PredictorFactory
     inputs: tuple[str, ...]
     logit_axes: Mapping[int, str]

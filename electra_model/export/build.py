@@ -154,6 +154,7 @@ def export_onnx(model_dir: Path | str, out_dir: Path | str, opset: int, max_len:
             staging / META_FILE,
             {
                 "task": spec.name,
+                "predictor": spec.client.kind,
                 "inputs": list(inputs),
                 "max_len": max_len,
                 "labels": labels,

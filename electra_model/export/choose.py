@@ -27,7 +27,7 @@ from electra_model.client.exported import CPU, META_FILE, OUTPUT_NAME, open_sess
 from electra_model.config import ExportParams
 from electra_model.errors import ElectraError
 from electra_model.export.build import load_torch_model
-from electra_model.export.result import ExportQuality
+from electra_model.export.result import ExportQuality, at_least_as_good
 from electra_model.io import write_json
 from electra_model.tasks.registry import spec_for
 from electra_model.tasks.spec import TaskSpec
@@ -109,15 +109,16 @@ def measure_latency(onnx_dir: Path | str, runs: int, threads: int | None = None)
 
 
 def choose_cpu_variant(
-    variants: Mapping[str, Mapping[str, Any]], export: ExportParams, metric: str = "f1"
+    variants: Mapping[str, Mapping[str, Any]], export: ExportParams, metric: str = "f1", higher_is_better: bool = True
 ) -> tuple[str, str]:
     """The variant to serve on CPU and why: ``export.serve_variant``, or with ``auto`` the fastest at batch 1
     (``latency_ms_b1``) among those whose ``metric`` (the task's quality score: entity F1, accuracy) is within
-    ``export.max_f1_drop`` of the fp32 export's."""
+    ``export.max_f1_drop`` of the fp32 export's, on the worse side of it as ``higher_is_better`` says."""
     if export.serve_variant != "auto":
         return export.serve_variant, f"{export.serve_variant}: set by export.serve_variant"
-    floor = variants["fp32"][metric] - export.max_f1_drop
-    eligible = [name for name in CPU_VARIANTS if variants[name][metric] >= floor]
+    drop = export.max_f1_drop if higher_is_better else -export.max_f1_drop
+    bar = variants["fp32"][metric] - drop
+    eligible = [name for name in CPU_VARIANTS if at_least_as_good(variants[name][metric], bar, higher_is_better)]
     fastest = min(eligible, key=lambda name: variants[name]["latency_ms_b1"])
     timings = ", ".join(f"{name} {variants[name]['latency_ms_b1']:.2f} ms" for name in CPU_VARIANTS)
     return fastest, (
@@ -147,6 +148,7 @@ def summarize(results: Mapping[str, Mapping[str, Any]], variant: str, atol: floa
     return {
         "task": spec.name,
         "metric": metric,
+        "higher_is_better": spec.higher_is_better,
         "score": served[metric],
         "scores": {name: served[name] for name in spec.scores},
         "serve_variant": variant,
@@ -174,7 +176,7 @@ def check_and_choose(
         name: {**scores, "latency_ms_b1": latency[name]["median_ms"], "latency_ms_b1_p95": latency[name]["p95_ms"]}
         for name, scores in results.items()
     }
-    variant, reason = choose_cpu_variant(variants, export, spec.quality_metric)
+    variant, reason = choose_cpu_variant(variants, export, spec.quality_metric, spec.higher_is_better)
     set_cpu_variant(onnx_dir, variant, variants)
     return ExportQuality(
         **summarize(results, variant, export.parity_atol, spec),

@@ -11,12 +11,18 @@ from typing import Any
 from electra_model.errors import ElectraError
 
 
+def at_least_as_good(score: float, bar: float, higher_is_better: bool) -> bool:
+    """``score >= bar`` for a metric that rises as a model improves, ``score <= bar`` for one that falls."""
+    return score >= bar if higher_is_better else score <= bar
+
+
 @dataclass(frozen=True)
 class ExportQuality:
     """The served variant's validation scores and the fp32 graphs' parity with torch, with what they were chosen on.
 
     ``task`` is the model's; ``metric`` names the task's quality score
-    (:attr:`~electra_model.tasks.spec.TaskSpec.quality_metric`), ``score`` is its value for the served variant and
+    (:attr:`~electra_model.tasks.spec.TaskSpec.quality_metric`), ``higher_is_better`` its direction (the spec's),
+    ``score`` is its value for the served variant and
     ``scores`` all of that variant's task scores (:attr:`~electra_model.tasks.spec.TaskSpec.scores`). ``variants``
     holds each variant's checks (those scores, ``max_abs_logit_diff``, ``labels_identical``) and batch-1 latency
     (``latency_ms_b1``, ``latency_ms_b1_p95``);
@@ -24,6 +30,7 @@ class ExportQuality:
 
     task: str
     metric: str
+    higher_is_better: bool
     score: float
     scores: dict[str, float]
     serve_variant: str
@@ -35,6 +42,11 @@ class ExportQuality:
     variants: dict[str, dict[str, Any]]
     fused_operators: dict[str, int]
     selection_split: str
+
+    def reaches(self, bar: float) -> bool:
+        """Whether :attr:`score` is at least as good as ``bar``: no lower when higher is better, no higher when lower
+        is (an error such as MSE)."""
+        return at_least_as_good(self.score, bar, self.higher_is_better)
 
     def to_dict(self) -> dict[str, Any]:
         """The record, with the served variant's scores also at the top level (``f1`` or ``accuracy``), where

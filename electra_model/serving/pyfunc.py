@@ -81,7 +81,7 @@ class ElectraModel(PythonModel):
         try:
             texts, pairs = as_texts(model_input), as_pairs(model_input)
             if pairs is not None and not self.spec.takes_pairs:
-                raise ElectraError(f"this is a {self.spec.name} model, which takes single texts; send no 'pair'")
+                raise ElectraError(f"this is a {self.spec.kind} model, which takes single texts; send no 'pair'")
             results = self.predictor.predict(texts, pairs) if self.spec.takes_pairs else self.predictor.predict(texts)
         except ElectraError as error:
             raise MlflowException.invalid_parameter_value(str(error)) from None

@@ -1,12 +1,13 @@
 """The one registry of tasks: every task's :class:`~electra_model.tasks.spec.TaskSpec` by name, the single place a
-task is registered (README, "Adding a task").
+task is registered (README, "Adding a task"); plug-ins outside the package are added by :func:`register_plugins`.
 
-The export stage, the registry's gate and model names, the flows' registry reconciliation, and (through
-:func:`register_task`, which hands the task's client to :mod:`electra_model.client.loader`) the client, the pyfunc
-and the CLI look a task up here by the name ``model_meta.json`` or ``metrics/export.json`` records, and hold no
-task names themselves. A task outside this package (a plug-in, or a test's) registers itself with one call::
+The export stage, the registry's gate and model names and the flows' registry reconciliation look a task up here by
+the name ``model_meta.json`` or ``metrics/export.json`` records, and hold no task names themselves; the client, the
+pyfunc and the CLI look up the predictor kind instead, in the table :func:`register_task` hands each task's client to
+(:mod:`electra_model.client.loader`). A task outside this package registers itself with one call, or is found by
+the stages through params.yaml's ``plugins`` or an entry point (:func:`register_plugins`)::
 
-    register_task(TaskSpec(client=ClientSpec(name="my_task", ...), split_suffix=".jsonl", ...))
+    register_task(TaskSpec(name="my_task", client=ClientSpec(kind="my_prediction", ...), split_suffix=".jsonl", ...))
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from electra_model.config import ExportParams
 from electra_model.errors import ElectraError
 from electra_model.tasks.classification.spec import CLASSIFICATION
 from electra_model.tasks.ner.spec import NER
+from electra_model.tasks.plugins import find_plugins
 from electra_model.tasks.spec import TaskSpec
 
 TASKS: dict[str, TaskSpec] = {}
@@ -32,6 +34,14 @@ def register_task(spec: TaskSpec) -> None:
 
 for _builtin in (NER, CLASSIFICATION):
     register_task(_builtin)
+
+
+def register_plugins(references: Sequence[str]) -> None:
+    """Register the installed plug-in tasks and those params.yaml's ``plugins`` names
+    (:func:`electra_model.tasks.plugins.find_plugins`): what a stage that reads a model's task from the model
+    itself (export) calls first, so a plug-in's model is known without editing this file."""
+    for spec in find_plugins(references).values():
+        register_task(spec)
 
 
 def spec_for(task: str) -> TaskSpec:

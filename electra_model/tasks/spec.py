@@ -18,7 +18,10 @@ from typing import TYPE_CHECKING, Any, Protocol
 from electra_model.client.spec import ClientSpec
 
 if TYPE_CHECKING:
+    from pydantic import BaseModel
     from transformers import PreTrainedModel
+
+    from electra_model.tasks.base import Evaluator, Task, Trainer
 
 
 class Exporter(Protocol):
@@ -52,21 +55,33 @@ class Exporter(Protocol):
 class TaskSpec:
     """One task, as everything after fine-tuning sees it.
 
+    ``name`` is ``params.yaml``'s ``task`` value and ``model_meta.json``'s ``task``; ``client`` the predictor that
+    serves its exported model (``model_meta.json``'s ``predictor``, the client dispatches on it, never on the name);
     ``split_suffix`` is how its download names split files (``valid`` + suffix); ``quality_metric`` is the score
-    (one of ``scores``, higher is better) the variant choice and the registry's gate read, and ``scores`` all that
-    the export check records per variant; ``model_name`` is the registered model's name when ``export.model_name``
-    is null; ``architectures`` are the ``config.json`` architectures its fine-tuned models are saved with (how the
-    export stage knows a model's task without a param); ``exporter`` makes its :class:`Exporter`."""
+    (one of ``scores``) the variant choice and the registry's gate read, ``higher_is_better`` its direction (a
+    correlation rises as the model improves, an error falls), and ``scores`` all that the export check records per
+    variant; ``model_name`` is the registered model's name when ``export.model_name`` is null; ``architectures``
+    are the ``config.json`` architectures its fine-tuned models are saved with (how the export stage knows a model's
+    task without a param); ``exporter`` makes its :class:`Exporter`.
 
+    A plug-in task (one the stages find through ``params.yaml``'s ``plugins`` or the ``electra_model.tasks`` entry
+    points, :mod:`electra_model.tasks.plugins`) also gives the stages its halves here: ``data``, ``trainer`` and
+    ``evaluator`` make its :class:`~electra_model.tasks.base.Task`, ``Trainer`` and ``Evaluator``, and
+    ``params_model`` validates its own ``params.yaml`` section (the one named after it). The built-in tasks leave
+    them ``None``: their halves are in the stages' own tables (:mod:`electra_model.tasks.catalog`, ``trainers``,
+    ``evaluators``), so that each stage's DVC deps hold only the code it runs."""
+
+    name: str
     client: ClientSpec
     split_suffix: str
     quality_metric: str
+    higher_is_better: bool
     scores: tuple[str, ...]
     model_name: str
     architectures: tuple[str, ...]
     exporter: Callable[[], Exporter]
+    data: Callable[[], Task] | None = None
+    trainer: Callable[[], Trainer] | None = None
+    evaluator: Callable[[], Evaluator] | None = None
+    params_model: type[BaseModel] | None = None
 
-    @property
-    def name(self) -> str:
-        """The task's name: ``params.yaml``'s ``task`` value and ``model_meta.json``'s ``task``."""
-        return self.client.name

@@ -10,10 +10,13 @@ from electra_model.config import Params
 from electra_model.tasks.base import Trainer
 from electra_model.tasks.classification.trainer import ClassificationTrainer
 from electra_model.tasks.ner.trainer import NerTrainer
+from electra_model.tasks.plugins import plugin_part
 
 TRAINERS: dict[str, Trainer] = {"ner": NerTrainer(), "classification": ClassificationTrainer()}
 
 
 def trainer_for(params: Params) -> Trainer:
-    """The trainer of the task the params select."""
-    return TRAINERS[params.task]
+    """The trainer of the task the params select (a plug-in's through its spec, :mod:`electra_model.tasks.plugins`)."""
+    if params.task in TRAINERS:
+        return TRAINERS[params.task]
+    return plugin_part(params, "trainer", TRAINERS)

@@ -100,22 +100,27 @@ def variant_tags(variants: Mapping[str, Mapping[str, Any]]) -> dict[str, str]:
 
 def decide(quality: ExportQuality, export: ExportParams, champion: ModelVersion | None) -> tuple[bool, str]:
     """Whether the new version takes the alias, and a sentence saying why (it becomes a tag on the version).
-    ``export.min_f1`` bounds the task's quality score (``quality.metric``), whatever its name."""
+    ``export.min_f1`` is the bar for the task's quality score (``quality.metric``), whatever its name, in its
+    direction: the score must reach it from above when lower is better (an error), as it must match or beat the
+    champion's."""
     metric, score = quality.metric, quality.score
+    reached, missed = (">=", "<") if quality.higher_is_better else ("<=", ">")
     parity = parity_clause(quality, export.parity_atol)
     if not quality.parity_passed:
         return False, f"parity failed: {parity}"
-    if score < export.min_f1:
-        return False, f"{metric} {score:.4f} < min_f1 {export.min_f1:.2f}; {parity}"
-    passed_min = f"{metric} {score:.4f} >= min_f1 {export.min_f1:.2f}"
+    if not quality.reaches(export.min_f1):
+        return False, f"{metric} {score:.4f} {missed} min_f1 {export.min_f1:.2f}; {parity}"
+    passed_min = f"{metric} {score:.4f} {reached} min_f1 {export.min_f1:.2f}"
     if champion is None:
         return True, f"{passed_min} and no version held alias '{export.alias}'; {parity}"
     champion_score = tagged_score(champion, metric)
     if champion_score is None:
         return True, f"{passed_min} and champion v{champion.version} has no {metric} tag; {parity}"
-    if score < champion_score:
-        return False, f"{metric} {score:.4f} < champion v{champion.version} {metric} {champion_score:.4f}; {parity}"
-    return True, f"{passed_min} and >= champion v{champion.version} {metric} {champion_score:.4f}; {parity}"
+    if not quality.reaches(champion_score):
+        return False, (
+            f"{metric} {score:.4f} {missed} champion v{champion.version} {metric} {champion_score:.4f}; {parity}"
+        )
+    return True, f"{passed_min} and {reached} champion v{champion.version} {metric} {champion_score:.4f}; {parity}"
 
 
 def log_pyfunc(onnx_dir: Path | str, model_name: str) -> str:

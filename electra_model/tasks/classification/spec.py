@@ -15,9 +15,11 @@ def exporter() -> Exporter:
 
 
 CLASSIFICATION = TaskSpec(
+    name="classification",
     client=CLASSIFIER_CLIENT,
     split_suffix=".jsonl",
     quality_metric="accuracy",
+    higher_is_better=True,
     scores=("accuracy", "macro_f1"),
     model_name="electra-classifier",
     architectures=("ElectraForSequenceClassification",),

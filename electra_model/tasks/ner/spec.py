@@ -15,9 +15,11 @@ def exporter() -> Exporter:
 
 
 NER = TaskSpec(
+    name="ner",
     client=NER_CLIENT,
     split_suffix=".txt",
     quality_metric="f1",
+    higher_is_better=True,
     scores=("f1", "precision", "recall"),
     model_name="electra-ner",
     architectures=("ElectraCRFForTokenClassification", "ElectraForTokenClassification"),  # tasks/ner/heads.py

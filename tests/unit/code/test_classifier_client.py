@@ -54,8 +54,10 @@ def test_pairs_are_read_as_pairs(pair_classifier_onnx_dir: Path) -> None:
 def test_the_model_picks_its_client(pattern_onnx_dir: Path, classifier_onnx_dir: Path) -> None:
     assert isinstance(load_predictor(pattern_onnx_dir), NerPredictor)
     assert isinstance(load_predictor(classifier_onnx_dir), ClassifierPredictor)
-    with pytest.raises(ElectraError, match="is an exported ner model, not a classifier"):
+    with pytest.raises(ElectraError, match="is served by a token_tagging predictor, not text_classification"):
         ClassifierPredictor.from_dir(pattern_onnx_dir)
+    with pytest.raises(ElectraError, match="is served by a text_classification predictor, not token_tagging"):
+        NerPredictor.from_dir(classifier_onnx_dir)
 
 
 def test_electra_predict_json_on_a_classifier_dir(
@@ -81,7 +83,7 @@ def test_electra_predict_json_on_a_classifier_dir(
     assert exit_info.value.code == 2 and "non-empty line 2 has no tab" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["predict", "--model", str(pattern_onnx_dir), "John", "--pair", "Smith"])
-    assert "is a ner model, which takes single texts; drop --pair" in capsys.readouterr().err
+    assert "is a token_tagging model, which takes single texts; drop --pair" in capsys.readouterr().err
 
 
 def test_the_registered_classifier_answers_text_with_labels(mlflow_store: str, pair_classifier_onnx_dir: Path) -> None:

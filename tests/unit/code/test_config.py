@@ -187,7 +187,7 @@ def test_booleans_stay_valid_where_a_boolean_is_meant(raw):
 def test_a_stage_logs_exactly_the_params_dvc_yaml_gives_it() -> None:
     params = load_params(REPO / "params.yaml")
     logged = stage_params(params, "export", REPO / "dvc.yaml")
-    assert logged == {"export": params.export.model_dump(), "evaluate.split": params.evaluate.split,
+    assert logged == {"plugins": [], "export": params.export.model_dump(), "evaluate.split": params.evaluate.split,
                       "evaluate.batch_size": params.evaluate.batch_size, "finetune.max_seq_len": 128}
     with pytest.raises(ElectraError, match="no stage 'exprot'"):
         stage_params(params, "exprot", REPO / "dvc.yaml")

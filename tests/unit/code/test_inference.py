@@ -213,7 +213,7 @@ def test_a_model_without_its_export_stamp_is_refused_at_load(broken_copy: Path) 
 def test_damaged_metadata_is_a_user_error(broken_copy: Path) -> None:
     meta = json.loads((broken_copy / "model_meta.json").read_text())
     (broken_copy / "model_meta.json").write_text(json.dumps({"labels": meta["labels"]}))
-    with pytest.raises(ElectraError, match="lacks \\['cpu_variant', 'gpu_variant', 'max_len', 'task', 'variants'\\]"):
+    with pytest.raises(ElectraError, match="lacks \\['cpu_variant', 'gpu_variant', 'max_len', 'predictor', 'task', 'variants'\\]"):
         NerPredictor.from_dir(broken_copy)
     (broken_copy / "model_meta.json").write_bytes(b"\xff\xfe{")
     with pytest.raises(ElectraError, match="not the JSON the export stage writes"):

@@ -5,15 +5,18 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import dataclasses
+
 import mlflow
 import pandas as pd
 import pytest
+from mlflow.entities.model_registry import ModelVersion, ModelVersionTag
 from mlflow.tracking import MlflowClient
 
 from electra_model.config import ExportParams
 from electra_model.errors import ElectraError
 from electra_model.client.ner import NerPredictor
-from electra_model.tracking.registry import directory_digest, register
+from electra_model.tracking.registry import decide, directory_digest, register
 from electra_model.tasks.registry import registered_name
 from tests.fixtures_models import quality
 from tests.params import section
@@ -76,6 +79,23 @@ def test_the_alias_moves_only_through_the_gate(mlflow_store: str, pattern_onnx_d
     tie = register_run(pattern_onnx_dir, quality(0.81))
     assert (tie["version"], tie["alias_moved"], champion()) == ("4", True, "4")
     assert tie["reason"].startswith("f1 0.8100 >= min_f1 0.30 and >= champion v1 f1 0.8100")
+
+
+def test_the_gate_reads_a_lower_is_better_metric_as_a_ceiling() -> None:
+    """An error such as MSE passes ``min_f1`` from below and must not exceed the champion's."""
+    def mse(value: float) -> Any:
+        return dataclasses.replace(quality(value), metric="mse", higher_is_better=False)
+
+    export = section("export", min_f1=0.2, parity_atol=1e-3)
+    holder = ModelVersion(NAME, "3", 0, tags=[ModelVersionTag("mse", "0.05")])
+    assert decide(mse(0.1), export, None) == (
+        True, "mse 0.1000 <= min_f1 0.20 and no version held alias 'champion'; parity max diff 2.0e-06 <= 1e-03")
+    assert decide(mse(0.3), export, None) == (False, "mse 0.3000 > min_f1 0.20; parity max diff 2.0e-06 <= 1e-03")
+    assert decide(mse(0.1), export, holder) == (
+        False, "mse 0.1000 > champion v3 mse 0.0500; parity max diff 2.0e-06 <= 1e-03")
+    assert decide(mse(0.04), export, holder)[0] is True
+    higher = dataclasses.replace(mse(0.04), higher_is_better=True)  # the same numbers read as a score: refused
+    assert decide(higher, export, holder)[0] is False
 
 
 def test_a_first_version_below_min_f1_gets_no_alias(mlflow_store: str, pattern_onnx_dir: Path) -> None:

@@ -190,6 +190,21 @@ def test_auto_serves_the_fastest_variant_within_the_f1_drop() -> None:
     assert chosen == ("fp32", "fp32: set by export.serve_variant")
 
 
+def test_auto_reads_a_lower_is_better_score_from_the_other_side() -> None:
+    """For an error (lower is better) the drop allowed is a rise: int8's 0.104 is within 0.005 of fp32's 0.100,
+    0.110 is not, and 0.050 is better; read as a score (higher is better) the last two swap."""
+    ms = {"fp32": 9.0, "optimized": 5.0, "int8": 2.0, "fp16": 1.0}
+    errors = {"fp32": 0.100, "optimized": 0.100, "int8": 0.104, "fp16": 0.1}
+    export = section("export", max_f1_drop=0.005)
+
+    def served(int8: float, higher_is_better: bool) -> str:
+        return choose_cpu_variant(scored({**errors, "int8": int8}, ms), export, "f1", higher_is_better)[0]
+
+    assert served(0.104, higher_is_better=False) == "int8"
+    assert (served(0.110, higher_is_better=False), served(0.110, higher_is_better=True)) == ("optimized", "int8")
+    assert (served(0.050, higher_is_better=False), served(0.050, higher_is_better=True)) == ("int8", "optimized")
+
+
 def test_check_and_choose_records_the_choice_in_the_served_directory(
     pattern_model_dir: Path, tmp_path: Path
 ) -> None:
