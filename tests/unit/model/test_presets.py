@@ -68,3 +68,26 @@ def test_a_preset_without_a_temperature_samples_at_the_references_one(raw):
 
 def test_a_top_level_temperature_overrides_the_presets(raw):
     assert pretrain_with(raw, preset="tiny_cpu_hour", sampling_temperature=1.5).sampling_temperature == 1.5
+
+
+def test_the_curriculum_length_must_divide_the_block_length(raw):
+    with pytest.raises(ElectraError, match="short_seq_len 48 must divide max_seq_len 128"):
+        pretrain_with(raw, short_seq_len=48, short_seq_fraction=0.5)
+
+
+def test_a_curriculum_that_is_off_accepts_any_length(raw):
+    assert pretrain_with(raw, short_seq_len=48, short_seq_fraction=0.0).short_seq_len == 48
+
+
+def test_dropout_init_and_curriculum_come_from_the_preset_unless_overridden(raw):
+    changed = copy.deepcopy(raw)
+    changed["pretrain"]["presets"]["tiny"].update(dropout=0.0, initializer_range="width", short_seq_fraction=0.25)
+    changed["pretrain"].update(preset="tiny", dropout=None, initializer_range=None, short_seq_fraction=None)
+    params = parse_params(changed).pretrain
+    assert (params.dropout, params.initializer_range, params.short_seq_fraction) == (0.0, "width", 0.25)
+    assert pretrain_with(raw, preset="tiny", dropout=0.05).dropout == 0.05
+
+
+def test_an_initializer_range_is_a_number_or_width(raw):
+    with pytest.raises(ElectraError, match="initializer_range"):
+        pretrain_with(raw, initializer_range="wide")
