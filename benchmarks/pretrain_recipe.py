@@ -52,15 +52,17 @@ WARMUP_FRACTION = "warmup_fraction"  # an arm's warmup as a share of the steps, 
 ARMS: dict[str, dict[str, Any]] = {
     "baseline": {},
     "dropout0": {"dropout": 0.0},
-    "init_width": {"initializer_range": "width"},
+    "init_width": {"init_scale": "width"},
     "lr3e-3": {"learning_rate": 3e-3},
     "warmup_short": {WARMUP_FRACTION: 0.02},
     "warmup_long": {WARMUP_FRACTION: 0.3},
     "curriculum": {"short_seq_len": 64, "short_seq_fraction": 0.5},
     "generator_half": {"presets.{preset}.generator_fraction": 0.5},
     "mlm_only": {"objective": "mlm"},
+    "old_cpu_hour": {"learning_rate": 1e-3, WARMUP_FRACTION: 0.1, "dropout": 0.1, "short_seq_fraction": 0.0},
 }
-"""Pretrain keys each arm changes against the preset (``{preset}`` in a key is the preset's name)."""
+"""Pretrain keys each arm changes against the preset (``{preset}`` in a key is the preset's name); ``old_cpu_hour`` is
+``tiny_cpu_hour`` as it was before benchmarks/RESULTS.md's recipe screen chose its present values."""
 
 
 def paragraphs(path: Path) -> Iterator[str]:
@@ -163,7 +165,9 @@ def main() -> None:
         texts = (line for line in paragraphs(args.corpus) if line != DOCUMENT_BREAK)
         tokenizer = train_wordpiece(islice(texts, args.tokenizer_lines), PARAMS.tokenizer.vocab_size,
                                     PARAMS.tokenizer.min_frequency, PARAMS.tokenizer.lowercase)
-        tokenizer.save(str(tokenizer_file))
+        partial = tokenizer_file.with_suffix(".partial")
+        tokenizer.save(str(partial))
+        partial.replace(tokenizer_file)  # atomic: an interrupted run leaves no half-written tokenizer to reuse
     stream = cached_token_stream(tokenizer, lambda: paragraphs(args.corpus), args.out / "tokens")
     special = special_token_ids(tokenizer)
     entropies = cached_token_entropies(stream, tokenizer.get_vocab_size(), [special[t] for t in UNMASKABLE],
@@ -196,18 +200,24 @@ def main() -> None:
         if stop in checkpoints:
             print(f"step {stop}: " + ", ".join(
                 f"{a.name}/{a.seed} {a.evaluations[-1]['heldout_mlm_loss']:.3f}" for a in arms), flush=True)
+            # rewritten at every checkpoint, so a run stopped early keeps the table up to its last one
+            results = collect(args, arms, list(arms_keys), [c for c in checkpoints if c <= stop], entropies)
+            write_json(args.out / "results.json", results)
+    print(markdown_table(results))
 
-    trainer = arms[0].trainer
-    results = {
+
+def collect(args: argparse.Namespace, arms: list[Arm], names: list[str], checkpoints: list[int],
+            entropies: dict[str, float]) -> dict[str, Any]:
+    """Everything the table is made of, per arm and seed, up to the last checkpoint reached."""
+    params = arms[0].trainer.params
+    return {
         "command_args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
-        "preset": args.preset, "tokens_per_step": trainer.params.batch_size * trainer.params.max_seq_len,
-        "checkpoint_steps": checkpoints, **entropies,
+        "preset": args.preset, "tokens_per_step": params.batch_size * params.max_seq_len,
+        "max_steps": params.max_steps, "checkpoint_steps": checkpoints, **entropies,
         "arms": {name: [{"seed": a.seed, "cpu_s": a.cpu_s, "evaluations": a.evaluations, "last_window": a.last_window,
                          "params": a.trainer.params.model_dump(exclude={"presets"})}
-                        for a in arms if a.name == name] for name in arms_keys},
+                        for a in arms if a.name == name] for name in names},
     }
-    write_json(args.out / "results.json", results)
-    print(markdown_table(results))
 
 
 if __name__ == "__main__":

@@ -77,7 +77,7 @@ class NaiveElectra:
         params = trainer.params
         discriminator, generator = electra_configs(
             params.architecture, trainer.vocab_size, params.max_seq_len, special["[PAD]"], params.dropout,
-            params.initializer_range,
+            params.init_scale,
         )
         self.device = trainer.device
         self.generator = ElectraForMaskedLM(generator).to(self.device).train()

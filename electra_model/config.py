@@ -155,7 +155,7 @@ class ArchitectureParams(Section):
     max_steps: PositiveInt
     sampling_temperature: PositiveFloat
     dropout: Annotated[float, Field(ge=0.0, lt=1.0)]
-    initializer_range: PositiveFloat | Literal["width"]
+    init_scale: Literal["hf", "width"]
     short_seq_len: PositiveInt
     short_seq_fraction: Annotated[float, Field(ge=0.0, lt=1.0)]
 
@@ -183,7 +183,7 @@ class ArchitectureParams(Section):
 
 RECIPE_KEYS = (
     "learning_rate", "batch_size", "warmup_steps", "max_steps", "sampling_temperature",
-    "dropout", "initializer_range", "short_seq_len", "short_seq_fraction",
+    "dropout", "init_scale", "short_seq_len", "short_seq_fraction",
 )
 
 
@@ -195,8 +195,8 @@ class PretrainParams(Section):
     the hardware. The recipe keys (:data:`RECIPE_KEYS`) left null take the preset's (every preset in params.yaml names
     all of them, so the fallback is a value there too).
 
-    ``initializer_range`` is the standard deviation of the weights' normal initialisation: HF ELECTRA's 0.02, or
-    ``width``, 1/sqrt(hidden size) of each half (compared in benchmarks/RESULTS.md, "A pretraining recipe that
+    ``init_scale`` sets the standard deviation of the weights' normal initialisation: ``hf``, HF ELECTRA's fixed
+    ``initializer_range`` (0.02), or ``width``, 1/sqrt(hidden size) of each half (compared in benchmarks/RESULTS.md, "A pretraining recipe that
     leaves the plateau"). The sequence-length curriculum trains
     the first ``short_seq_fraction`` of the steps on each block cut into pieces of ``short_seq_len`` tokens (the
     same tokens per step, shorter attention spans); 0 turns it off.
@@ -232,7 +232,7 @@ class PretrainParams(Section):
     disc_weight: PositiveFloat
     sampling_temperature: PositiveFloat
     dropout: Annotated[float, Field(ge=0.0, lt=1.0)]
-    initializer_range: PositiveFloat | Literal["width"]
+    init_scale: Literal["hf", "width"]
     short_seq_len: PositiveInt
     short_seq_fraction: Annotated[float, Field(ge=0.0, lt=1.0)]
     log_every: PositiveInt
