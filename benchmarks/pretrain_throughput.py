@@ -76,7 +76,8 @@ class NaiveElectra:
     def __init__(self, trainer: Trainer, special: dict[str, int], disc_weight: float, bf16: bool = False):
         params = trainer.params
         discriminator, generator = electra_configs(
-            params.architecture, trainer.vocab_size, params.max_seq_len, special["[PAD]"], params.dropout
+            params.architecture, trainer.vocab_size, params.max_seq_len, special["[PAD]"], params.dropout,
+            params.init_scale,
         )
         self.device = trainer.device
         self.generator = ElectraForMaskedLM(generator).to(self.device).train()
@@ -198,6 +199,7 @@ def main() -> None:
     params: PretrainParams = load_section("pretrain", PARAMS_FILE, {  # the preset's learning rate, with this batch
         "preset": args.preset, "batch_size": args.batch_size, "max_seq_len": args.seq_len, "max_steps": 1000,
         "warmup_steps": 10,
+        "short_seq_fraction": 0.0,  # full-length blocks throughout: a curriculum's short phase would flatter ours
     })
     blocks = pack_blocks(tokenizer, paragraphs, args.seq_len)
     trainer = Trainer(params, 0, tokenizer, blocks, Distributed())

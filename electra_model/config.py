@@ -159,6 +159,10 @@ class ArchitectureParams(Section):
     warmup_steps: NonNegativeInt
     max_steps: PositiveInt
     sampling_temperature: PositiveFloat
+    dropout: Annotated[float, Field(ge=0.0, lt=1.0)]
+    init_scale: Literal["hf", "width"]
+    short_seq_len: PositiveInt
+    short_seq_fraction: Annotated[float, Field(ge=0.0, lt=1.0)]
 
     @model_validator(mode="after")
     def _heads_divide_widths(self) -> ArchitectureParams:
@@ -182,7 +186,10 @@ class ArchitectureParams(Section):
         return max(1, round(self.num_heads * self.generator_fraction))
 
 
-RECIPE_KEYS = ("learning_rate", "batch_size", "warmup_steps", "max_steps", "sampling_temperature")
+RECIPE_KEYS = (
+    "learning_rate", "batch_size", "warmup_steps", "max_steps", "sampling_temperature",
+    "dropout", "init_scale", "short_seq_len", "short_seq_fraction",
+)
 
 
 class PretrainParams(Section):
@@ -190,8 +197,14 @@ class PretrainParams(Section):
 
     ``batch_size`` is the global batch of one optimizer step (the paper's 128 for Small): it is split over the
     ranks of a torchrun job and then into ``grad_accum_steps`` micro-batches, so the recipe does not change with
-    the hardware. ``learning_rate``, ``batch_size``, ``warmup_steps``, ``max_steps`` and ``sampling_temperature`` left
-    null take the preset's (every preset in params.yaml names all five, so the fallback is a value there too).
+    the hardware. The recipe keys (:data:`RECIPE_KEYS`) left null take the preset's (every preset in params.yaml names
+    all of them, so the fallback is a value there too).
+
+    ``init_scale`` sets the standard deviation of the weights' normal initialisation: ``hf``, HF ELECTRA's fixed
+    ``initializer_range`` (0.02), or ``width``, 1/sqrt(hidden size) of each half (compared in benchmarks/RESULTS.md, "A pretraining recipe that
+    leaves the plateau"). The sequence-length curriculum trains
+    the first ``short_seq_fraction`` of the steps on each block cut into pieces of ``short_seq_len`` tokens (the
+    same tokens per step, shorter attention spans); 0 turns it off.
 
     ``budget_minutes`` trains for a wall-clock budget instead of ``max_steps``: the step time is measured, then
     ``max_steps`` is fitted to the budget and ``warmup_steps`` keeps its share of the schedule
@@ -225,6 +238,9 @@ class PretrainParams(Section):
     disc_weight: PositiveFloat
     sampling_temperature: PositiveFloat
     dropout: Annotated[float, Field(ge=0.0, lt=1.0)]
+    init_scale: Literal["hf", "width"]
+    short_seq_len: PositiveInt
+    short_seq_fraction: Annotated[float, Field(ge=0.0, lt=1.0)]
     log_every: PositiveInt
     eval_every: PositiveInt
     eval_blocks: PositiveInt
@@ -260,6 +276,11 @@ class PretrainParams(Section):
             raise ValueError(f"warmup_steps {self.warmup_steps} exceeds max_steps {self.max_steps}")
         if self.batch_size % self.grad_accum_steps:
             raise ValueError(f"batch_size {self.batch_size} is not a multiple of grad_accum_steps {self.grad_accum_steps}")
+        if self.short_seq_fraction > 0 and self.max_seq_len % self.short_seq_len:
+            raise ValueError(
+                f"short_seq_len {self.short_seq_len} must divide max_seq_len {self.max_seq_len} (each block is cut "
+                "into equal pieces while the sequence-length curriculum lasts), or set short_seq_fraction to 0"
+            )
         if self.checkpoint_every % self.log_every:
             raise ValueError(
                 f"checkpoint_every {self.checkpoint_every} must be a multiple of log_every {self.log_every} "

@@ -224,6 +224,17 @@ class BlockOrder:
         return np.array([self._permutation(int(e))[o] for e, o in zip(epochs, offsets)], dtype=np.int64)
 
 
+def curriculum_blocks(blocks: np.ndarray, step: int, params: PretrainParams) -> torch.Tensor:
+    """The step's blocks as int64, cut into pieces of ``short_seq_len`` tokens while the sequence-length curriculum
+    lasts (the first ``short_seq_fraction`` of ``max_steps``): the same tokens per step, but each one attends to a
+    short context first, which is cheaper and lets the model learn local word order before long-range structure.
+    Only the first piece of a block starts with [CLS], which masked-LM and RTD do not need."""
+    ids = torch.from_numpy(blocks.astype(np.int64))
+    if step > params.short_seq_fraction * params.max_steps:
+        return ids
+    return ids.reshape(-1, params.short_seq_len)
+
+
 def shard_seed(seed: int, step: int, shard: int, stream: int) -> int:
     """A well-mixed seed per (seed, step, shard) and purpose (``stream`` 0: masking + sampling, 1: dropout)."""
     return int(np.random.SeedSequence([seed, step, shard, stream]).generate_state(1, dtype=np.uint64)[0])
@@ -234,7 +245,8 @@ def build_model(params: PretrainParams, tokenizer: Tokenizer) -> PretrainingMode
     discriminator's shape alone with an MLM head."""
     special = special_token_ids(tokenizer)
     discriminator, generator = electra_configs(
-        params.architecture, tokenizer.get_vocab_size(), params.max_seq_len, special["[PAD]"], params.dropout
+        params.architecture, tokenizer.get_vocab_size(), params.max_seq_len, special["[PAD]"], params.dropout,
+        params.init_scale,
     )
     if params.objective == "mlm":
         return MaskedLMPretrainingModel(discriminator)
@@ -396,7 +408,7 @@ class Trainer:
         for shard in range(self.context.rank, self.n_shards, self.context.world_size):
             sampler = torch.Generator(device=self.device).manual_seed(shard_seed(self.seed, step, shard, 0))
             torch.manual_seed(shard_seed(self.seed, step, shard, 1))  # dropout
-            input_ids = torch.from_numpy(self.blocks[rows[shard :: self.n_shards]].astype(np.int64))
+            input_ids = curriculum_blocks(self.blocks[rows[shard :: self.n_shards]], step, self.params)
             if self.device.type == "cuda":
                 input_ids = input_ids.pin_memory()
             input_ids = input_ids.to(self.device, non_blocking=True)

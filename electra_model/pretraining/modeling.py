@@ -38,8 +38,22 @@ from transformers import ElectraConfig, ElectraForMaskedLM, ElectraForPreTrainin
 from electra_model.config import ArchitectureParams
 
 
+def init_std(init_scale: str, hidden_size: int) -> dict[str, float]:
+    """The config's ``initializer_range`` for ``init_scale``: ``hf`` keeps transformers' ELECTRA default (0.02);
+    ``width`` is 1/sqrt(hidden_size), the scale at which a layer's outputs start at unit variance. The fixed 0.02 is
+    that scale only at width 2,500; at the tiny width of 128 it is 4x smaller, which a copy task found to lengthen
+    the early plateau (benchmarks/RESULTS.md measures it on text). A new head put on the saved model at fine-tuning
+    draws from the same std, as the config carries it."""
+    return {} if init_scale == "hf" else {"initializer_range": hidden_size**-0.5}
+
+
 def electra_configs(
-    arch: ArchitectureParams, vocab_size: int, max_positions: int, pad_token_id: int, dropout: float = 0.1
+    arch: ArchitectureParams,
+    vocab_size: int,
+    max_positions: int,
+    pad_token_id: int,
+    dropout: float,
+    init_scale: str,
 ) -> tuple[ElectraConfig, ElectraConfig]:
     """Discriminator and generator configs: same depth and embeddings, the generator a fraction of the width."""
     shared = dict(
@@ -56,12 +70,14 @@ def electra_configs(
         hidden_size=arch.hidden_size,
         num_attention_heads=arch.num_heads,
         intermediate_size=arch.intermediate_size,
+        **init_std(init_scale, arch.hidden_size),
         **shared,
     )
     generator = ElectraConfig(
         hidden_size=arch.generator_hidden_size,
         num_attention_heads=arch.generator_heads,
         intermediate_size=max(1, round(arch.intermediate_size * arch.generator_fraction)),
+        **init_std(init_scale, arch.generator_hidden_size),
         **shared,
     )
     return discriminator, generator

@@ -26,7 +26,7 @@ def presets():
 
 @pytest.fixture
 def model(presets):
-    discriminator, generator = electra_configs(presets["tiny"], VOCAB, 32, PAD)
+    discriminator, generator = electra_configs(presets["tiny"], VOCAB, 32, PAD, 0.1, "hf")
     torch.manual_seed(0)
     return ElectraPretrainingModel(discriminator, generator, disc_weight=50.0)
 
@@ -51,7 +51,7 @@ def test_embeddings_are_the_same_tensors(model):
     ("preset", "hidden", "gen_hidden", "gen_heads"), [("tiny", 128, 32, 1), ("small", 256, 64, 1), ("base", 768, 256, 4)]
 )
 def test_generator_has_discriminator_depth_and_a_fraction_of_its_width(presets, preset, hidden, gen_hidden, gen_heads):
-    discriminator, generator = electra_configs(presets[preset], VOCAB, 128, PAD)
+    discriminator, generator = electra_configs(presets[preset], VOCAB, 128, PAD, 0.1, "hf")
     assert discriminator.hidden_size == hidden
     assert generator.hidden_size == gen_hidden
     assert generator.num_attention_heads == gen_heads
@@ -158,3 +158,13 @@ def test_discriminator_round_trips_through_transformers(model, tmp_path):
     assert torch.equal(
         classifier.electra.embeddings.word_embeddings.weight, model.discriminator.electra.embeddings.word_embeddings.weight
     )
+
+
+@pytest.mark.parametrize(("init_scale", "disc_std", "gen_std"), [("hf", 0.02, 0.02), ("width", 128**-0.5, 32**-0.5)])
+def test_the_init_is_hf_electras_or_scaled_to_each_halfs_width(presets, init_scale, disc_std, gen_std):
+    discriminator, generator = electra_configs(presets["tiny"], VOCAB, 32, PAD, 0.1, init_scale)
+    assert (discriminator.initializer_range, generator.initializer_range) == pytest.approx((disc_std, gen_std))
+    torch.manual_seed(0)
+    model = ElectraPretrainingModel(discriminator, generator, disc_weight=50.0)
+    query = model.discriminator.electra.encoder.layer[0].attention.self.query.weight
+    assert query.std().item() == pytest.approx(disc_std, rel=0.05)

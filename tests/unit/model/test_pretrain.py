@@ -17,6 +17,7 @@ from electra_model.pretraining.loop import (
     Trainer,
     build_model,
     compile_bodies,
+    curriculum_blocks,
     pretrain,
     run_key,
     save_pretrained,
@@ -216,3 +217,13 @@ def test_the_first_non_finite_step_is_recorded_without_reading_the_loss(tokenize
     with pytest.raises(ElectraError, match=r"the training loss is nan at step 3 \(pretrain.learning_rate"):
         trainer.stop_if_diverged(float("nan"), 1)
     trainer.stop_if_diverged(1.0, 1)  # a finite window passes
+
+
+def test_the_curriculum_cuts_blocks_into_short_pieces_for_its_share_of_the_steps(tiny_params, blocks):
+    params = tiny_params.model_copy(update={"short_seq_len": 16, "short_seq_fraction": 0.5})
+    rows = blocks[:4]
+    short = curriculum_blocks(rows, 15, params)  # step 15 of 30: still in the curriculum
+    assert short.shape == (8, 16) and torch.equal(short.reshape(4, 32), torch.from_numpy(rows.astype(np.int64)))
+    assert curriculum_blocks(rows, 16, params).shape == (4, 32)
+    off = params.model_copy(update={"short_seq_fraction": 0.0})
+    assert curriculum_blocks(rows, 1, off).shape == (4, 32)
