@@ -32,7 +32,10 @@ from torch.distributed.fsdp import fully_shard, register_fsdp_forward_method
 from electra_model.pretraining.checkpoint import fitted, untied
 
 GATHERED = StateDictOptions(full_state_dict=True, cpu_offload=True)
-FROM_RANK0 = StateDictOptions(full_state_dict=True, broadcast_from_rank0=True)
+# Not strict: only the first name of each tied parameter is sent (with its second names as well, torch's loader would
+# copy plain tensors into the shared DTensor), and the load fills the tied ones through it; rank 0 has checked the
+# stored names against the model (checkpoint.fitted) before sending.
+FROM_RANK0 = StateDictOptions(full_state_dict=True, broadcast_from_rank0=True, strict=False)
 
 
 def shard_model(model: nn.Module) -> nn.Module:
@@ -83,7 +86,8 @@ def restore_state(
         return
     model_tensors, optimizer_state = stored
     names = parameter_names(model, optimizer)
-    set_model_state_dict(model, fitted(path, model, model_tensors), options=FROM_RANK0)
+    fitted(path, model, model_tensors)  # the names must fit; the tied aliases are not sent (see FROM_RANK0)
+    set_model_state_dict(model, model_tensors, options=FROM_RANK0)
     by_name = {
         "state": {names[index]: slots for index, slots in optimizer_state["state"].items()},
         "param_groups": [{**g, "params": [names[i] for i in g["params"]]} for g in optimizer_state["param_groups"]],
