@@ -6,8 +6,9 @@ Run as a script, this file is the worker those tests start::
     python tests/integration/test_pretrain_processes.py WORK_DIR RUN_NAME [--accum K] [--steps N]
         [--parallel ddp|fsdp] [--stall-at STEP]
 
-(``--stall-at``: on a job's first attempt, rank 0 writes RUN_NAME.stalled and sleeps at that logging step, before its
-checkpoint, so a test can kill a worker between two checkpoints; a restarted attempt does not stall.)
+(``--stall-at``: rank 0 writes RUN_NAME.stalled and sleeps at that logging step, before its checkpoint, so a test can
+kill a worker between two checkpoints; once only: a restarted attempt finds the file and goes on. Not the restart
+count: an agent whose own worker did not fail restarts it without counting.)
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ def worker() -> None:
     parser.add_argument("--parallel", default="ddp")
     parser.add_argument("--stall-at", type=int, default=0)
     args = parser.parse_args()
-    rank, attempt = os.environ.get("RANK", "0"), os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")
+    rank, attempt = os.environ.get("RANK", "0"), os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")  # per agent
     (args.work_dir / f"{args.run_name}-rank{rank}-attempt{attempt}.pid").write_text(str(os.getpid()))
     torch.set_num_threads(1)  # runs share the CI machine's two cores; the same thread count keeps them bitwise equal
     tokenizer = Tokenizer.from_file(str(args.work_dir / "tokenizer.json"))
@@ -63,8 +64,9 @@ def worker() -> None:
     def on_log(step: int, metrics: dict[str, float]) -> None:
         with open(log_path, "a", encoding="utf-8") as handle:
             handle.write(json.dumps({"step": step, **metrics}) + "\n")
-        if step == args.stall_at and attempt == "0":
-            (args.work_dir / f"{args.run_name}.stalled").touch()
+        stalled = args.work_dir / f"{args.run_name}.stalled"
+        if step == args.stall_at and not stalled.exists():
+            stalled.touch()
             time.sleep(300)
 
     pretrain(params, 11, tokenizer, blocks, on_log, checkpoint_dir=args.work_dir / f"{args.run_name}-checkpoints")
