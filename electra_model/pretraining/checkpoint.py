@@ -9,6 +9,8 @@ either the previous checkpoint or the new one, never half of one::
         trainer.json            step, optimizer hyperparameters, scheduler state, data position, logged history
 
 Nothing is pickled: loading reads tensors and plain JSON values only, so a checkpoint cannot run code.
+A torchrun job writes the same files: rank 0 gathers every rank's state first (:mod:`electra_model.pretraining.sharding`),
+so a DDP, FSDP or single-process run's checkpoints differ in nothing but their values.
 ``run_dir`` lives outside DVC's outputs (DVC deletes those before re-running a stage), under a name that hashes
 everything the trajectory depends on, so re-running the same stage after a crash finds it and resumes.
 """

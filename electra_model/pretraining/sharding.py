@@ -73,13 +73,13 @@ def gather_state(
 
 
 def restore_state(
-    path: Path,
+    path: Path | None,
     model: nn.Module,
     optimizer: torch.optim.Optimizer,
     stored: tuple[dict[str, torch.Tensor], dict[str, Any]] | None,
 ) -> None:
-    """Load what rank 0 read from checkpoint ``path`` into every rank (``stored`` is None on the others): rank 0's
-    full tensors are broadcast and each rank keeps its shard. Every rank must call it."""
+    """Load what rank 0 read from checkpoint ``path`` into every rank (``path`` and ``stored`` are None on the
+    others): rank 0's full tensors are broadcast and each rank keeps its shard. Every rank must call it."""
     if stored is None:
         set_model_state_dict(model, {}, options=FROM_RANK0)
         set_optimizer_state_dict(model, optimizer, {}, options=FROM_RANK0)
