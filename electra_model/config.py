@@ -217,6 +217,10 @@ class PretrainParams(Section):
     Every ``eval_every`` steps (and at the last) the run scores its masked-LM on ``eval_blocks`` held-out blocks, the
     corpus's tail, which it never trains on (:mod:`electra_model.pretraining.heldout`). Every ``snapshot_every``
     steps (null: never) it keeps the discriminator for the downstream probe (:class:`ProbeParams`).
+
+    ``parallel`` is how a torchrun job of several ranks splits the model: ``ddp`` replicates it on every rank,
+    ``fsdp`` shards parameters, gradients and optimizer state over the ranks (:mod:`electra_model.pretraining.sharding`),
+    for base and larger; a single process ignores it.
     """
 
     objective: Literal["electra", "mlm"]
@@ -248,6 +252,7 @@ class PretrainParams(Section):
     keep_checkpoints: PositiveInt
     snapshot_every: PositiveInt | None
     compile: bool
+    parallel: Literal["ddp", "fsdp"]
     peak_tflops: PositiveFloat | None
     device: Device
 

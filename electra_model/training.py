@@ -9,6 +9,7 @@ import random
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -83,6 +84,16 @@ def all_reduce_sum(tensor: torch.Tensor, context: Distributed) -> torch.Tensor:
     if context.world_size > 1:
         torch_dist.all_reduce(tensor)
     return tensor
+
+
+def broadcast_from_main(value: Any, context: Distributed) -> Any:
+    """Rank 0's ``value`` on every rank (a plain JSON-like value, e.g. a checkpoint's trainer record), so a decision
+    only rank 0 can make (it alone reads the checkpoint directory) is the same everywhere."""
+    if context.world_size == 1:
+        return value
+    holder = [value]
+    torch_dist.broadcast_object_list(holder, src=0)
+    return holder[0]
 
 
 @contextmanager

@@ -39,6 +39,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from tokenizers import Tokenizer
+from torch.distributed.fsdp import FSDPModule
 from torch.nn.parallel import DistributedDataParallel
 
 from electra_model.pretraining import checkpoint
@@ -48,6 +49,7 @@ from electra_model.data.blocks import Blocks
 from electra_model.errors import ElectraError
 from electra_model.pretraining.flops import peak_flops, pretraining_step_flops
 from electra_model.pretraining.heldout import HeldOutSet, split_heldout
+from electra_model.pretraining.sharding import gather_state, restore_state, shard_model
 from electra_model.io import read_json, write_json
 from electra_model.pretraining.modeling import (
     ElectraOutput,
@@ -65,6 +67,7 @@ from electra_model.data.tokenizer import special_token_ids
 from electra_model.training import (
     Distributed,
     all_reduce_sum,
+    broadcast_from_main,
     build_optimizer,
     init_distributed,
     linear_schedule,
@@ -366,6 +369,10 @@ class Trainer:
         self.unmaskable = torch.tensor([special[t] for t in UNMASKABLE], device=self.device)
         seed_everything(seed)
         self.model = build_model(params, tokenizer).to(self.device)
+        # every rank builds the same initial weights from the seed, then keeps its shard of them
+        self.sharded = params.parallel == "fsdp" and context.world_size > 1
+        if self.sharded:
+            shard_model(self.model)
         self.optimizer = build_optimizer(
             self.model, params.learning_rate, params.weight_decay, params.adam_epsilon, self.device
         )
@@ -384,21 +391,51 @@ class Trainer:
         return {"seed": self.seed, "n_blocks": len(self.blocks), "batch_size": self.params.batch_size}
 
     def resume(self, run_dir: Path) -> None:
-        """Continue from the newest checkpoint in ``run_dir``, if there is one."""
-        latest = checkpoint.latest_checkpoint(run_dir)
-        if latest is None:
-            return
-        record = checkpoint.load_checkpoint(latest, self.model, self.optimizer, self.scheduler, self.device)
-        if record["data"] != self.data_position():
-            raise ElectraError(f"{latest} was written for other data ({record['data']}); delete {run_dir} to start over")
+        """Continue from the newest checkpoint in ``run_dir``, if there is one.
+
+        Under torchrun only rank 0 looks in ``run_dir`` and reads the checkpoint; the others receive its step,
+        history and state by broadcast (:func:`restore_state`), so ``run_dir`` need only exist on rank 0's node.
+        Every rank must call it.
+        """
+        distributed = self.context.world_size > 1
+        latest = checkpoint.latest_checkpoint(run_dir) if self.context.is_main else None
+        if not distributed:
+            if latest is None:
+                return
+            record = checkpoint.load_checkpoint(latest, self.model, self.optimizer, self.scheduler, self.device)
+            self._check_data(latest, record)
+        else:
+            stored, record = None, None
+            if latest is not None:
+                model_tensors, optimizer_state, record = checkpoint.read_checkpoint(latest, torch.device("cpu"))
+                self._check_data(latest, record)
+                stored = (model_tensors, optimizer_state)
+            record = broadcast_from_main(record, self.context)
+            if record is None:
+                return
+            restore_state(latest, self.model, self.optimizer, stored)
+            self.scheduler.load_state_dict(record["scheduler"])
         self.step, self.history = record["step"], record["history"]
-        log_line(f"resumed from {latest} at step {self.step}")
+        if self.context.is_main:
+            log_line(f"resumed from {latest} at step {self.step}")
+
+    def _check_data(self, path: Path, record: dict) -> None:
+        if record["data"] != self.data_position():
+            raise ElectraError(f"{path} was written for other data ({record['data']}); delete {path.parent} to start over")
 
     def save(self, run_dir: Path) -> None:
+        """Checkpoint the current step into ``run_dir``; rank 0 alone writes, after gathering the other ranks'
+        state under torchrun. Every rank must call it."""
         record = {"data": self.data_position(), "history": self.history}
-        path = checkpoint.save_checkpoint(
-            run_dir, self.step, self.model, self.optimizer, self.scheduler, record, self.params.keep_checkpoints
-        )
+        keep = self.params.keep_checkpoints
+        if self.context.world_size == 1:
+            path = checkpoint.save_checkpoint(run_dir, self.step, self.model, self.optimizer, self.scheduler, record, keep)
+        else:
+            gathered = gather_state(self.model, self.optimizer, self.context.is_main)
+            if gathered is None:
+                return
+            record["scheduler"] = self.scheduler.state_dict()
+            path = checkpoint.write_checkpoint(run_dir, self.step, *gathered, record, keep)
         log_line(f"checkpoint {path}")
 
     # -------------------------------------------------------------------------------------------- one step
@@ -418,12 +455,11 @@ class Trainer:
             yield MicroBatch(input_ids, masked, sampler)
 
     def train_step(self, model: torch.nn.Module, stats: RunningStats) -> None:
-        """One optimizer step over the global batch; DDP all-reduces gradients on the last micro-batch only."""
+        """One optimizer step over the global batch; DDP and FSDP reduce gradients on the last micro-batch only."""
         self.step += 1
         last = self.params.grad_accum_steps - 1
         for index, micro in enumerate(self.micro_batches(self.step)):
-            skip_sync = index < last and isinstance(model, DistributedDataParallel)
-            with model.no_sync() if skip_sync else contextlib.nullcontext():
+            with gradient_sync(model, index == last):
                 with self.autocast:
                     output = model(micro.input_ids, None, micro.masked, micro.sampler)
                 (output.loss / self.params.grad_accum_steps).backward()
@@ -470,6 +506,15 @@ class Trainer:
         return pretraining_step_flops(p.architecture, self.vocab_size, p.max_seq_len, tokens, masked, p.objective)
 
 
+def gradient_sync(model: torch.nn.Module, enabled: bool) -> contextlib.AbstractContextManager:
+    """Whether this backward pass reduces gradients over the ranks: only a step's last micro-batch needs to."""
+    if isinstance(model, DistributedDataParallel) and not enabled:
+        return model.no_sync()
+    if isinstance(model, FSDPModule):
+        model.set_requires_gradient_sync(enabled)
+    return contextlib.nullcontext()
+
+
 def compile_bodies(model: PretrainingModel) -> None:
     """torch.compile the transformer bodies in place (parameter names, and so checkpoints, stay the same)."""
     for body in model.bodies:
@@ -477,10 +522,11 @@ def compile_bodies(model: PretrainingModel) -> None:
 
 
 def prepare_model(trainer: Trainer, context: Distributed) -> torch.nn.Module:
-    """The module a training step calls: the trainer's model, compiled if asked, wrapped in DDP on several ranks."""
+    """The module a training step calls: the trainer's model, compiled if asked, wrapped in DDP on several ranks
+    (unless it is already sharded by FSDP)."""
     if trainer.params.compile:
         compile_bodies(trainer.model)
-    if context.world_size == 1:
+    if context.world_size == 1 or trainer.sharded:
         return trainer.model
     device_ids = [trainer.device.index] if trainer.device.type == "cuda" else None
     return DistributedDataParallel(trainer.model, device_ids=device_ids, broadcast_buffers=False)
@@ -501,7 +547,7 @@ def pretrain(
 
     With ``checkpoint_dir``, continue from its newest checkpoint (replaying the logged history to ``on_log``) and
     checkpoint every ``checkpoint_every`` steps. Under torchrun every rank trains; only rank 0 calls ``on_log`` and
-    writes checkpoints. The corpus's last blocks are held out (:func:`split_heldout`) and scored every
+    writes checkpoints (gathered from all ranks, see :mod:`electra_model.pretraining.sharding`). The corpus's last blocks are held out (:func:`split_heldout`) and scored every
     ``eval_every`` steps and at the last. Besides the last window's metrics, the result holds ``steps``,
     ``tokens_seen``, ``heldout_blocks`` and ``train_minutes`` (this process's training time, calibration excluded).
     The first logging window after warmup that looks collapsed (:func:`collapse_warning`) is logged as a warning and
@@ -512,7 +558,13 @@ def pretrain(
     blocks, heldout_blocks = split_heldout(blocks, params.eval_blocks)
     params = budget_params(params, seed, tokenizer, blocks, context, checkpoint_dir)
     trainer = Trainer(params, seed, tokenizer, blocks, context)
-    heldout = trainer.heldout_set(heldout_blocks) if context.is_main else None
+    if trainer.sharded and on_snapshot is not None and params.snapshot_every is not None:
+        raise ElectraError(
+            "pretrain.snapshot_every needs the whole model on rank 0, which pretrain.parallel fsdp shards; "
+            "set snapshot_every to null or parallel to ddp"
+        )
+    # a sharded model's forward is collective: every rank evaluates, rank 0 reports
+    heldout = trainer.heldout_set(heldout_blocks) if context.is_main or trainer.sharded else None
     if checkpoint_dir is not None:
         trainer.resume(checkpoint_dir)
     if context.is_main:
@@ -552,10 +604,10 @@ def pretrain(
                 log_line(f"warning: {warning}")
                 if on_warning is not None:
                     on_warning(warning)
-            if checkpoint_dir is not None and (step % params.checkpoint_every == 0 or step == params.max_steps):
-                trainer.save(checkpoint_dir)
-            if on_snapshot is not None and is_snapshot_step(step, params):
-                on_snapshot(step, trainer.model)
+        if checkpoint_dir is not None and (step % params.checkpoint_every == 0 or step == params.max_steps):
+            trainer.save(checkpoint_dir)
+        if on_snapshot is not None and context.is_main and is_snapshot_step(step, params):
+            on_snapshot(step, trainer.model)
         stats, window_start, window_steps = RunningStats.zeros(trainer.device), time.perf_counter(), 0
     final = {k: v for k, v in trainer.history[-1].items() if k != "step"} if trainer.history else {}
     final.update(

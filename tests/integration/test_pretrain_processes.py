@@ -4,6 +4,11 @@ uninterrupted run, and ``torchrun --nproc_per_node 2`` (gloo, CPU) matches one p
 Run as a script, this file is the worker those tests start::
 
     python tests/integration/test_pretrain_processes.py WORK_DIR RUN_NAME [--accum K] [--steps N]
+        [--parallel ddp|fsdp] [--stall-at STEP]
+
+(``--stall-at``: rank 0 writes RUN_NAME.stalled and sleeps at that logging step, before its checkpoint, so a test can
+kill a worker between two checkpoints; once only: a restarted attempt finds the file and goes on. Not the restart
+count: an agent whose own worker did not fail restarts it without counting.)
 """
 
 from __future__ import annotations
@@ -41,19 +46,28 @@ def worker() -> None:
     parser.add_argument("run_name")
     parser.add_argument("--accum", type=int, default=1)
     parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--parallel", default="ddp")
+    parser.add_argument("--stall-at", type=int, default=0)
     args = parser.parse_args()
+    rank, attempt = os.environ.get("RANK", "0"), os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")  # per agent
+    (args.work_dir / f"{args.run_name}-rank{rank}-attempt{attempt}.pid").write_text(str(os.getpid()))
     torch.set_num_threads(1)  # runs share the CI machine's two cores; the same thread count keeps them bitwise equal
     tokenizer = Tokenizer.from_file(str(args.work_dir / "tokenizer.json"))
     blocks = pack_blocks(tokenizer, demo_corpus(30, seed=1), max_seq_len=32)
     params = load_params(REPO / "params.yaml").pretrain.model_copy(
         update={"max_steps": args.steps, "batch_size": 8, "grad_accum_steps": args.accum, "max_seq_len": 32,
-                "warmup_steps": 4, "log_every": 5, "checkpoint_every": 5, "device": "cpu"}
+                "warmup_steps": 4, "log_every": 5, "checkpoint_every": 5, "device": "cpu",
+                "parallel": args.parallel}
     )
     log_path = args.work_dir / f"{args.run_name}.jsonl"
 
     def on_log(step: int, metrics: dict[str, float]) -> None:
         with open(log_path, "a", encoding="utf-8") as handle:
             handle.write(json.dumps({"step": step, **metrics}) + "\n")
+        stalled = args.work_dir / f"{args.run_name}.stalled"
+        if step == args.stall_at and not stalled.exists():
+            stalled.touch()
+            time.sleep(300)
 
     pretrain(params, 11, tokenizer, blocks, on_log, checkpoint_dir=args.work_dir / f"{args.run_name}-checkpoints")
     close_distributed()
