@@ -222,7 +222,7 @@ def goal_lines(rows: list[dict], device: str) -> list[str]:
 
 def f1_table(model_dir: Path, data: Path, max_len: int, scratch: Path) -> tuple[str, dict[str, float]]:
     """Every variant of a fine-tuned model scored on ``data`` through the serving client's own decoding."""
-    onnx_dir = export_onnx(model_dir, scratch / "f1-onnx", opset=PARAMS.export.opset, max_len=max_len)
+    onnx_dir = export_onnx(model_dir, scratch / "f1-onnx", opset=PARAMS.export.opset, max_len=max_len, limits=PARAMS.export.limits)
     sentences = read_conll(data, scheme="auto")
     results = check_variants(model_dir, onnx_dir, sentences, batch_size=64)
     lines = [f"F1 of `{model_dir}` on `{data}` ({len(sentences)} sentences; torch eager's labels are identical to "
@@ -252,7 +252,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="electra-bench-") as scratch_name:
         scratch = Path(scratch_name)
         model_dir = small_model_dir(scratch / "small", args.seq_len, args.seed)
-        onnx_dir = export_onnx(model_dir, scratch / "onnx", opset=PARAMS.export.opset, max_len=args.seq_len)
+        onnx_dir = export_onnx(model_dir, scratch / "onnx", opset=PARAMS.export.opset, max_len=args.seq_len, limits=PARAMS.export.limits)
         print(f"fused operators (optimized graph): {read_meta(onnx_dir)['fused_operators']}\n")
         rows = latency_rows(model_dir, onnx_dir, args)
         print(latency_table(rows, args.seq_len))

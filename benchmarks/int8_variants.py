@@ -64,7 +64,7 @@ def main() -> None:
     args = parse_args()
     valid, test = read_conll(args.valid), read_conll(args.test)
     with tempfile.TemporaryDirectory() as scratch:
-        onnx_dir = export_onnx(args.model, Path(scratch) / "onnx", PARAMS.export.opset, args.max_len)
+        onnx_dir = export_onnx(args.model, Path(scratch) / "onnx", PARAMS.export.opset, args.max_len, PARAMS.export.limits)
         labels = json.loads((onnx_dir / LABELS_FILE).read_text(encoding="utf-8"))
         chain = read_chain(onnx_dir, labels)  # a CRF head's, decoded with as the client does; None for softmax
         tokenizer = Tokenizer.from_file(str(onnx_dir / TOKENIZER_FILE))

@@ -471,6 +471,15 @@ class EvaluateParams(Section):
     top_confusions: PositiveInt
 
 
+class RequestLimitParams(Section):
+    """What one request to the served model may cost (:mod:`electra_model.client.limits`); recorded in the exported
+    ``model_meta.json`` so that every server of the registered model enforces them."""
+
+    max_request_bytes: PositiveInt
+    max_texts: PositiveInt
+    max_text_chars: PositiveInt
+
+
 class ExportParams(Section):
     """ONNX export variants, their checks, the variant served on CPU, and registry promotion.
 
@@ -491,6 +500,7 @@ class ExportParams(Section):
     latency_runs: PositiveInt
     model_name: Annotated[str, Field(min_length=1)] | None
     alias: Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_-]*$")]
+    limits: RequestLimitParams
 
 
 class TrackingParams(Section):

@@ -68,7 +68,7 @@ def main(argv: list[str] | None = None) -> None:
     spec = model_spec(args.model)
     with stage_run("export", params.tracking, stage_params(params, "export")):
         selection = read_split(args.valid or split_path(args.data, SELECTION_SPLIT, spec), spec)
-        export_onnx(args.model, args.out, export.opset, params.finetune.max_seq_len)
+        export_onnx(args.model, args.out, export.opset, params.finetune.max_seq_len, export.limits)
         quality = check_and_choose(args.model, args.out, selection, params.evaluate.batch_size, export,
                                    split=SELECTION_SPLIT)
         mlflow.log_metrics(run_metrics(quality))

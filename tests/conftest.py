@@ -29,7 +29,7 @@ from transformers import ElectraForTokenClassification
 
 from electra_model.export.build import export_onnx
 from tests.fixtures_classifier import CLASSIFIER_MAX_LEN, train_classifier
-from tests.fixtures_models import MAX_LEN, build_tokenizer, make_crf_pattern, make_pattern, model_config, save_model_dir
+from tests.fixtures_models import LIMITS, MAX_LEN, build_tokenizer, make_crf_pattern, make_pattern, model_config, save_model_dir
 
 
 @pytest.fixture(scope="session")
@@ -59,17 +59,17 @@ def crf_pattern_model_dir(tmp_path_factory: pytest.TempPathFactory, tokenizer: T
 
 @pytest.fixture(scope="session")
 def crf_pattern_onnx_dir(crf_pattern_model_dir: Path) -> Path:
-    return export_onnx(crf_pattern_model_dir, crf_pattern_model_dir.parent / "onnx", opset=17, max_len=MAX_LEN)
+    return export_onnx(crf_pattern_model_dir, crf_pattern_model_dir.parent / "onnx", opset=17, max_len=MAX_LEN, limits=LIMITS)
 
 
 @pytest.fixture(scope="session")
 def random_onnx_dir(random_model_dir: Path) -> Path:
-    return export_onnx(random_model_dir, random_model_dir.parent / "onnx", opset=17, max_len=MAX_LEN)
+    return export_onnx(random_model_dir, random_model_dir.parent / "onnx", opset=17, max_len=MAX_LEN, limits=LIMITS)
 
 
 @pytest.fixture(scope="session")
 def pattern_onnx_dir(pattern_model_dir: Path) -> Path:
-    return export_onnx(pattern_model_dir, pattern_model_dir.parent / "onnx", opset=17, max_len=MAX_LEN)
+    return export_onnx(pattern_model_dir, pattern_model_dir.parent / "onnx", opset=17, max_len=MAX_LEN, limits=LIMITS)
 
 
 @pytest.fixture(scope="session")
@@ -84,12 +84,12 @@ def pair_classifier_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def classifier_onnx_dir(classifier_model_dir: Path) -> Path:
-    return export_onnx(classifier_model_dir, classifier_model_dir.parent / "onnx", 17, CLASSIFIER_MAX_LEN)
+    return export_onnx(classifier_model_dir, classifier_model_dir.parent / "onnx", 17, CLASSIFIER_MAX_LEN, LIMITS)
 
 
 @pytest.fixture(scope="session")
 def pair_classifier_onnx_dir(pair_classifier_model_dir: Path) -> Path:
-    return export_onnx(pair_classifier_model_dir, pair_classifier_model_dir.parent / "onnx", 17, CLASSIFIER_MAX_LEN)
+    return export_onnx(pair_classifier_model_dir, pair_classifier_model_dir.parent / "onnx", 17, CLASSIFIER_MAX_LEN, LIMITS)
 
 
 @pytest.fixture(scope="session")

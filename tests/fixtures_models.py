@@ -21,6 +21,7 @@ from transformers import ElectraConfig, ElectraForTokenClassification
 from electra_model.data.tokenizer import as_transformers_tokenizer, train_wordpiece
 from electra_model.export.result import ExportQuality
 from electra_model.tasks.ner.crf import ElectraCRFForTokenClassification
+from tests.params import section
 
 LABELS = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"]
 PATTERN = {  # token -> the label the pattern model gives it; every other token gets O
@@ -39,6 +40,7 @@ CORPUS = [
     "John and Smith met Müller in New York .",
 ]
 MAX_LEN = 16
+LIMITS = section("export").limits  # what the fixture models' servers enforce: params.yaml's
 HIDDEN = 8
 O_BONUS = 1.0  # logit bonus of O over the other non-pattern labels, so that decoding has no ties to break
 CRF_START_PENALTY = -100.0  # the CRF pattern model's start score for B-PER

@@ -247,6 +247,19 @@ class FromUri:
             return cls.from_dir(local, **options)  # type: ignore[attr-defined]
 
 
+def inside_model_dir(onnx_dir: Path, name: str) -> Path:
+    """The file ``model_meta.json`` names, refused unless it lies inside the model folder: a downloaded or shared
+    model is untrusted input, and ``../../x.onnx`` or ``/etc/passwd`` must not make the client open a file elsewhere."""
+    root = onnx_dir.resolve()
+    path = (root / name).resolve() if isinstance(name, str) else root
+    if not path.is_relative_to(root) or path == root:
+        raise ElectraError(
+            f"{onnx_dir / META_FILE}: variant file {name!r} lies outside the model folder; refusing to open it; "
+            f"{REEXPORT}"
+        )
+    return path
+
+
 def check_files(onnx_dir: Path, model_file: Path) -> None:
     """The variant's graph and the tokenizer must both be there: a partial copy is named, not half-loaded."""
     for path in (model_file, onnx_dir / TOKENIZER_FILE):
@@ -262,7 +275,7 @@ def open_exported(
     tokenizer neither truncates nor pads: the predictors window (NER) or truncate pairs (classifier) themselves."""
     providers = list(providers or default_providers())
     chosen = pick_variant(meta, providers, variant, onnx_dir)
-    model_file = onnx_dir / meta["variants"][chosen]["file"]
+    model_file = inside_model_dir(onnx_dir, meta["variants"][chosen]["file"])
     check_files(onnx_dir, model_file)
     tokenizer = read_tokenizer_file(onnx_dir / TOKENIZER_FILE)
     tokenizer.no_truncation()

@@ -173,12 +173,17 @@ def download_registered_model(uri: str, tracking_uri: str, destination: Path) ->
             "or pass a local model directory"
         ) from None
 
+    from mlflow.tracking import MlflowClient
+
     check_store(tracking_uri)
     name, version = registered_version(uri, tracking_uri)
+    # The version's own storage location, not models:/NAME/VERSION: MLflow resolves a models:/ URI against the
+    # process-wide registry (ignoring registry_uri) and writes a registered_model_meta file into what it returns,
+    # which for a local store is the store's artifact folder itself.
+    location = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri).get_model_version_download_uri(
+        name, version
+    )
     local = mlflow.artifacts.download_artifacts(
-        artifact_uri=f"models:/{name}/{version}",
-        dst_path=str(destination),
-        tracking_uri=tracking_uri,
-        registry_uri=tracking_uri,
+        artifact_uri=location, dst_path=str(destination), tracking_uri=tracking_uri
     )
     return Path(local)

@@ -19,7 +19,7 @@ emissions, the client's Viterbi adds the chain), and the variants
 The fusing and quantizing are :mod:`electra_model.export.optimize`'s; which variant is served, and how well each
 computes the model, is :mod:`electra_model.export.choose`'s. All of it runs in the DVC stage ``dvc repro export``::
 
-    export_onnx("models/finetuned", "models/onnx", opset=17, max_len=128)
+    export_onnx("models/finetuned", "models/onnx", opset=17, max_len=128, limits=params.export.limits)
 """
 
 from __future__ import annotations
@@ -37,6 +37,8 @@ import torch
 from transformers import PreTrainedModel
 
 from electra_model.client.exported import CPU, LABELS_FILE, META_FILE, MODEL_FILE, OUTPUT_NAME, TOKENIZER_FILE
+from electra_model.client.limits import META_KEY as LIMITS_KEY
+from electra_model.config import RequestLimitParams
 from electra_model.errors import ElectraError
 from electra_model.export.optimize import convert_fp16, optimize_graph, quantize_int8
 from electra_model.io import atomic_dir, read_json, write_json
@@ -117,10 +119,13 @@ def _stamp(path: Path, properties: Mapping[str, Any]) -> None:
     onnx.save(model, str(path))
 
 
-def export_onnx(model_dir: Path | str, out_dir: Path | str, opset: int, max_len: int) -> Path:
+def export_onnx(
+    model_dir: Path | str, out_dir: Path | str, opset: int, max_len: int, limits: RequestLimitParams
+) -> Path:
     """Write the serving directory with every variant atomically, so a half-finished export is never mistaken for
     a model. ``model_meta.json`` serves fp32 on CPU until :func:`set_cpu_variant` records the choice; its ``task``
-    and ``inputs`` tell the client which post-processing the graph needs."""
+    and ``inputs`` tell the client which post-processing the graph needs, its ``limits`` what one request to a
+    server of it may cost (:mod:`electra_model.client.limits`)."""
     model_dir = Path(model_dir)
     spec = model_spec(model_dir)
     inputs = spec.client.inputs
@@ -164,6 +169,7 @@ def export_onnx(model_dir: Path | str, out_dir: Path | str, opset: int, max_len:
                 "variants": {name: {"file": file} for name, file in VARIANT_FILES.items()},
                 "cpu_variant": "fp32",
                 "gpu_variant": GPU_VARIANT,
+                LIMITS_KEY: limits.model_dump(),
             },
         )
     return Path(out_dir)

@@ -1,4 +1,4 @@
-"""Run ``mlflow models serve`` for a registered model on a loopback port, for as long as a ``with`` block lasts.
+"""Serve a registered model over MLflow's scoring protocol on a loopback port, for as long as a ``with`` block lasts.
 
 The end-to-end serving test and ``benchmarks/load_test.py`` both need a real server that is up before the first
 request and gone afterwards, whatever happens in between::
@@ -6,8 +6,11 @@ request and gone afterwards, whatever happens in between::
     with served_model("models:/electra-ner@champion", "sqlite:///mlflow.db") as url:
         urllib.request.urlopen(f"{url}/ping")
 
-It is MLflow's own scoring server (``--env-manager local``: this environment's packages), started in its own
-process group so that stopping it also stops the uvicorn workers it forks.
+It is MLflow's own scoring app behind :mod:`electra_model.serving.guarded_app` (the model's request limits, one-line
+errors), run by uvicorn in this environment, in its own process group so that stopping it also stops the workers
+it forks. The model is first downloaded into a scratch folder: ``mlflow models serve`` would serve a local store's
+artifact folder in place and write its ``registered_model_meta`` file into the store. It listens on 127.0.0.1
+unless ``host`` says otherwise.
 """
 
 from __future__ import annotations
@@ -26,9 +29,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from electra_model.client.store import download_registered_model
 from electra_model.errors import ElectraError
+from electra_model.serving.guarded_app import MODEL_ENV
 
 POLL_S = 0.5
+APP = "electra_model.serving.guarded_app:create_app"
 
 
 def free_port() -> int:
@@ -65,26 +71,40 @@ def _wait_until_up(process: subprocess.Popen, url: str, log: Path, timeout_s: fl
     while not _answers(url):
         tail = "\n".join(log.read_text(encoding="utf-8", errors="replace").splitlines()[-8:])
         if process.poll() is not None:
-            raise ElectraError(f"mlflow models serve exited with status {process.returncode}:\n{tail}")
+            raise ElectraError(f"the model server exited with status {process.returncode}:\n{tail}")
         if time.monotonic() > deadline:
-            raise ElectraError(f"mlflow models serve did not answer {url}/ping within {timeout_s:.0f} s:\n{tail}")
+            raise ElectraError(f"the model server did not answer {url}/ping within {timeout_s:.0f} s:\n{tail}")
         time.sleep(POLL_S)
+
+
+def local_copy(model_uri: str, tracking_uri: str, scratch: Path) -> Path:
+    """The MLflow model as a folder of its own: a ``models:/`` URI downloaded from the registry (with the store's
+    checks and messages), a local model folder copied, so the server never writes into the store."""
+    if model_uri.startswith("models:/"):
+        (scratch / "model").mkdir()
+        return download_registered_model(model_uri, tracking_uri, scratch / "model")
+    source = Path(model_uri.removeprefix("file://"))
+    if not (source / "MLmodel").is_file():
+        raise ElectraError(f"{source}: not an MLflow model folder (no MLmodel file); pass models:/NAME@ALIAS")
+    return Path(shutil.copytree(source, scratch / "model"))
 
 
 @contextmanager
 def served_model(
-    model_uri: str, tracking_uri: str, workers: int = 1, timeout_s: float = 180, port: int | None = None
+    model_uri: str, tracking_uri: str, workers: int = 1, timeout_s: float = 180, port: int | None = None,
+    host: str = "127.0.0.1",
 ) -> Iterator[str]:
     """Serve ``model_uri`` from the registry at ``tracking_uri`` and yield the base URL; stop the server on exit.
     The server's output goes to a log file whose tail is shown if it fails to start."""
-    mlflow_cli = shutil.which("mlflow", path=str(Path(sys.executable).parent)) or "mlflow"
-    url = f"http://127.0.0.1:{port or free_port()}"
+    chosen_port = port or free_port()
+    url = f"http://{host}:{chosen_port}"
     command = [
-        mlflow_cli, "models", "serve", "-m", model_uri, "--env-manager", "local",
-        "-h", "127.0.0.1", "-p", url.rsplit(":", 1)[1], "-w", str(workers),
+        sys.executable, "-m", "uvicorn", "--factory", APP, "--host", host, "--port", str(chosen_port),
+        "--workers", str(workers),
     ]
-    env = {**os.environ, "MLFLOW_TRACKING_URI": tracking_uri, "MLFLOW_REGISTRY_URI": tracking_uri}
     with tempfile.TemporaryDirectory(prefix="electra-serve-") as scratch:
+        env = {**os.environ, "MLFLOW_TRACKING_URI": tracking_uri, "MLFLOW_REGISTRY_URI": tracking_uri,
+               MODEL_ENV: str(local_copy(model_uri, tracking_uri, Path(scratch)))}
         log = Path(scratch) / "server.log"
         with open(log, "wb") as output:
             process = subprocess.Popen(

@@ -27,10 +27,12 @@ from typing import Any
 
 import mlflow
 from mlflow.exceptions import MlflowException
+from mlflow.protos.databricks_pb2 import REQUEST_LIMIT_EXCEEDED
 from mlflow.pyfunc import PythonModel, PythonModelContext
 
 from electra_model.errors import ElectraError
-from electra_model.client.exported import check_texts, find_onnx_dir
+from electra_model.client.exported import check_texts, find_onnx_dir, read_meta
+from electra_model.client.limits import RequestLimits, RequestTooLarge
 from electra_model.client.loader import client_for_dir
 
 PAIR = "pair"
@@ -47,9 +49,17 @@ def as_texts(model_input: Any) -> list[str]:
         if "text" not in model_input:
             raise ElectraError(f"input dict needs a 'text' key; it has {sorted(model_input)}")
         return as_texts(model_input["text"])
+    if getattr(model_input, "ndim", None) == 0:  # MLflow parses {"inputs": "a text"} into a 0-d numpy array
+        model_input = model_input.item()
     if isinstance(model_input, str):
         return [model_input]
-    return check_texts(list(model_input))
+    try:
+        items = list(model_input)
+    except TypeError:
+        raise ElectraError(
+            f"input is {type(model_input).__name__} {str(model_input)[:50]!r}; send a text or a list of texts"
+        ) from None
+    return check_texts(items)
 
 
 def as_pairs(model_input: Any) -> list[str] | None:
@@ -69,6 +79,7 @@ class ElectraModel(PythonModel):
 
     def load_context(self, context: PythonModelContext) -> None:
         onnx_dir = find_onnx_dir(Path(context.artifacts["onnx_dir"]))
+        self.limits = RequestLimits.from_meta(read_meta(onnx_dir), onnx_dir)
         self.spec = client_for_dir(onnx_dir)
         self.predictor = self.spec.load(onnx_dir)
 
@@ -77,12 +88,17 @@ class ElectraModel(PythonModel):
     ) -> list[Any]:
         """``model_input`` has no type hint on purpose: MLflow would coerce every input to the hinted type, and
         this model accepts several shapes (MLflow says once per process that it would like a hint). A bad input
-        becomes an MLflow "invalid parameter" error, which the scoring server answers with HTTP 400 and the message."""
+        becomes an MLflow "invalid parameter" error, which the scoring server answers with HTTP 400 and the message;
+        a batch over the model's limits is refused before any work with a "request limit" error (HTTP 413 from
+        :mod:`electra_model.serving.guarded_app`, 429 from a plain MLflow server)."""
         try:
             texts, pairs = as_texts(model_input), as_pairs(model_input)
+            self.limits.check_texts(texts + (pairs or []))
             if pairs is not None and not self.spec.takes_pairs:
                 raise ElectraError(f"this is a {self.spec.kind} model, which takes single texts; send no 'pair'")
             results = self.predictor.predict(texts, pairs) if self.spec.takes_pairs else self.predictor.predict(texts)
+        except RequestTooLarge as error:
+            raise MlflowException(str(error), error_code=REQUEST_LIMIT_EXCEEDED) from None
         except ElectraError as error:
             raise MlflowException.invalid_parameter_value(str(error)) from None
         return [self.spec.to_json(result) for result in results]

@@ -28,8 +28,9 @@ from mlflow.tracking import MlflowClient
 
 from electra_model.config import TrackingParams
 from electra_model.errors import ElectraError
-from electra_model.tracking.database_store import database_problem
 from electra_model.client.store import anchored, redact, refuse_credentials, resolve_tracking_uri, unreachable_reason
+from electra_model.tracking.database_store import database_problem
+from electra_model.tracking.relocate import follow_moved_root
 
 PARENT_RUN_ENV = "ELECTRA_PARENT_RUN_ID"
 
@@ -91,11 +92,13 @@ def configure(params: TrackingParams) -> str:
     check_reachable(uri, params.connect_timeout_s)
     mlflow.set_tracking_uri(uri)
     experiment = mlflow.get_experiment_by_name(params.experiment)
-    if experiment is not None:
-        mlflow.set_experiment(experiment_id=experiment.experiment_id)
-        return experiment.experiment_id
     is_local_store = not uri.startswith(("http://", "https://", "databricks"))
     artifact_location = anchored(params.artifact_location).resolve().as_uri() if is_local_store else None
+    if experiment is not None:
+        if artifact_location is not None:
+            follow_moved_root(uri, experiment.artifact_location, artifact_location)
+        mlflow.set_experiment(experiment_id=experiment.experiment_id)
+        return experiment.experiment_id
     experiment_id = mlflow.create_experiment(params.experiment, artifact_location=artifact_location)
     mlflow.set_experiment(experiment_id=experiment_id)
     return experiment_id

@@ -8,10 +8,24 @@ a directory copy. The shared project itself is read only: nothing may run a comm
 
 from __future__ import annotations
 
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import mlflow
 import pytest
 from pytest_timeout import get_env_settings
 
+from electra_model.export.build import export_onnx
+from electra_model.export.choose import check_and_choose
+from electra_model.serving.model_server import served_model
+from electra_model.tasks.ner.conll import Sentence
+from electra_model.tracking.registry import register
+from tests.fixtures_models import MAX_LEN, expected_tags
 from tests.integration.project import TINY, DemoRun, copy_project
+from tests.params import section
+
+CHAMPION = "models:/electra-ner@champion"
 
 # pytest-timeout counts fixture setup: whichever test first asks for ``demo_run`` (which one depends on what was
 # selected) also waits for the whole pipeline, so these tests get at least this, more than the suite's limit.
@@ -37,3 +51,30 @@ def demo_run(tmp_path_factory: pytest.TempPathFactory) -> DemoRun:
     project = copy_project(root, TINY)
     del project.env["MLFLOW_TRACKING_URI"]
     return DemoRun(project, project.run("dvc", "repro").stdout)
+
+
+@pytest.fixture(scope="session")
+def served_store(tmp_path_factory: pytest.TempPathFactory, migrated_store: Path, pattern_model_dir: Path) -> str:
+    """A registry whose champion is the pattern model, exported, checked and registered as the export stage does,
+    serving its int8 variant on CPU, with params.yaml's request limits."""
+    root = tmp_path_factory.mktemp("serving")
+    shutil.copyfile(migrated_store, root / "mlflow.db")
+    export = section("export", serve_variant="int8", latency_runs=3)
+    onnx_dir = export_onnx(pattern_model_dir, root / "onnx", export.opset, MAX_LEN, export.limits)
+    words = "John Smith visited Paris and New York .".split()
+    evaluation = [Sentence(tuple(words), tuple(expected_tags(words)))]
+    quality = check_and_choose(pattern_model_dir, onnx_dir, evaluation, 8, export, split="valid")
+    uri = f"sqlite:///{root / 'mlflow.db'}"
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_experiment(experiment_id=mlflow.create_experiment("serving", artifact_location=(root / "a").as_uri()))
+    with mlflow.start_run():
+        register(onnx_dir, export, quality)
+    mlflow.set_tracking_uri(None)
+    return uri
+
+
+@pytest.fixture(scope="session")
+def served_champion(served_store: str) -> Iterator[str]:
+    """The base URL of :data:`CHAMPION` served from ``served_store`` on 127.0.0.1, shared by the serving modules."""
+    with served_model(CHAMPION, served_store) as url:
+        yield url

@@ -1,60 +1,22 @@
-"""The registered champion behind MLflow's scoring server: `mlflow models serve -m models:/electra-ner@champion
---env-manager local` on a loopback port, against a sqlite registry in a temporary directory, answering real HTTP
+"""The registered champion behind MLflow's scoring app (the ``served_champion`` fixture: the guarded uvicorn app of
+:mod:`electra_model.serving.guarded_app`) on a loopback port, against a sqlite registry in a temporary directory, answering real HTTP
 requests -- good ones with entities, bad ones with a 400 and a message, and still up afterwards."""
 
 from __future__ import annotations
 
 import json
-import shutil
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
-import mlflow
 import pytest
 
 from mlflow.tracking import MlflowClient
 
-from electra_model.tasks.ner.conll import Sentence
 from electra_model.errors import ElectraError
-from electra_model.export.build import export_onnx
-from electra_model.export.choose import check_and_choose
 from electra_model.serving.model_server import served_model
-from electra_model.tracking.registry import register
-from tests.fixtures_models import MAX_LEN, expected_tags
-from tests.params import section
 
 pytestmark = pytest.mark.e2e
-
-CHAMPION = "models:/electra-ner@champion"
-
-
-@pytest.fixture(scope="module")
-def store(tmp_path_factory: pytest.TempPathFactory, migrated_store: Path, pattern_model_dir: Path) -> Iterator[str]:
-    """A registry whose champion is the pattern model, exported, checked and registered as the export stage does,
-    serving its int8 variant on CPU."""
-    root = tmp_path_factory.mktemp("serving")
-    shutil.copyfile(migrated_store, root / "mlflow.db")
-    export = section("export", serve_variant="int8", latency_runs=3)
-    onnx_dir = export_onnx(pattern_model_dir, root / "onnx", export.opset, MAX_LEN)
-    words = "John Smith visited Paris and New York .".split()
-    evaluation = [Sentence(tuple(words), tuple(expected_tags(words)))]
-    quality = check_and_choose(pattern_model_dir, onnx_dir, evaluation, 8, export, split="valid")
-    uri = f"sqlite:///{root / 'mlflow.db'}"
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_experiment(experiment_id=mlflow.create_experiment("serving", artifact_location=(root / "a").as_uri()))
-    with mlflow.start_run():
-        register(onnx_dir, export, quality)
-    mlflow.set_tracking_uri(None)
-    yield uri
-
-
-@pytest.fixture(scope="module")
-def server(store: str) -> Iterator[str]:
-    with served_model(CHAMPION, store) as url:
-        yield url
 
 
 def post(url: str, body: bytes | dict[str, Any]) -> tuple[int, Any]:
@@ -71,8 +33,8 @@ def spans(predictions: list[list[dict[str, Any]]]) -> list[list[tuple[str, str, 
     return [[(e["type"], e["text"], e["start"], e["end"]) for e in entities] for entities in predictions]
 
 
-def test_the_champion_records_every_variant(store: str) -> None:
-    champion = MlflowClient(store).get_model_version_by_alias("electra-ner", "champion")
+def test_the_champion_records_every_variant(served_store: str) -> None:
+    champion = MlflowClient(served_store).get_model_version_by_alias("electra-ner", "champion")
     assert (champion.tags["serve_variant"], champion.tags["f1"]) == ("int8", "1.0")
     for variant in ("fp32", "optimized", "int8", "fp16"):
         assert champion.tags[f"variant.{variant}.f1"] == "1.0"
@@ -80,23 +42,23 @@ def test_the_champion_records_every_variant(store: str) -> None:
     assert float(champion.tags["variant.fp32.max_abs_logit_diff"]) < 1e-4
 
 
-def test_inputs_give_entities_per_text(server: str) -> None:
-    status, body = post(server, {"inputs": ["John Smith left Paris.", "", "   ", "Nobody here."]})
+def test_inputs_give_entities_per_text(served_champion: str) -> None:
+    status, body = post(served_champion, {"inputs": ["John Smith left Paris.", "", "   ", "Nobody here."]})
     assert status == 200
     assert spans(body["predictions"]) == [[("PER", "John Smith", 0, 10), ("LOC", "Paris", 16, 21)], [], [], []]
     assert all(0.5 < entity["score"] <= 1.0 for entity in body["predictions"][0])
 
 
-def test_dataframes_are_read_by_their_text_column(server: str) -> None:
+def test_dataframes_are_read_by_their_text_column(served_champion: str) -> None:
     split = {"dataframe_split": {"columns": ["id", "text"], "data": [[1, "To Paris"], [2, "Müller"]]}}
-    assert post(server, split) == (200, post(server, {"inputs": ["To Paris", "Müller"]})[1])
-    status, body = post(server, {"dataframe_records": [{"text": "New York"}]})
+    assert post(served_champion, split) == (200, post(served_champion, {"inputs": ["To Paris", "Müller"]})[1])
+    status, body = post(served_champion, {"dataframe_records": [{"text": "New York"}]})
     assert (status, spans(body["predictions"])) == (200, [[("LOC", "New York", 0, 8)]])
 
 
-def test_a_100k_character_text_is_answered(server: str) -> None:
+def test_a_100k_character_text_is_answered(served_champion: str) -> None:
     text = ("John Smith flew to Paris . " * 4000)[:100_000]
-    status, body = post(server, {"inputs": [text]})
+    status, body = post(served_champion, {"inputs": [text]})
     assert status == 200
     [entities] = body["predictions"]
     assert len(entities) == 2 * (100_000 // 27) + 1  # the cut repetition keeps "John Smith"
@@ -114,21 +76,20 @@ def test_a_100k_character_text_is_answered(server: str) -> None:
         ({"dataframe_split": {"columns": ["a", "b"], "data": [["x", "y"]]}}, "needs a 'text' column"),
     ],
 )
-def test_bad_requests_get_a_400_that_says_why(server: str, body: bytes | dict, message: str) -> None:
-    status, answer = post(server, body)
+def test_bad_requests_get_a_400_that_says_why(served_champion: str, body: bytes | dict, message: str) -> None:
+    status, answer = post(served_champion, body)
     assert status == 400
     assert message in answer["message"]
 
 
-def test_the_server_is_still_up_after_bad_requests(server: str) -> None:
-    post(server, b"\xff\xfe\x00")
-    with urllib.request.urlopen(f"{server}/ping", timeout=10) as response:
+def test_the_server_is_still_up_after_bad_requests(served_champion: str) -> None:
+    post(served_champion, b"\xff\xfe\x00")
+    with urllib.request.urlopen(f"{served_champion}/ping", timeout=10) as response:
         assert response.status == 200
-    assert spans(post(server, {"inputs": ["Paris"]})[1]["predictions"]) == [[("LOC", "Paris", 0, 5)]]
+    assert spans(post(served_champion, {"inputs": ["Paris"]})[1]["predictions"]) == [[("LOC", "Paris", 0, 5)]]
 
 
-def test_an_alias_that_does_not_exist_stops_the_server_with_a_clear_message(store: str) -> None:
-    with pytest.raises(ElectraError, match="mlflow models serve exited") as error:
-        with served_model("models:/electra-ner@missing", store, timeout_s=120):
+def test_an_alias_that_does_not_exist_stops_the_server_with_a_clear_message(served_store: str) -> None:
+    with pytest.raises(ElectraError, match="has alias 'missing'"):
+        with served_model("models:/electra-ner@missing", served_store, timeout_s=120):
             pass
-    assert "missing" in str(error.value)

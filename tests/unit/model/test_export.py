@@ -38,7 +38,7 @@ from electra_model.tasks.ner.finetune import predict_word_log_probs
 from electra_model.tasks.ner.heads import load_finetuned
 from electra_model.tasks.ner.metrics import entity_scores
 from electra_model.client.tag_decoding import CONSTRAINED, decode_tags
-from tests.fixtures_models import CRF_START_PENALTY, LABELS, MAX_LEN, expected_tags, model_config, save_model_dir
+from tests.fixtures_models import CRF_START_PENALTY, LABELS, LIMITS, MAX_LEN, expected_tags, model_config, save_model_dir
 from tests.params import section
 
 TEXTS = [
@@ -208,7 +208,7 @@ def test_auto_reads_a_lower_is_better_score_from_the_other_side() -> None:
 def test_check_and_choose_records_the_choice_in_the_served_directory(
     pattern_model_dir: Path, tmp_path: Path
 ) -> None:
-    onnx_dir = export_onnx(pattern_model_dir, tmp_path / "onnx", opset=17, max_len=MAX_LEN)
+    onnx_dir = export_onnx(pattern_model_dir, tmp_path / "onnx", opset=17, max_len=MAX_LEN, limits=LIMITS)
     export = section("export", serve_variant="int8")
     quality = check_and_choose(pattern_model_dir, onnx_dir, sentences(), 2, export, split="valid")
     assert (quality.serve_variant, quality.score, quality.parity_passed) == ("int8", 1.0, True)
@@ -223,13 +223,13 @@ def test_check_and_choose_records_the_choice_in_the_served_directory(
 
 def test_export_without_a_model_is_a_user_error(tmp_path: Path) -> None:
     with pytest.raises(ElectraError, match="no config.json"):
-        export_onnx(tmp_path / "missing", tmp_path / "onnx", opset=17, max_len=MAX_LEN)
+        export_onnx(tmp_path / "missing", tmp_path / "onnx", opset=17, max_len=MAX_LEN, limits=LIMITS)
     assert not (tmp_path / "onnx").exists()
 
 
 def test_export_refuses_a_max_len_beyond_the_model_positions(random_model_dir: Path, tmp_path: Path) -> None:
     with pytest.raises(ElectraError, match="finetune.max_seq_len 100 exceeds the model's 64 positions"):
-        export_onnx(random_model_dir, tmp_path / "onnx", opset=17, max_len=100)
+        export_onnx(random_model_dir, tmp_path / "onnx", opset=17, max_len=100, limits=LIMITS)
 
 
 # ------------------------------------------------------------------------------------------------- CRF head
