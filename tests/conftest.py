@@ -31,7 +31,7 @@ from transformers import ElectraForTokenClassification
 from electra_model.export.build import export_onnx
 from tests.fixtures_classifier import CLASSIFIER_MAX_LEN, train_classifier
 from tests.fixtures_models import MAX_LEN, build_tokenizer, make_crf_pattern, make_pattern, model_config, save_model_dir
-from tests.shared_once import build_once
+from tests.shared_once import build_once, shared_root
 
 
 @pytest.fixture(scope="session")
@@ -76,26 +76,28 @@ def pattern_onnx_dir(pattern_model_dir: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def classifier_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    _, model = build_once(tmp_path_factory, "classifier", lambda folder: str(train_classifier(folder, pairs=False)))
+    _, model = build_once(shared_root(tmp_path_factory), "classifier",
+                          lambda folder: str(train_classifier(folder, pairs=False)))
     return Path(model)
 
 
 @pytest.fixture(scope="session")
 def pair_classifier_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    _, model = build_once(tmp_path_factory, "pair-classifier", lambda folder: str(train_classifier(folder, pairs=True)))
+    _, model = build_once(shared_root(tmp_path_factory), "pair-classifier",
+                          lambda folder: str(train_classifier(folder, pairs=True)))
     return Path(model)
 
 
 @pytest.fixture(scope="session")
 def classifier_onnx_dir(tmp_path_factory: pytest.TempPathFactory, classifier_model_dir: Path) -> Path:
-    _, onnx = build_once(tmp_path_factory, "classifier-onnx", lambda folder: str(
+    _, onnx = build_once(shared_root(tmp_path_factory), "classifier-onnx", lambda folder: str(
         export_onnx(classifier_model_dir, folder / "onnx", 17, CLASSIFIER_MAX_LEN)))
     return Path(onnx)
 
 
 @pytest.fixture(scope="session")
 def pair_classifier_onnx_dir(tmp_path_factory: pytest.TempPathFactory, pair_classifier_model_dir: Path) -> Path:
-    _, onnx = build_once(tmp_path_factory, "pair-classifier-onnx", lambda folder: str(
+    _, onnx = build_once(shared_root(tmp_path_factory), "pair-classifier-onnx", lambda folder: str(
         export_onnx(pair_classifier_model_dir, folder / "onnx", 17, CLASSIFIER_MAX_LEN)))
     return Path(onnx)
 

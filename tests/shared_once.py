@@ -30,14 +30,13 @@ def shared_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
 
 
-def build_once(tmp_path_factory: pytest.TempPathFactory, name: str, build: Callable[[Path], str]) -> tuple[Path, str]:
-    """``build(folder)`` run by one worker of the run in ``<shared root>/<name>``; every worker gets the folder and
-    the text ``build`` returned (a path inside the folder, a command's output ...).
+def build_once(root: Path, name: str, build: Callable[[Path], str]) -> tuple[Path, str]:
+    """``build(folder)`` run by one worker of the run in ``root/<name>`` (``root``: :func:`shared_root`); every
+    worker gets the folder and the text ``build`` returned (a path inside the folder, a command's output ...).
 
     A build that raised is not tried again by the next worker (it would fail the same way after the same wait):
     they fail at once, naming the fixture and quoting the first worker's error.
     """
-    root = shared_root(tmp_path_factory)
     folder = root / name
     failure = root / f"{name}.error"
     with FileLock(root / f"{name}.lock"):

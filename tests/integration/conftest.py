@@ -15,7 +15,7 @@ import pytest
 from pytest_timeout import get_env_settings
 
 from tests.integration.project import TINY, DemoRun, Project, copy_project
-from tests.shared_once import build_once
+from tests.shared_once import build_once, shared_root
 
 # pytest-timeout counts fixture setup: whichever test first asks for ``demo_run`` (which one depends on what was
 # selected) also waits for the whole pipeline, so these tests get at least this, more than the suite's limit.
@@ -45,7 +45,7 @@ def demo_run(tmp_path_factory: pytest.TempPathFactory) -> DemoRun:
         del project.env["MLFLOW_TRACKING_URI"]
         return project.run("dvc", "repro").stdout
 
-    folder, output = build_once(tmp_path_factory, "demo-run", run_pipeline)
+    folder, output = build_once(shared_root(tmp_path_factory), "demo-run", run_pipeline)
     project = Project(folder / "project")
     del project.env["MLFLOW_TRACKING_URI"]
     return DemoRun(project, output)
