@@ -8,14 +8,20 @@ exported once per session.
 
 ``classifier_model_dir`` and ``pair_classifier_model_dir`` are tiny sequence classifiers fine-tuned on cue-word
 sentiment (single texts; pairs whose second text holds the cue, see tests/fixtures_classifier.py), exported once
-per session as ``classifier_onnx_dir`` and ``pair_classifier_onnx_dir``.
+per session as ``classifier_onnx_dir`` and ``pair_classifier_onnx_dir``; these four are built once per test run and
+shared by the pytest-xdist workers (tests/shared_once.py), so their users must not write into them.
 
 ``mlflow_store`` gives each test its own sqlite store (a copy of a migrated template, which is much faster than
 migrating a fresh database per test) with an experiment whose artifacts live in the test's tmp_path.
+
+Under pytest-xdist each worker gets its share of the cores for torch's threads, and so do the stages and servers it
+starts (``OMP_NUM_THREADS``): two workers on two cores each running two threads oversubscribe them, and torch's
+spinning threads then slow a tiny training run several times over.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -30,6 +36,12 @@ from transformers import ElectraForTokenClassification
 from electra_model.export.build import export_onnx
 from tests.fixtures_classifier import CLASSIFIER_MAX_LEN, train_classifier
 from tests.fixtures_models import LIMITS, MAX_LEN, build_tokenizer, make_crf_pattern, make_pattern, model_config, save_model_dir
+from tests.shared_once import build_once, shared_root
+
+if "PYTEST_XDIST_WORKER_COUNT" in os.environ:
+    THREADS = max(1, (os.cpu_count() or 1) // int(os.environ["PYTEST_XDIST_WORKER_COUNT"]))
+    os.environ.setdefault("OMP_NUM_THREADS", str(THREADS))
+    torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
 
 
 @pytest.fixture(scope="session")
@@ -74,22 +86,30 @@ def pattern_onnx_dir(pattern_model_dir: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def classifier_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return train_classifier(tmp_path_factory.mktemp("classifier"), pairs=False)
+    _, model = build_once(shared_root(tmp_path_factory), "classifier",
+                          lambda folder: str(train_classifier(folder, pairs=False)))
+    return Path(model)
 
 
 @pytest.fixture(scope="session")
 def pair_classifier_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return train_classifier(tmp_path_factory.mktemp("pair-classifier"), pairs=True)
+    _, model = build_once(shared_root(tmp_path_factory), "pair-classifier",
+                          lambda folder: str(train_classifier(folder, pairs=True)))
+    return Path(model)
 
 
 @pytest.fixture(scope="session")
-def classifier_onnx_dir(classifier_model_dir: Path) -> Path:
-    return export_onnx(classifier_model_dir, classifier_model_dir.parent / "onnx", 17, CLASSIFIER_MAX_LEN, LIMITS)
+def classifier_onnx_dir(tmp_path_factory: pytest.TempPathFactory, classifier_model_dir: Path) -> Path:
+    _, onnx = build_once(shared_root(tmp_path_factory), "classifier-onnx", lambda folder: str(
+        export_onnx(classifier_model_dir, folder / "onnx", 17, CLASSIFIER_MAX_LEN, LIMITS)))
+    return Path(onnx)
 
 
 @pytest.fixture(scope="session")
-def pair_classifier_onnx_dir(pair_classifier_model_dir: Path) -> Path:
-    return export_onnx(pair_classifier_model_dir, pair_classifier_model_dir.parent / "onnx", 17, CLASSIFIER_MAX_LEN, LIMITS)
+def pair_classifier_onnx_dir(tmp_path_factory: pytest.TempPathFactory, pair_classifier_model_dir: Path) -> Path:
+    _, onnx = build_once(shared_root(tmp_path_factory), "pair-classifier-onnx", lambda folder: str(
+        export_onnx(pair_classifier_model_dir, folder / "onnx", 17, CLASSIFIER_MAX_LEN, LIMITS)))
+    return Path(onnx)
 
 
 @pytest.fixture(scope="session")

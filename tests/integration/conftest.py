@@ -1,7 +1,8 @@
 """The demo pipeline, run once per test session for every module that needs a run project.
 
 Each of those modules used to copy the project and run `dvc repro` from scratch on the same tiny params (minutes
-each on the 2-core CI machine). Now the first test that asks for ``demo_run`` pays for one run; a module that
+each on the 2-core CI machine). Now the first test that asks for ``demo_run`` pays for one run (one per test run,
+whichever pytest-xdist worker gets there first; the others wait for it); a module that
 changes the project (new params, experiments, a deleted store) takes its own :func:`clone_project` of it, which is
 a directory copy. The shared project itself is read only: nothing may run a command in it after the fixture.
 """
@@ -22,8 +23,9 @@ from electra_model.serving.model_server import served_model
 from electra_model.tasks.ner.conll import Sentence
 from electra_model.tracking.registry import register
 from tests.fixtures_models import MAX_LEN, expected_tags
-from tests.integration.project import TINY, DemoRun, copy_project
+from tests.integration.project import TINY, DemoRun, Project, copy_project
 from tests.params import section
+from tests.shared_once import build_once, shared_root
 
 CHAMPION = "models:/electra-ner@champion"
 
@@ -45,12 +47,20 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 @pytest.fixture(scope="session")
 def demo_run(tmp_path_factory: pytest.TempPathFactory) -> DemoRun:
     """`dvc repro` of every stage on :data:`TINY` params with the embedded default store (`tracking.uri:
-    sqlite:///mlflow.db`, artifacts in mlartifacts/, no MLFLOW_TRACKING_URI), as a user's first run."""
-    root = tmp_path_factory.mktemp("demo-run") / "project"
-    root.mkdir()
-    project = copy_project(root, TINY)
+    sqlite:///mlflow.db`, artifacts in mlartifacts/, no MLFLOW_TRACKING_URI), as a user's first run; one per test
+    run, shared by the pytest-xdist workers."""
+
+    def run_pipeline(folder: Path) -> str:
+        root = folder / "project"
+        root.mkdir()
+        project = copy_project(root, TINY)
+        del project.env["MLFLOW_TRACKING_URI"]
+        return project.run("dvc", "repro").stdout
+
+    folder, output = build_once(shared_root(tmp_path_factory), "demo-run", run_pipeline)
+    project = Project(folder / "project")
     del project.env["MLFLOW_TRACKING_URI"]
-    return DemoRun(project, project.run("dvc", "repro").stdout)
+    return DemoRun(project, output)
 
 
 @pytest.fixture(scope="session")
