@@ -117,10 +117,10 @@ def test_dvc_yaml_declares_the_evaluate_outputs_and_the_params_it_reads() -> Non
     assert plots["plots/evaluate_confusion.csv"]["template"] == "confusion"
     assert "plots/evaluate_confusion.png" in plots
     assert set(evaluate["params"]) == {
-        "task", "evaluate", "finetune.max_seq_len", "finetune.document_context", "classification.text_pair_column",
+        "task", "plugins", "evaluate", "finetune.max_seq_len", "finetune.document_context", "classification.text_pair_column",
         "classification.top_mistakes",
     }
     assert stages["finetune"]["params"] == [
-        "task", "seed", "finetune", "classification.text_pair_column", "classification.labels",
+        "task", "plugins", "seed", "finetune", "classification.text_pair_column", "classification.labels",
         "classification.selection_metric",
     ]
