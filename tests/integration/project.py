@@ -17,9 +17,11 @@ from pathlib import Path
 
 import yaml
 
+from electra_model.dvc_map import stages
+
 REPO = Path(__file__).resolve().parents[2]
 GIT_IDENTITY = ("-c", "user.email=ci@example.com", "-c", "user.name=ci")
-STAGES = ("download", "tokenizer", "pretrain", "finetune", "evaluate", "export")
+STAGES = tuple(stages(REPO / "dvc.yaml"))  # in dvc.yaml's order: the map, not a list kept beside it
 # The smallest demo params on which the whole pipeline still learns (test entity F1 above the all-O baseline's 0):
 # what the session's shared run (the ``demo_run`` fixture) runs, and what modules that run their own start from.
 TINY = {

@@ -164,7 +164,7 @@ PARAMS_CASES: dict[str, tuple[Callable[[str], str], str]] = {
     "string-for-int": (lambda t: edited(t, "finetune.epochs", "three"), r"finetune\.epochs = 'three'"),
     "bool-for-int": (lambda t: edited(t, "finetune.epochs", True), r"finetune\.epochs = True.*not a number"),
     "infinite-rate": (lambda t: edited(t, "finetune.learning_rate", float("inf")), r"finetune\.learning_rate = inf"),
-    "unknown-task": (lambda t: edited(t, "task", "ner2"), r"invalid param task = 'ner2'"),
+    "unknown-task": (lambda t: edited(t, "task", "ner2"), r"task 'ner2' is not a registered task \(registered: classification, ner\)"),
     "unknown-preset": (lambda t: edited(t, "pretrain.preset", "huge"), r"preset 'huge' is not one of"),
     "local-source-unset": (lambda t: edited(t, "data.source", "local"), r"data\.source is 'local' but data\.local\.corpus"),
     "one-label": (lambda t: edited(t, "classification.labels", ["a"]), r"classification\.labels.*at least two"),

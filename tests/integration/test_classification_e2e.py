@@ -18,7 +18,7 @@ from tests.integration.test_pipeline_e2e import mlflow_client
 
 pytestmark = pytest.mark.e2e
 
-TASK_STAGES = {"download", "finetune", "evaluate", "export"}  # the stages that read `task`
+TASK_STAGES = {"download", "probe", "finetune", "evaluate", "export"}  # the stages that read `task`
 TEST_TEXTS = 90
 MIN_ACCURACY = 0.8  # chance is 1/3 on the three balanced labels
 # Fine-tuning starts from random weights of the pretrained shape, with the pretrained tokenizer: 40 pretraining
