@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.distributed as torch_dist
+from torch.distributed.constants import default_pg_timeout
 from torch import nn
 from torch.optim.lr_scheduler import LambdaLR
 
@@ -63,8 +64,29 @@ def init_distributed(device_name: str = "auto") -> Distributed:
         on_gpu = resolve_device(device_name).type == "cuda"
         if on_gpu:
             torch.cuda.set_device(context.local_rank)
-        torch_dist.init_process_group(backend="nccl" if on_gpu else "gloo")
+        torch_dist.init_process_group(
+            backend="nccl" if on_gpu else "gloo", store=attempt_store(context), rank=context.rank,
+            world_size=world_size,
+        )
     return context
+
+
+def attempt_store(context: Distributed) -> torch_dist.Store | None:
+    """The torchrun agent's key-value store under a prefix of this restart attempt; None outside torchrun.
+
+    Under torchrun (``TORCHELASTIC_USE_AGENT_STORE``) every attempt's workers meet in the agent's one store, which
+    lives as long as the job, but torch's ``env://`` handler adds no per-attempt prefix. After an elastic restart
+    the process group's keys of the killed attempt are still there, so a restarted rank can read rank 0's old gloo
+    address and fail with "connection refused" (seen in about 1 of 2 restarts on two nodes). A prefix per
+    ``TORCHELASTIC_RESTART_COUNT`` keeps each attempt's keys apart.
+    """
+    if os.environ.get("TORCHELASTIC_USE_AGENT_STORE") != "True":
+        return None
+    store = torch_dist.TCPStore(
+        os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]), context.world_size, is_master=False,
+        timeout=default_pg_timeout,
+    )
+    return torch_dist.PrefixStore(f"/electra/attempt_{os.environ.get('TORCHELASTIC_RESTART_COUNT', '0')}", store)
 
 
 def close_distributed() -> None:

@@ -90,7 +90,13 @@ def start(work_dir: Path, run_name: str, *extra: str, launcher: tuple[str, ...] 
 
 
 def finish(process: subprocess.Popen, timeout: float = 120) -> str:
-    output, _ = process.communicate(timeout=timeout)
+    """The run's output once it ends; a run still going after ``timeout`` is killed and its output shown."""
+    try:
+        output, _ = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        output, _ = process.communicate()
+        raise AssertionError(f"still running after {timeout:.0f} s; its output:\n{output}") from None
     assert process.returncode == 0, output
     return output
 
