@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 import os
 import random
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -72,15 +73,26 @@ def init_distributed(device_name: str = "auto") -> Distributed:
 
 
 def attempt_store(context: Distributed) -> torch_dist.Store | None:
-    """The torchrun agent's key-value store under a prefix of this restart attempt; None outside torchrun.
+    """On one node, the torchrun agent's key-value store under a prefix of this restart attempt; else None.
 
-    Under torchrun (``TORCHELASTIC_USE_AGENT_STORE``) every attempt's workers meet in the agent's one store, which
-    lives as long as the job, but torch's ``env://`` handler adds no per-attempt prefix. After an elastic restart
-    the process group's keys of the killed attempt are still there, so a restarted rank can read rank 0's old gloo
-    address and fail with "connection refused" (seen in about 1 of 2 restarts on two nodes). A prefix per
-    ``TORCHELASTIC_RESTART_COUNT`` keeps each attempt's keys apart.
+    Under torchrun (``TORCHELASTIC_USE_AGENT_STORE``) the workers of every attempt meet in the agent's one store,
+    which lives as long as the job, and torch's ``env://`` handler adds no per-attempt prefix: after an elastic
+    restart the killed attempt's process-group keys are still there, and a restarted rank can read rank 0's old
+    gloo address and fail with "connection refused" (1 restart in 2 here). With one agent every worker has the same
+    ``TORCHELASTIC_RESTART_COUNT``, so a prefix per count keeps the attempts apart. Across nodes the counts differ
+    (an agent whose workers were healthy restarts them without counting), so there the fix is torchrun's own:
+    ``TORCH_DISABLE_SHARE_RDZV_TCP_STORE=1`` in its environment gives every attempt a fresh store (README).
     """
     if os.environ.get("TORCHELASTIC_USE_AGENT_STORE") != "True":
+        return None
+    if int(os.environ.get("GROUP_WORLD_SIZE", "1")) > 1:
+        if context.is_main:
+            warnings.warn(
+                "torchrun shares its rendezvous store with the workers: an elastic restart across nodes can hang on "
+                "the killed attempt's keys; set TORCH_DISABLE_SHARE_RDZV_TCP_STORE=1 for torchrun (README: "
+                "Multi-node pretraining)",
+                stacklevel=2,
+            )
         return None
     store = torch_dist.TCPStore(
         os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]), context.world_size, is_master=False,

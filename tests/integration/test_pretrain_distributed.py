@@ -76,8 +76,8 @@ def after_resume(rows: list[dict]) -> list[dict]:
 def test_two_nodes_through_c10d_match_one_process_and_survive_a_killed_worker(tmp_path, tokenizer_file):
     single_dir = work_dir(tmp_path, "single", tokenizer_file)
     nodes = [work_dir(tmp_path, f"node{n}", tokenizer_file) for n in (0, 1)]
-    # One restart, for the killed worker: the restarted ranks meet under their attempt's prefix of the agent's store
-    # (electra_model.training.attempt_store), so none reads the killed attempt's gloo address.
+    # One restart, for the killed worker. TORCH_DISABLE_SHARE_RDZV_TCP_STORE gives each attempt a fresh store, so
+    # no restarted rank reads the killed attempt's gloo address (electra_model.training.attempt_store).
     rendezvous = (
         "--nnodes", "2", "--nproc-per-node", "1", "--rdzv-backend", "c10d",
         "--rdzv-endpoint", f"127.0.0.1:{free_port()}", "--rdzv-id", "multinode-test", "--max-restarts", "1",
@@ -85,7 +85,8 @@ def test_two_nodes_through_c10d_match_one_process_and_survive_a_killed_worker(tm
     # Global batch 8: one process x 2 micro-batches, or two nodes x one rank x 1.
     single = start(single_dir, "run", "--accum", "2", "--steps", "15")
     agents = [
-        start(node, "run", "--accum", "1", "--steps", "15", "--stall-at", "10", launcher=(*TORCHRUN, *rendezvous))
+        start(node, "run", "--accum", "1", "--steps", "15", "--stall-at", "10", launcher=(*TORCHRUN, *rendezvous),
+              env={"TORCH_DISABLE_SHARE_RDZV_TCP_STORE": "1"})
         for node in nodes
     ]
     kill_a_worker_when_stalled(nodes, "run", agents)

@@ -83,8 +83,9 @@ def work_dir(tmp_path_factory) -> Path:
     return root
 
 
-def start(work_dir: Path, run_name: str, *extra: str, launcher: tuple[str, ...] = ()) -> subprocess.Popen:
-    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+def start(work_dir: Path, run_name: str, *extra: str, launcher: tuple[str, ...] = (),
+          env: dict[str, str] | None = None) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", **(env or {})}
     command = [*(launcher or (sys.executable,)), str(WORKER), str(work_dir), run_name, *extra]
     return subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 

@@ -36,3 +36,12 @@ def test_each_restart_attempt_reads_only_its_own_keys(monkeypatch: pytest.Monkey
     assert not restarted.check(["rank_0"])  # the killed attempt's key is not seen: the new rank 0 is waited for
     restarted.set("rank_0", "new address")
     assert restarted.get("rank_0") == b"new address" and agent.get("/electra/attempt_0/rank_0") == b"old address"
+
+
+def test_across_nodes_the_restart_counts_differ_so_torchrun_must_give_each_attempt_a_store(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("TORCHELASTIC_USE_AGENT_STORE", "True")
+    monkeypatch.setenv("GROUP_WORLD_SIZE", "2")
+    with pytest.warns(UserWarning, match="TORCH_DISABLE_SHARE_RDZV_TCP_STORE=1"):
+        assert attempt_store(Distributed(0, 2, 0)) is None
