@@ -155,8 +155,8 @@ def variants(record: CardRecord) -> str:
     lines = [
         "## Exported variants (ONNX): size, latency, cost",
         "",
-        f"Served on CPU: `{meta['cpu_variant']}`; on a GPU: `{meta['gpu_variant']}`. Latency is one text at a time "
-        "(batch 1) on the machine that ran the export stage.",
+        f"Served on CPU: `{meta['cpu_variant']}`; on a GPU: `{meta['gpu_variant']}`. Latency is of one text at a "
+        "time, on the machine that ran the export stage.",
         "",
         table(("variant", "bytes", "latency ms (mean)", "latency ms (p95)", f"valid {metric}",
                f"{export.get('report_split', 'test')} {metric}"), rows),
@@ -167,7 +167,7 @@ def variants(record: CardRecord) -> str:
         speedup = fp32["latency_ms_b1"] / int8["latency_ms_b1"]
         delta = (f"{report['int8'][metric] - report['fp32'][metric]:+.4f} {metric} on "
                  f"{export.get('report_split', 'test')}" if "int8" in report and "fp32" in report else "")
-        lines += ["", f"int8 against fp32: {ratio:.2f}x smaller, {speedup:.2f}x faster at batch 1, "
+        lines += ["", f"int8 against fp32: {ratio:.2f} times smaller, {speedup:.2f} times faster on one text, "
                       f"{int8[metric] - fp32[metric]:+.4f} {metric} on valid" + (f", {delta}" if delta else "") + "."]
     return "\n".join(lines)
 
@@ -250,4 +250,4 @@ def render_card(record: CardRecord, task: TaskCard) -> str:
 
 def card_body(card: str) -> str:
     """The Markdown of a rendered card without its metadata block (the registry's description)."""
-    return ModelCard(card).text
+    return ModelCard(card).text.lstrip("\n")
