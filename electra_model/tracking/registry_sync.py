@@ -50,6 +50,7 @@ def reconcile(
         version = client.get_model_version(name, registration["version"])
         if card is not None and Path(card).is_file():
             publish_card(client, version, Path(card).read_text(encoding="utf-8"))
+            version = client.get_model_version(name, version.version)
     holder = alias_holder(client, name, export.alias)
     return {
         "name": name,
