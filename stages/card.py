@@ -1,12 +1,13 @@
 """DVC stage `card`: the model card of the exported, registered model, generated from what the pipeline recorded.
 
-It reads the stages' metrics files, the data hashes in ``dvc.lock`` (beside dvc.yaml, in the project root), the exported ``model_meta.json``, the
-evaluate stage's reports and the MLflow runs of the stages, and writes the card (Markdown with the metadata block
-the Hugging Face hub reads; ``card.language`` and ``card.license`` in params.yaml are the two facts no stage
-records) three ways: as ``README.md`` of a hub-ready copy of the fine-tuned checkpoint (the ``--out`` folder), as
-the registered model version's description, and as ``README.md`` among that version's artifacts. The version is the
-one registered from the very bytes of ``--onnx`` (its ``onnx_digest`` tag); when the registry lacks it (a lost
-store), the Prefect flow's registry sync registers it and publishes this card then. Run with ``dvc repro card``.
+It reads the stages' metrics files, the data hashes in ``dvc.lock`` (beside dvc.yaml, in the project root), the
+exported ``model_meta.json``, the evaluate stage's reports and the MLflow runs of the stages, and writes the card
+(Markdown with the metadata block the Hugging Face hub reads; ``card.language`` and ``card.license`` in params.yaml
+are the two facts no stage records) three ways: as ``README.md`` of a hub-ready copy of the fine-tuned checkpoint
+(the ``--out`` folder), as the registered model version's description, and as ``README.md`` among that version's
+artifacts. The version is the one registered from the very bytes of ``--onnx`` (its ``onnx_digest`` tag); when the
+registry lacks it (a lost store), the Prefect flow's registry sync registers it and publishes this card then.
+Run with ``dvc repro card``.
 """
 
 from __future__ import annotations

@@ -95,7 +95,8 @@ def main(argv: list[str] | None = None) -> None:
     logged = stage_params(params, "pretrain")
     with stage_run("pretrain", params.tracking, logged) if context.is_main else contextlib.nullcontext():
         if context.is_main:  # what the model card says it ran on
-            mlflow.set_tag(DEVICE_TAG, device_description(rank_device(params.pretrain.device, context), context.world_size))
+            device = rank_device(params.pretrain.device, context)
+            mlflow.set_tag(DEVICE_TAG, device_description(device, context.world_size))
         curves = CurveRecorder()
 
         def on_log(step: int, metrics: dict[str, float]) -> None:

@@ -19,7 +19,6 @@ from mlflow.tracking import MlflowClient
 
 from electra_model.errors import ElectraError
 from electra_model.io import read_json
-from electra_model.tracking.runs import DEVICE_TAG
 
 STAGES = ("download", "pretrain", "finetune", "evaluate", "export")
 DATA_STAGE = "download"

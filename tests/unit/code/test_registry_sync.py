@@ -49,7 +49,8 @@ def test_found_when_registered_and_registered_again_when_lost(
     again = reconcile(onnx, metrics, EXPORT, card)
     assert (again["version"], again["registered_now"], again["decision"], again["alias_version"]) == (1, True, "promoted", 1)
     client = MlflowClient()  # the card stage's card goes with the version registered now
-    assert again["card"] is True and client.get_model_version("electra-ner", "1").description == "# electra-ner\n\nrecorded figures\n"
+    assert again["card"] is True
+    assert client.get_model_version("electra-ner", "1").description == "# electra-ner\n\nrecorded figures\n"
     artifacts = Path(client.get_model_version_download_uri("electra-ner", "1").removeprefix("file://"))
     assert (artifacts / "README.md").read_text(encoding="utf-8") == card.read_text(encoding="utf-8")
     assert reconcile(onnx, metrics, EXPORT)["registered_now"] is False
