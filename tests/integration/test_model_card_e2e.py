@@ -6,17 +6,18 @@ from __future__ import annotations
 
 import pytest
 from huggingface_hub import ModelCard
+from mlflow.tracking import MlflowClient
 
 from tests.integration.card_checks import check_card, table_row
 from tests.integration.project import DemoRun
-from tests.integration.test_pipeline_e2e import mlflow_client
 
 pytestmark = pytest.mark.e2e
 
 
 def test_the_demo_runs_card_is_what_the_run_recorded(demo_run: DemoRun) -> None:
     project = demo_run.project
-    card = check_card(project, mlflow_client(project), "electra-ner")
+    client = MlflowClient(f"sqlite:///{project.root / 'mlflow.db'}")  # the run's own store (no MLFLOW_TRACKING_URI)
+    card = check_card(project, client, "electra-ner")
     evaluation = project.metrics("evaluate")
     entity, raw = evaluation["entity"], evaluation["raw_text_entity"]
     for kind in [key for key in entity if key != "macro"]:
