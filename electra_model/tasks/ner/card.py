@@ -46,7 +46,7 @@ def failure_modes(reports: Path) -> tuple[str, ...]:
     lines = []
     for category, meaning in OUTCOMES.items():
         common = analysis["most_common"].get(category, [])[:CONFUSIONS_SHOWN]
-        examples = "; ".join(f"{entry['entity']} ({entry['count']} times)" for entry in common) or "none listed"
+        examples = "; ".join(f"{entry['entity']} ({entry['count']} {'time' if entry['count'] == 1 else 'times'})" for entry in common) or "none listed"
         lines.append(f"{category.replace('_', ' + ')} ({meaning}): {analysis['counts'][category]} entities; "
                      f"most often {examples}")
     return tuple(lines)
