@@ -113,6 +113,13 @@ def rank_device(device_name: str, context: Distributed) -> torch.device:
     return torch.device("cuda", context.local_rank) if device.type == "cuda" else device
 
 
+def device_description(device: torch.device, world_size: int = 1) -> str:
+    """What a stage ran on, as its MLflow run's ``compute.device`` tag says it (the model card reads it): the GPU's
+    name or ``cpu``, and how many processes when there were several."""
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
+    return name if world_size == 1 else f"{world_size} x {name}"
+
+
 def all_reduce_sum(tensor: torch.Tensor, context: Distributed) -> torch.Tensor:
     """Sum ``tensor`` over all ranks in place (a no-op in a single process)."""
     if context.world_size > 1:
