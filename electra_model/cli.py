@@ -41,6 +41,7 @@ from electra_model.client.ner import DEFAULT_MODEL
 from electra_model.client.spec import ClientSpec
 from electra_model.client.store import refuse_credentials, resolve_tracking_uri
 from electra_model.search.command import add_tune
+from electra_model.annotate.command import add_annotate
 
 Subcommands: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"  # what add_subparsers returns
 
@@ -199,7 +200,7 @@ def add_score(subcommands: Subcommands) -> None:
     parser.set_defaults(handler=run_score)
 
 
-SUBCOMMANDS: list[Callable[[Subcommands], None]] = [add_predict, add_score, add_tune]
+SUBCOMMANDS: list[Callable[[Subcommands], None]] = [add_predict, add_score, add_tune, add_annotate]
 
 
 def build_parser() -> argparse.ArgumentParser:

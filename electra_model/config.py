@@ -539,6 +539,23 @@ class TrackingParams(Section):
         return uri
 
 
+# ---------------------------------------------------------------------------------------------- annotate
+class AnnotateParams(Section):
+    """Where ``electra annotate`` finds Label Studio and puts what it pulls (README, "Labelling your own data").
+
+    ``url`` is the server's address (``make label-studio`` serves it; its API token is read from
+    ``LABEL_STUDIO_API_KEY`` or the ``api-token`` file in ``data_dir``, never from here: params.yaml is committed);
+    ``project`` the Label Studio project's title (null: the task's registered model name, e.g. ``electra-ner``);
+    ``out`` the folder ``pull`` writes as a DVC-tracked dataset; ``data_dir`` the server's own database and uploads
+    (inside the project, ignored by git)."""
+
+    url: Annotated[str, Field(pattern=r"^https?://[^/@\s]+/?$")]
+    project: Annotated[str, Field(min_length=1)] | None
+    out: Annotated[str, Field(min_length=1)]
+    data_dir: Annotated[str, Field(min_length=1)]
+    timeout_s: PositiveFloat
+
+
 # -------------------------------------------------------------------------------------------------- tune
 class SearchDimension(Section):
     """One searched params.yaml key: a range (``low``..``high``, ``log`` spacing, an optional ``step``) or a list of
@@ -628,6 +645,7 @@ class Params(Section):
     export: ExportParams
     card: CardParams
     tracking: TrackingParams
+    annotate: AnnotateParams
     tune: TuneParams
     ner: NerParams
     classification: ClassificationParams
@@ -775,6 +793,20 @@ class TrackingOnly(Section):
     """The ``tracking`` section alone, so that its errors carry the same ``tracking.`` keys as a full load."""
 
     tracking: TrackingParams
+
+
+class AnnotateOnly(Section):
+    """The ``annotate`` section alone, so that its errors carry the same ``annotate.`` keys as a full load."""
+
+    annotate: AnnotateParams
+
+
+def load_annotate_params(path: Path | str = "params.yaml") -> AnnotateParams:
+    """Only the ``annotate`` section: talking to Label Studio needs nothing else, as reading the registry needs only
+    ``tracking`` (:func:`load_tracking_params`)."""
+    raw = read_params_file(path)
+    only = {key: value for key, value in raw.items() if key == "annotate"} if isinstance(raw, dict) else raw
+    return validate_section(AnnotateOnly, only, str(path)).annotate
 
 
 def load_tracking_params(path: Path | str = "params.yaml") -> TrackingParams:
