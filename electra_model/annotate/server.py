@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import os
 import secrets
+import shutil
 import socket
 import subprocess
 import time
@@ -28,6 +29,7 @@ from electra_model.errors import ElectraError, exit_on_user_error
 VENV = Path(".venv-label-studio")
 USERNAME = "electra@localhost"
 PASSWORD_FILE = "password"
+DATABASE = "label_studio.sqlite3"  # in data_dir; `make label-studio-env` migrates an empty one beside the venv
 
 
 def secret(data_dir: Path, name: str) -> str:
@@ -70,7 +72,8 @@ def host_and_port(url: str) -> tuple[str, int]:
 
 def start(venv: Path, data_dir: Path, url: str, log: Path) -> subprocess.Popen[bytes]:
     """Start Label Studio from ``venv`` serving ``url``, its output in ``log``; refused if the port is taken
-    (Label Studio would quietly move to another port)."""
+    (Label Studio would quietly move to another port). A new ``data_dir`` starts from the empty database
+    ``make label-studio-env`` migrated, if there is one."""
     binary = venv / "bin" / "label-studio"
     if not binary.is_file():
         raise ElectraError(f"{binary} not found; build Label Studio's environment with `{START_COMMAND}`")
@@ -78,6 +81,9 @@ def start(venv: Path, data_dir: Path, url: str, log: Path) -> subprocess.Popen[b
     with socket.socket() as probe:
         if probe.connect_ex((host, port)) == 0:
             raise ElectraError(f"{url}: the port is taken (Label Studio already running?); stop it or change annotate.url")
+    database, migrated = data_dir / DATABASE, venv / "migrated" / DATABASE
+    if not database.exists() and migrated.is_file():
+        shutil.copyfile(migrated, database)
     environment = server_environment(data_dir)
     command = [str(binary), "start", "--no-browser", "--internal-host", host, "--port", str(port),
                "--enable-legacy-api-token"]
