@@ -5,6 +5,8 @@
     electra predict --model models:/electra-ner/3 "..."  # or models:/NAME@ALIAS, or an exported dir (models/onnx)
     electra score predictions.txt                      # conlleval's report of a 'word ... gold guess' file
     electra score guesses.txt --gold test.txt          # or of a guesses file against the gold CoNLL file
+    electra annotate push --texts notes.txt            # Label Studio: texts with the champion's pre-annotations
+    electra annotate pull                              # ... and the finished annotations back as task data
 
 ``--file`` takes one text per non-empty line, the natural unit of notes and logs (offsets index that line); join a
 document onto one line to have it tagged as one text. The registry is read at ``--tracking-uri``, by default
@@ -35,13 +37,13 @@ from pathlib import Path
 from typing import Any, TypeAlias
 
 from electra_model.tasks.ner.conlleval import aligned_rows, count_chunks, file_rows, report
+from electra_model.annotate.command import add_annotate
 from electra_model.errors import ElectraError, exit_on_user_error
 from electra_model.client.loader import load_served
 from electra_model.client.ner import DEFAULT_MODEL
 from electra_model.client.spec import ClientSpec
 from electra_model.client.store import refuse_credentials, resolve_tracking_uri
 from electra_model.search.command import add_tune
-from electra_model.annotate.command import add_annotate
 
 Subcommands: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"  # what add_subparsers returns
 

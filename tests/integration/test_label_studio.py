@@ -37,11 +37,11 @@ PUSHED = 150  # demo training sentences pushed and annotated: enough for every e
 
 @pytest.fixture(scope="module")
 def label_studio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabelStudio]:
-    """Label Studio from its own environment on a free loopback port, with a fresh database."""
-    if not (VENV / ".installed").is_file():
-        built = subprocess.run(["make", "label-studio-env"], cwd=REPO, capture_output=True, text=True)
-        if built.returncode != 0:
-            pytest.skip(f"Label Studio's environment could not be built (`make label-studio-env`): {built.stderr[-300:]}")
+    """Label Studio from its own environment (built here if `make test` did not) on a free loopback port, with a
+    fresh copy of the migrated empty database."""
+    built = subprocess.run(["make", "label-studio-env"], cwd=REPO, capture_output=True, text=True)
+    if built.returncode != 0:
+        pytest.skip(f"Label Studio's environment could not be built (`make label-studio-env`): {built.stderr[-300:]}")
     with socket.socket() as free:
         free.bind(("127.0.0.1", 0))
         url = f"http://127.0.0.1:{free.getsockname()[1]}"
