@@ -15,8 +15,10 @@ import argparse
 import os
 import secrets
 import shutil
+import signal
 import socket
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.parse
@@ -122,6 +124,7 @@ def main() -> int:
     log = data_dir / "server.log"
     data_dir.mkdir(parents=True, exist_ok=True)
     process = start(args.venv, data_dir, annotate.url, log)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # a stop from a process manager stops the server too
     try:
         wait_until_up(annotate.url, process, 600, log)
         print(f"Label Studio at {annotate.url} (log: {log})\n  sign in as {USERNAME}, password in "
