@@ -10,6 +10,9 @@ scored by entity F1 on the VALID split; test is never read::
 
     python benchmarks/active_learning.py --out /tmp/active_learning
 
+Each seed's runs are kept in ``--out/rows-seedN.json`` and read back instead of re-run, so seeds may run as separate
+processes (``--seeds 3`` beside ``--seeds 1 2``) and a last call with all seeds writes the table.
+
 CPU budget (2 shared cores, one thread): the model is a small ELECTRA initialised at random (no pretrained
 checkpoint is available offline; ``--hidden`` etc.), with a WordPiece vocabulary trained on the pool's own words,
 and the pool is ``--pool`` sentences drawn from train. Written: ``benchmarks/active_learning.csv`` (every run),
@@ -138,6 +141,18 @@ def run_seed(args, init_dir, pool, valid, seed) -> list[dict]:
     return rows
 
 
+def seed_rows(args, init_dir, pool, valid, seed) -> list[dict]:
+    """One seed's runs, read back from ``--out`` when an earlier invocation finished that seed: seeds can then run
+    as separate processes (``--seeds 3`` beside ``--seeds 1 2``) and one last call with every seed writes the table."""
+    saved = args.out / f"rows-seed{seed}.json"
+    if saved.is_file():
+        return json.loads(saved.read_text(encoding="utf-8"))
+    rows = run_seed(args, init_dir, pool, valid, seed)
+    with atomic_file(saved) as handle:
+        json.dump(rows, handle, indent=1)
+    return rows
+
+
 def summarize(rows: Sequence[dict], sizes: Sequence[int]) -> list[dict]:
     """Mean and standard deviation of valid F1 (and tokens labelled) per size and arm."""
     summary = []
@@ -170,7 +185,7 @@ def main() -> None:
     pool = random.Random(args.pool_seed).sample(train, args.pool)
     init_dir = tiny_model_dir(args, pool)
     started = time.perf_counter()
-    rows = [row for seed in args.seeds for row in run_seed(args, init_dir, pool, valid, seed)]
+    rows = [row for seed in args.seeds for row in seed_rows(args, init_dir, pool, valid, seed)]
     summary = summarize(rows, args.sizes)
     write_csv(args.results / "active_learning.csv", rows)
     write_csv(args.results / "active_learning_curve.csv", summary)
