@@ -101,7 +101,8 @@ def train_and_score(args, init_dir, labelled, valid, seed, save_to: Path | None)
 
 def uncertain_next(args, model_dir: Path, pool: Sequence[Sentence], chosen: list[int], count: int) -> list[int]:
     """Export the model and pick the ``count`` unlabelled pool sentences the torch-free client is least sure of."""
-    onnx_dir = export_onnx(model_dir, model_dir.with_suffix(".onnx"), 17, 128, load_section("export", PARAMS_FILE).limits)
+    export = load_section("export", PARAMS_FILE)
+    onnx_dir = export_onnx(model_dir, model_dir.with_suffix(".onnx"), export.opset, 128, export.limits)
     predictor = NerPredictor.from_dir(onnx_dir, providers=["CPUExecutionProvider"], variant="fp32", threads=1)
     taken = set(chosen)
     rest = [index for index in range(len(pool)) if index not in taken]

@@ -203,7 +203,8 @@ class NerPredictor(FromUri):
 
     def sentence_log_probs(self, sentences: Sequence[Sequence[str]]) -> list[np.ndarray]:
         """Each sentence's per-word label log-probabilities ``(words, labels)``, the scores :meth:`decode` decodes
-        (with :attr:`chain` for a CRF head): what an uncertainty measure reads (:mod:`electra_model.client.uncertainty`)."""
+        (with :attr:`chain` for a CRF head): what an uncertainty measure reads
+        (:mod:`electra_model.client.uncertainty`)."""
         windows, window_scores = self._window_scores(sentences)
         return merge_word_scores(windows, window_scores, [len(words) for words in sentences])
 

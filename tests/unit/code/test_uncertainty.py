@@ -65,7 +65,8 @@ def test_a_per_word_shift_of_the_scores_changes_no_marginal() -> None:
     emissions, chain = random_crf(3)
     shifted = emissions - np.array([[5.0], [-2.0], [0.3]])
     scheme = TagScheme.iob2(LABELS)
-    np.testing.assert_allclose(forward_backward(shifted, scheme, chain)[0], forward_backward(emissions, scheme, chain)[0])
+    expected, _ = forward_backward(emissions, scheme, chain)
+    np.testing.assert_allclose(forward_backward(shifted, scheme, chain)[0], expected)
 
 
 def test_without_a_chain_the_sequence_measure_is_one_minus_the_product_of_word_maxima() -> None:
