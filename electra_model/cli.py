@@ -206,8 +206,7 @@ def add_score(subcommands: Subcommands) -> None:
 
 
 def run_select(args: argparse.Namespace) -> int:
-    if args.k < 1:
-        check_k(args.k, 0, args.pool)
+    check_k(args.k, None, args.pool)
     pool = read_pool(args.pool)
     check_k(args.k, len(pool), args.pool)
     quiet_downloads_off_terminal()

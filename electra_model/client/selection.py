@@ -48,13 +48,15 @@ def read_pool(path: Path) -> list[PoolText]:
     try:
         raw = path.read_bytes()
     except OSError as error:
-        raise ElectraError(f"{path}: cannot read the pool ({error.strerror}); pass a text file, one text per line")
-    lines = raw.split(b"\n")
+        raise ElectraError(
+            f"{path}: cannot read the pool ({error.strerror}); pass a text file, one text per line"
+        ) from None
+    lines = raw.removeprefix(b"\xef\xbb\xbf").split(b"\n")  # a byte-order mark is not text
     pool: list[PoolText] = []
     jsonl: bool | None = None
     for number, line in enumerate(lines, start=1):
         try:
-            text = line.decode("utf-8").removeprefix("\ufeff" if number == 1 else "").rstrip("\r")
+            text = line.decode("utf-8").rstrip("\r")
         except UnicodeDecodeError as error:
             raise ElectraError(
                 f"{path}, line {number}: not UTF-8 text (byte {error.start + 1} of the line); convert it to UTF-8"
@@ -73,17 +75,20 @@ def _jsonl_text(line: str, path: Path, number: int) -> str:
     try:
         row = json.loads(line)
     except json.JSONDecodeError as error:
-        raise ElectraError(f"{path}, line {number}: not a JSON object ({error.msg}); the file is JSONL from line 1")
+        raise ElectraError(
+            f"{path}, line {number}: not a JSON object ({error.msg}); the file is JSONL from its first line on"
+        ) from None
     if not isinstance(row, dict) or not isinstance(row.get("text"), str):
         raise ElectraError(f"{path}, line {number}: a JSONL line needs a string \"text\" field")
     return row["text"]
 
 
-def check_k(k: int, pool_size: int, path: Path) -> None:
-    """``k`` must be a batch the pool can fill."""
+def check_k(k: int, pool_size: int | None, path: Path) -> None:
+    """``k`` must be a batch the pool can fill (``pool_size`` ``None``: not read yet, so only ``k >= 1`` is checked,
+    before a bad ``--k`` costs a read of a large pool)."""
     if k < 1:
         raise ElectraError(f"--k {k}: choose at least 1 text")
-    if k > pool_size:
+    if pool_size is not None and k > pool_size:
         raise ElectraError(f"--k {k}: {path} holds only {pool_size} texts; lower --k or add texts to the pool")
 
 
