@@ -10,8 +10,8 @@ scored by entity F1 on the VALID split; test is never read::
 
     python benchmarks/active_learning.py --out /tmp/active_learning
 
-Each seed's runs are kept in ``--out/rows-seedN.json`` and read back instead of re-run, so seeds may run as separate
-processes (``--seeds 3`` beside ``--seeds 1 2``) and a last call with all seeds writes the table.
+Each finished run is kept in ``--out/rows-seedN.jsonl`` and not run again, so seeds may run as separate processes
+(``--seeds 3`` beside ``--seeds 1 2``), an interrupted run resumes, and ``--summarize`` writes the table from them.
 
 CPU budget (2 shared cores, one thread): the model is a small ELECTRA initialised at random (no pretrained
 checkpoint is available offline; ``--hidden`` etc.), with a WordPiece vocabulary trained on the pool's own words,
@@ -65,12 +65,15 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--layers", type=int, default=2)
     parser.add_argument("--vocab", type=int, default=8000)
     parser.add_argument("--results", type=Path, default=ROOT / "benchmarks")
+    parser.add_argument("--summarize", action="store_true", help="write the table from --out's rows, run nothing")
     return parser.parse_args()
 
 
 def tiny_model_dir(args: argparse.Namespace, pool: Sequence[Sentence]) -> Path:
     """A config and tokenizer for ``finetune.init: random``: the shape the fine-tunes start from at random."""
     folder = args.out / "init"
+    if (folder / "config.json").is_file():  # made by an earlier run or a seed's process beside this one
+        return folder
     folder.mkdir(parents=True, exist_ok=True)
     tokenizer = train_wordpiece((" ".join(s.tokens) for s in pool), args.vocab, 2, lowercase=False)
     as_transformers_tokenizer(tokenizer, 128).save_pretrained(folder)
@@ -111,60 +114,84 @@ def uncertain_next(args, model_dir: Path, pool: Sequence[Sentence], chosen: list
     return [rest[row] for row in order[:count]]
 
 
-def run_seed(args, init_dir, pool, valid, seed) -> list[dict]:
-    """Both arms for one seed, sharing the seed set (and so the first model)."""
+def rows_file(args: argparse.Namespace, seed: int) -> Path:
+    return args.out / f"rows-seed{seed}.jsonl"
+
+
+def read_rows(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()] if path.is_file() else []
+
+
+def run_seed(args, init_dir, pool, valid, seed) -> None:
+    """Both arms for one seed, sharing the seed set (and so the first model). Each finished run is appended to
+    ``--out/rows-seedN.jsonl`` (an uncertainty run with the sentences it labelled), and a run found there, with its
+    saved model where the next selection needs one, is not run again: seeds can run as separate processes, an
+    interrupted seed resumes, and ``--summarize`` writes the table from what is there. The runs the goal compares
+    come first: the uncertainty rounds below the largest size, then random at the largest size."""
+    path = rows_file(args, seed)
+    done = {(row["arm"], row["sentences"]): row for row in read_rows(path)}
     order = random.Random(seed).sample(range(len(pool)), len(pool))
-    first, rows = args.sizes[0], []
+    sizes = args.sizes
 
     def record(arm: str, chosen: Sequence[int], f1: float, started: float) -> None:
-        tokens = sum(len(pool[index].tokens) for index in chosen)
-        rows.append({"arm": arm, "seed": seed, "sentences": len(chosen), "tokens": tokens, "valid_f1": round(f1, 4),
-                     "wall_s": round(time.perf_counter() - started, 1)})
-        print(json.dumps(rows[-1]), flush=True)
+        row = {"arm": arm, "seed": seed, "sentences": len(chosen), "tokens": sum(len(pool[i].tokens) for i in chosen),
+               "valid_f1": round(f1, 4), "wall_s": round(time.perf_counter() - started, 1)}
+        print(json.dumps(row), flush=True)
+        done[(arm, len(chosen))] = {**row, **({"chosen": list(chosen)} if arm == "uncertainty" else {})}
+        with path.open("a", encoding="utf-8") as handle:
+            handle.write(json.dumps(done[(arm, len(chosen))]) + "\n")
 
-    started = time.perf_counter()
-    chosen = order[:first]
-    saved = args.out / f"seed{seed}-uncertainty-{first}"
-    f1 = train_and_score(args, init_dir, [pool[i] for i in chosen], valid, seed, saved)
-    for arm in ARMS:
-        record(arm, chosen, f1, started)
-    for size in args.sizes[1:]:
+    def model_dir(size: int) -> Path:
+        return args.out / f"seed{seed}-uncertainty-{size}"
+
+    def finished(arm: str, size: int, needs_model: bool) -> bool:
+        return (arm, size) in done and (not needs_model or model_dir(size).is_dir())
+
+    chosen = order[: sizes[0]]
+    if not finished("uncertainty", sizes[0], needs_model=True):
         started = time.perf_counter()
-        record("random", order[:size], train_and_score(args, init_dir, [pool[i] for i in order[:size]], valid, seed,
-                                                       None), started)
-    for size in args.sizes[1:]:
+        f1 = train_and_score(args, init_dir, [pool[i] for i in chosen], valid, seed, model_dir(sizes[0]))
+        for arm in ARMS:
+            record(arm, chosen, f1, started)
+
+    def uncertainty_round(previous: int, size: int, keep_model: bool) -> None:
+        nonlocal chosen
+        if finished("uncertainty", size, needs_model=keep_model):
+            chosen = done[("uncertainty", size)]["chosen"]
+            return
         started = time.perf_counter()
-        chosen = chosen + uncertain_next(args, saved, pool, chosen, size - len(chosen))
-        saved = args.out / f"seed{seed}-uncertainty-{size}"
-        last = size == args.sizes[-1]
-        f1 = train_and_score(args, init_dir, [pool[i] for i in chosen], valid, seed, None if last else saved)
+        chosen = chosen + uncertain_next(args, model_dir(previous), pool, chosen, size - len(chosen))
+        f1 = train_and_score(args, init_dir, [pool[i] for i in chosen], valid, seed,
+                             model_dir(size) if keep_model else None)
         record("uncertainty", chosen, f1, started)
-    return rows
 
+    def random_round(size: int) -> None:
+        if not finished("random", size, needs_model=False):
+            started = time.perf_counter()
+            record("random", order[:size], train_and_score(args, init_dir, [pool[i] for i in order[:size]], valid,
+                                                           seed, None), started)
 
-def seed_rows(args, init_dir, pool, valid, seed) -> list[dict]:
-    """One seed's runs, read back from ``--out`` when an earlier invocation finished that seed: seeds can then run
-    as separate processes (``--seeds 3`` beside ``--seeds 1 2``) and one last call with every seed writes the table."""
-    saved = args.out / f"rows-seed{seed}.json"
-    if saved.is_file():
-        return json.loads(saved.read_text(encoding="utf-8"))
-    rows = run_seed(args, init_dir, pool, valid, seed)
-    with atomic_file(saved) as handle:
-        json.dump(rows, handle, indent=1)
-    return rows
+    for previous, size in zip(sizes[:-1], sizes[1:-1]):
+        uncertainty_round(previous, size, keep_model=True)
+    random_round(sizes[-1])
+    for size in sizes[1:-1]:
+        random_round(size)
+    uncertainty_round(sizes[-2], sizes[-1], keep_model=False)
 
 
 def summarize(rows: Sequence[dict], sizes: Sequence[int]) -> list[dict]:
-    """Mean and standard deviation of valid F1 (and tokens labelled) per size and arm."""
+    """Mean and standard deviation of valid F1 (and tokens labelled) per size and arm, with the number of seeds
+    each cell holds (a cell an interrupted run did not reach is empty, not guessed)."""
     summary = []
     for size in sizes:
-        row = {"sentences": size}
+        row: dict = {"sentences": size}
         for arm in ARMS:
             runs = [r for r in rows if r["arm"] == arm and r["sentences"] == size]
             f1s = [r["valid_f1"] for r in runs]
-            row[f"{arm}_f1"] = round(statistics.mean(f1s), 4)
-            row[f"{arm}_f1_std"] = round(statistics.stdev(f1s) if len(f1s) > 1 else 0.0, 4)
-            row[f"{arm}_tokens"] = round(statistics.mean(r["tokens"] for r in runs))
+            row[f"{arm}_f1"] = round(statistics.mean(f1s), 4) if f1s else ""
+            row[f"{arm}_f1_std"] = round(statistics.stdev(f1s), 4) if len(f1s) > 1 else ""
+            row[f"{arm}_tokens"] = round(statistics.mean(r["tokens"] for r in runs)) if runs else ""
+            row[f"{arm}_seeds"] = len(runs)
         summary.append(row)
     return summary
 
@@ -186,18 +213,29 @@ def main() -> None:
     pool = random.Random(args.pool_seed).sample(train, args.pool)
     init_dir = tiny_model_dir(args, pool)
     started = time.perf_counter()
-    rows = [row for seed in args.seeds for row in seed_rows(args, init_dir, pool, valid, seed)]
+    if not args.summarize:
+        for seed in args.seeds:
+            run_seed(args, init_dir, pool, valid, seed)
+    rows = [{key: value for key, value in row.items() if key != "chosen"}
+            for seed in args.seeds for row in read_rows(rows_file(args, seed))]
     summary = summarize(rows, args.sizes)
     write_csv(args.results / "active_learning.csv", rows)
     write_csv(args.results / "active_learning_curve.csv", summary)
     print(f"wall {time.perf_counter() - started:.0f} s; pool {len(pool)}, valid {len(valid)} sentences")
-    print("| labelled sentences | random F1 | uncertainty F1 | random tokens | uncertainty tokens |")
+    print("| labelled sentences | random F1 (seeds) | uncertainty F1 (seeds) | random tokens | uncertainty tokens |")
     print("| ---: | ---: | ---: | ---: | ---: |")
     for row in summary:
-        print(f"| {row['sentences']} | {100 * row['random_f1']:.2f} ± {100 * row['random_f1_std']:.2f} "
-              f"| {100 * row['uncertainty_f1']:.2f} ± {100 * row['uncertainty_f1_std']:.2f} "
-              f"| {row['random_tokens']} | {row['uncertainty_tokens']} |")
+        cells = [cell(row, arm) for arm in ARMS]
+        tokens = f"{row['random_tokens']} | {row['uncertainty_tokens']}"
+        print(f"| {row['sentences']} | {cells[0]} | {cells[1]} | {tokens} |")
 
+
+def cell(row: dict, arm: str) -> str:
+    """``mean ± std (n)`` in F1 points, or ``-`` for a cell no run reached."""
+    if not row[f"{arm}_seeds"]:
+        return "-"
+    spread = f" ± {100 * row[f'{arm}_f1_std']:.2f}" if row[f"{arm}_f1_std"] != "" else ""
+    return f"{100 * row[f'{arm}_f1']:.2f}{spread} ({row[f'{arm}_seeds']})"
 
 if __name__ == "__main__":
     main()
