@@ -5,6 +5,7 @@
     electra predict --model models:/electra-ner/3 "..."  # or models:/NAME@ALIAS, or an exported dir (models/onnx)
     electra score predictions.txt                      # conlleval's report of a 'word ... gold guess' file
     electra score guesses.txt --gold test.txt          # or of a guesses file against the gold CoNLL file
+    electra select --pool unlabelled.txt --k 100 --out batch.jsonl   # the texts the model is least sure of
     electra annotate push --texts notes.txt            # Label Studio: texts with the champion's pre-annotations
     electra annotate pull                              # ... and the finished annotations back as task data
 
@@ -20,6 +21,9 @@ and a ``[N] text`` header per text when there are several); ``--json`` prints ``
 ``--json`` prints ``[{"text", "label", "score", "scores": {label: probability}}]`` (with ``"pair"`` for pairs).
 Text pairs: ``--pair SECOND`` once per TEXT (``electra predict "A man plays." --pair "Someone plays."``), or,
 with ``--file``, a tab between the two texts of a line (every line then needs one).
+``electra select`` ranks a pool of unlabelled texts (one per line, or JSONL with ``"text"``) by the exported
+model's uncertainty, torch-free (:mod:`electra_model.client.selection`), and writes the ``k`` least certain as JSONL
+``{"rank", "line", "text", "score"}`` (``line``: where the text is in the pool; ``score``: higher is less sure).
 A user error prints one line on stderr and exits with status 2.
 
 A subcommand is an ``add_<name>(subcommands)`` function listed in ``SUBCOMMANDS``: it adds its parser and sets
@@ -39,8 +43,10 @@ from typing import Any, TypeAlias
 from electra_model.tasks.ner.conlleval import aligned_rows, count_chunks, file_rows, report
 from electra_model.annotate.command import add_annotate
 from electra_model.errors import ElectraError, exit_on_user_error
+from electra_model.io import atomic_file
 from electra_model.client.loader import load_served
 from electra_model.client.ner import DEFAULT_MODEL
+from electra_model.client.selection import DIVERSITY, SCORERS, check_k, read_pool, select
 from electra_model.client.spec import ClientSpec
 from electra_model.client.store import refuse_credentials, resolve_tracking_uri
 from electra_model.search.command import add_tune
@@ -202,7 +208,53 @@ def add_score(subcommands: Subcommands) -> None:
     parser.set_defaults(handler=run_score)
 
 
-SUBCOMMANDS: list[Callable[[Subcommands], None]] = [add_predict, add_score, add_tune, add_annotate]
+def run_select(args: argparse.Namespace) -> int:
+    check_k(args.k, None, args.pool)
+    pool = read_pool(args.pool)
+    check_k(args.k, len(pool), args.pool)
+    quiet_downloads_off_terminal()
+    from_registry = str(args.model).startswith("models:/")
+    spec, predictor = load_served(args.model, project_tracking_uri(args.tracking_uri) if from_registry else None)
+    chosen = select(spec.kind, predictor, [item.text for item in pool], args.k, args.measure, args.diversity)
+    with atomic_file(args.out) as handle:
+        for rank, (index, score) in enumerate(chosen, start=1):
+            row = {"rank": rank, "line": pool[index].line, "text": pool[index].text, "score": round(score, 6)}
+            handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+    print(f"{args.out}: the {len(chosen)} of {len(pool)} texts {args.model} is least sure of")
+    return 0
+
+
+def add_select(subcommands: Subcommands) -> None:
+    measures = sorted({measure for _, names in SCORERS.values() for measure in names})
+    parser = subcommands.add_parser(
+        "select",
+        help="choose the unlabelled texts worth labelling next",
+        description="Rank a pool of unlabelled texts by the exported model's uncertainty (a token tagger: from its "
+        "CRF's marginals, or the sequence probability without a CRF; a classifier: margin or entropy) and write the "
+        "K least certain, optionally spread out over their sub-tokens (k-center greedy).",
+    )
+    parser.add_argument("--pool", type=Path, required=True, help="one text per line, or JSONL with a \"text\" field")
+    parser.add_argument("--k", type=int, required=True, help="how many texts to choose")
+    parser.add_argument("--out", type=Path, required=True, help="JSONL of the chosen texts with their scores")
+    parser.add_argument(
+        "--model",
+        default=DEFAULT_MODEL,
+        help=f"models:/NAME@ALIAS, models:/NAME/VERSION or an exported directory (default: {DEFAULT_MODEL})",
+    )
+    parser.add_argument(
+        "--measure",
+        choices=measures,
+        help="marginal | sequence for a token tagger (default: marginal with a CRF head, else sequence); "
+        "margin | entropy for a classifier (default: margin)",
+    )
+    parser.add_argument(
+        "--diversity", choices=DIVERSITY, help="spread the batch: k-center greedy among the 4K most uncertain"
+    )
+    parser.add_argument("--tracking-uri", help="MLflow store holding the registry (as for predict)")
+    parser.set_defaults(handler=run_select)
+
+
+SUBCOMMANDS: list[Callable[[Subcommands], None]] = [add_predict, add_score, add_select, add_tune, add_annotate]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -198,12 +198,24 @@ class NerPredictor(FromUri):
 
     def _word_predictions(self, sentences: Sequence[Sequence[str]]) -> list[tuple[list[str], list[float]]]:
         """Tag and probability per word; the windows of all sentences share batches."""
+        windows, window_scores = self._window_scores(sentences)
+        return self.decode(windows, window_scores, [len(words) for words in sentences])
+
+    def sentence_log_probs(self, sentences: Sequence[Sequence[str]]) -> list[np.ndarray]:
+        """Each sentence's per-word label log-probabilities ``(words, labels)``, the scores :meth:`decode` decodes
+        (with :attr:`chain` for a CRF head): what an uncertainty measure reads
+        (:mod:`electra_model.client.uncertainty`)."""
+        windows, window_scores = self._window_scores(sentences)
+        return merge_word_scores(windows, window_scores, [len(words) for words in sentences])
+
+    def _window_scores(self, sentences: Sequence[Sequence[str]]) -> tuple[list[Example], list[np.ndarray]]:
+        """The sentences' windows and each window's per-word log-probabilities; all windows share batches."""
         windows = self.windows(sentences)
         window_scores: list[np.ndarray] = []
         for first in range(0, len(windows), self.batch_size):
             encoded = [window.encoded for window in windows[first : first + self.batch_size]]
             window_scores += word_log_probs(self.logits(encoded), encoded)
-        return self.decode(windows, window_scores, [len(words) for words in sentences])
+        return windows, window_scores
 
     def decode(
         self, windows: Sequence[Example], window_scores: Sequence[np.ndarray], lengths: Sequence[int]
