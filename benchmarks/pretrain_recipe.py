@@ -59,6 +59,7 @@ ARMS: dict[str, dict[str, Any]] = {
     "curriculum": {"short_seq_len": 64, "short_seq_fraction": 0.5},
     "generator_half": {"presets.{preset}.generator_fraction": 0.5},
     "mlm_only": {"objective": "mlm"},
+    "preln": {"backbone": "roberta_prelayernorm"},
     "old_cpu_hour": {"learning_rate": 1e-3, WARMUP_FRACTION: 0.1, "dropout": 0.1, "short_seq_fraction": 0.0},
 }
 """Pretrain keys each arm changes against the preset (``{preset}`` in a key is the preset's name); ``old_cpu_hour`` is
@@ -126,7 +127,7 @@ class Arm:
 
     def evaluate(self) -> None:
         figures = self.heldout.evaluate(self.trainer.model, self.trainer.autocast)
-        self.evaluations.append({"step": self.trainer.step, **figures})
+        self.evaluations.append({"step": self.trainer.step, "cpu_s": self.cpu_s, **figures})
 
 
 def markdown_table(results: dict[str, Any]) -> str:

@@ -93,3 +93,15 @@ def test_dropout_init_and_curriculum_come_from_the_preset_unless_overridden(raw)
 def test_the_init_scale_is_hf_or_width(raw):
     with pytest.raises(ElectraError, match="pretrain.init_scale = 'wide'"):
         pretrain_with(raw, init_scale="wide")
+
+
+def test_the_backbone_comes_from_the_preset_and_is_one_transformers_ships(raw):
+    assert pretrain_with(raw, preset="tiny").backbone == "electra"
+    assert pretrain_with(raw, preset="tiny", backbone="roberta_prelayernorm").backbone == "roberta_prelayernorm"
+    with pytest.raises(ElectraError, match="pretrain.backbone = 'bert'"):
+        pretrain_with(raw, backbone="bert")
+
+
+def test_a_pre_ln_backbone_needs_embeddings_as_wide_as_the_hidden_states(raw):
+    with pytest.raises(ElectraError, match="embedding_size equal to hidden_size"):
+        pretrain_with(raw, preset="small", backbone="roberta_prelayernorm")
