@@ -11,7 +11,8 @@ the token stream, the held-out tail (:func:`electra_model.pretraining.heldout.sp
 seed) and the schedule's length: ``--tokens`` / (batch x max_seq_len) steps, the lr reaching 0 at the end. They
 train in turns of ``--turn`` steps each, so a machine shared with other work slows all of them alike, and the
 tokens/s ratio against ``baseline`` (CPU time of the arm's own steps, held-out evaluation excluded) is measured side
-by side. At ``--checkpoints`` equal token counts each arm's held-out masked-LM loss and top-1 accuracy are scored
+by side; a second table reads each arm's held-out loss at equal training CPU time. At ``--checkpoints`` equal
+token counts each arm's held-out masked-LM loss and top-1 accuracy are scored
 (the generator's, or the MLM-only encoder's) with the pretrain stage's own code, and read against the stream's
 bigram entropy: a loss above it means the model has not yet learned word order. Choose on this held-out loss,
 never on a task's test split. Written under ``--out``: the tokenizer, the token stream and ``results.json``; the
@@ -30,6 +31,7 @@ from itertools import islice
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from tokenizers import Tokenizer
 
@@ -155,6 +157,30 @@ def markdown_table(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def equal_time_table(results: dict[str, Any]) -> str:
+    """Held-out MLM loss at equal training CPU time: at each of the baseline's checkpoint times, every arm's loss
+    interpolated linearly between its own checkpoints (mean over seeds; '-' past an arm's last one). The arms share
+    one schedule of steps, so an arm that is slower per token is read earlier on its curve, not given a schedule
+    fitted to the time."""
+    arms = results["arms"]
+    if "baseline" not in arms:
+        return ""
+
+    def curve(runs: list[dict[str, Any]]) -> tuple[list[float], list[float]]:
+        count = len(runs[0]["evaluations"])
+        return ([statistics.mean(run["evaluations"][i]["cpu_s"] for run in runs) for i in range(count)],
+                [statistics.mean(run["evaluations"][i]["heldout_mlm_loss"] for run in runs) for i in range(count)])
+
+    times = curve(arms["baseline"])[0]
+    lines = ["| arm | " + " | ".join(f"loss @{t / 60:.1f} CPU-min" for t in times) + " |",
+             "| --- |" + " ---: |" * len(times)]
+    for name, runs in arms.items():
+        seconds, losses = curve(runs)
+        cells = [f"{float(np.interp(t, seconds, losses)):.3f}" if t <= seconds[-1] else "-" for t in times]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     args = parse_args()
     torch.set_num_threads(1)
@@ -205,6 +231,7 @@ def main() -> None:
             results = collect(args, arms, list(arms_keys), [c for c in checkpoints if c <= stop], entropies)
             write_json(args.out / "results.json", results)
     print(markdown_table(results))
+    print(equal_time_table(results))
 
 
 def collect(args: argparse.Namespace, arms: list[Arm], names: list[str], checkpoints: list[int],
