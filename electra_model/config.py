@@ -520,6 +520,15 @@ class ExportParams(Section):
     limits: RequestLimitParams
 
 
+class CardParams(Section):
+    """The two facts of a model card that no stage records (:mod:`electra_model.tracking.card_render`): the
+    language of the data (an ISO 639 code, as the Hugging Face hub's ``language``) and the license the model is
+    published under (a hub license id)."""
+
+    language: Annotated[str, Field(pattern=r"^[a-z]{2,3}(-[A-Za-z0-9]+)*$")]
+    license: Annotated[str, Field(min_length=1)]
+
+
 class TrackingParams(Section):
     """Where MLflow logs go. ``MLFLOW_TRACKING_URI`` in the environment overrides ``uri``.
 
@@ -634,6 +643,7 @@ class Params(Section):
     finetune: FinetuneParams
     evaluate: EvaluateParams
     export: ExportParams
+    card: CardParams
     tracking: TrackingParams
     tune: TuneParams
     ner: NerParams

@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 import os
 import random
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -14,6 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.distributed as torch_dist
+from torch.distributed.constants import default_pg_timeout
 from torch import nn
 from torch.optim.lr_scheduler import LambdaLR
 
@@ -63,8 +65,40 @@ def init_distributed(device_name: str = "auto") -> Distributed:
         on_gpu = resolve_device(device_name).type == "cuda"
         if on_gpu:
             torch.cuda.set_device(context.local_rank)
-        torch_dist.init_process_group(backend="nccl" if on_gpu else "gloo")
+        torch_dist.init_process_group(
+            backend="nccl" if on_gpu else "gloo", store=attempt_store(context), rank=context.rank,
+            world_size=world_size,
+        )
     return context
+
+
+def attempt_store(context: Distributed) -> torch_dist.Store | None:
+    """On one node, the torchrun agent's key-value store under a prefix of this restart attempt; else None.
+
+    Under torchrun (``TORCHELASTIC_USE_AGENT_STORE``) the workers of every attempt meet in the agent's one store,
+    which lives as long as the job, and torch's ``env://`` handler adds no per-attempt prefix: after an elastic
+    restart the killed attempt's process-group keys are still there, and a restarted rank can read rank 0's old
+    gloo address and fail with "connection refused" (1 restart in 2 here). With one agent every worker has the same
+    ``TORCHELASTIC_RESTART_COUNT``, so a prefix per count keeps the attempts apart. Across nodes the counts differ
+    (an agent whose workers were healthy restarts them without counting), so there the fix is torchrun's own:
+    ``TORCH_DISABLE_SHARE_RDZV_TCP_STORE=1`` in its environment gives every attempt a fresh store (README).
+    """
+    if os.environ.get("TORCHELASTIC_USE_AGENT_STORE") != "True":
+        return None
+    if int(os.environ.get("GROUP_WORLD_SIZE", "1")) > 1:
+        if context.is_main:
+            warnings.warn(
+                "torchrun shares its rendezvous store with the workers: an elastic restart across nodes can hang on "
+                "the killed attempt's keys; set TORCH_DISABLE_SHARE_RDZV_TCP_STORE=1 for torchrun (README: "
+                "Multi-node pretraining)",
+                stacklevel=2,
+            )
+        return None
+    store = torch_dist.TCPStore(
+        os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]), context.world_size, is_master=False,
+        timeout=default_pg_timeout,
+    )
+    return torch_dist.PrefixStore(f"/electra/attempt_{os.environ.get('TORCHELASTIC_RESTART_COUNT', '0')}", store)
 
 
 def close_distributed() -> None:
@@ -77,6 +111,13 @@ def rank_device(device_name: str, context: Distributed) -> torch.device:
     """The device of this rank: its own GPU under torchrun, else :func:`resolve_device`'s choice."""
     device = resolve_device(device_name)
     return torch.device("cuda", context.local_rank) if device.type == "cuda" else device
+
+
+def device_description(device: torch.device, world_size: int = 1) -> str:
+    """What a stage ran on, as its MLflow run's ``compute.device`` tag says it (the model card reads it): the GPU's
+    name or ``cpu``, and how many processes when there were several."""
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
+    return name if world_size == 1 else f"{world_size} x {name}"
 
 
 def all_reduce_sum(tensor: torch.Tensor, context: Distributed) -> torch.Tensor:

@@ -35,6 +35,7 @@ from electra_model.config import Params, load_params
 from electra_model.dvc_map import stage_path
 from electra_model.dvc_map import stages as dvc_stages
 from electra_model.errors import ElectraError, exit_on_user_error
+from electra_model.tracking.card_publish import README
 from electra_model.tracking.registry_sync import reconcile
 from electra_model.tracking.runs import PARENT_RUN_ENV, pipeline_run, tracking_uri
 
@@ -200,7 +201,8 @@ def electra_pipeline(
         if overall:
             mlflow.log_metrics({f"entity_{k}": float(v) for k, v in overall.items()})
         if "export" in stages:
-            registry = reconcile(stage_path("export", "outs"), stage_path("export", "metrics"), params.export)
+            card = stage_path("card", "outs") / README if "card" in pipeline_stages() else None
+            registry = reconcile(stage_path("export", "outs"), stage_path("export", "metrics"), params.export, card)
     markdown = summary_markdown(metrics, params, parent_id, registry)
     create_markdown_artifact(key=SUMMARY_KEY, markdown=markdown, description="ELECTRA pipeline summary")
     print(markdown)

@@ -56,7 +56,7 @@ from electra_model.tracking.runs import PARENT_RUN_ENV, configure, tracking_uri
 POLL_S = 2.0
 STARTED = "Running stage"  # DVC's line once the temporary copy is set up and the repository lock is released
 LOCKED = "Unable to acquire lock"  # DVC's line when another `dvc` process holds the repository lock
-LOCK_RETRIES = 5
+LOCK_WAIT_S = 600.0  # how long a trial keeps starting again while other `dvc` processes hold the lock
 
 
 def results_dir(study: str) -> Path:
@@ -200,11 +200,15 @@ class Driver:
         command.append(self.tune.stage)
         env = {**os.environ, **thread_env(self.worker_slot(), self.parallel), PARENT_RUN_ENV: run_id}
         log_path = logs_dir(self.tune.study) / f"{name}.log"
-        for attempt in range(LOCK_RETRIES):
+        give_up_at, attempt = time.monotonic() + LOCK_WAIT_S, 0
+        while True:
             process, pruned = self.launch(trial, command, env, log_path, run_id)
             if process.returncode == 0 or pruned or LOCKED not in log_path.read_text(encoding="utf-8"):
                 break
-            time.sleep(POLL_S * (attempt + 1))  # another trial held DVC's repository lock: start again
+            if time.monotonic() > give_up_at:
+                break
+            attempt += 1  # another trial held DVC's repository lock (collecting its experiment): start again
+            time.sleep(min(POLL_S * attempt, 15.0))
         if pruned:
             self.client.set_tag(run_id, "optuna.state", "pruned")
             self.client.set_terminated(run_id, RunStatus.to_string(RunStatus.KILLED))

@@ -23,7 +23,8 @@ from electra_model.io import atomic_dir, write_json
 from electra_model.plots import CurveRecorder
 from electra_model.tasks.catalog import task_for
 from electra_model.tasks.trainers import trainer_for
-from electra_model.tracking.runs import log_dataset, stage_run
+from electra_model.tracking.runs import DEVICE_TAG, log_dataset, stage_run
+from electra_model.training import device_description, resolve_device
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -43,6 +44,7 @@ def main(argv: list[str] | None = None) -> None:
     params = load_params()
     task = task_for(params)
     with stage_run("finetune", params.tracking, stage_params(params, "finetune")):
+        mlflow.set_tag(DEVICE_TAG, device_description(resolve_device(params.finetune.device)))  # for the model card
         curves = CurveRecorder()
 
         def on_log(step: int, metrics: dict[str, float]) -> None:

@@ -38,8 +38,8 @@ from electra_model.pretraining.loop import is_snapshot_step, pretrain, run_key, 
 from electra_model.pretraining.modeling import UNMASKABLE, PretrainingModel
 from electra_model.pretraining.snapshots import list_snapshots, snapshot_path
 from electra_model.data.tokenizer import corpus_lines, load_backend_tokenizer, special_token_ids
-from electra_model.tracking.runs import log_dataset, stage_run
-from electra_model.training import close_distributed, init_distributed, local_main_first
+from electra_model.tracking.runs import DEVICE_TAG, log_dataset, stage_run
+from electra_model.training import close_distributed, device_description, init_distributed, local_main_first, rank_device
 
 CURVE_COLUMNS = [
     "loss", "mlm_loss", "rtd_loss", "mlm_accuracy", "mlm_accuracy_masked", "mlm_accuracy_kept", "rtd_accuracy",
@@ -94,6 +94,9 @@ def main(argv: list[str] | None = None) -> None:
     run_dir = args.cache / f"run-{run_key(params.pretrain, params.seed, data_key)}"
     logged = stage_params(params, "pretrain")
     with stage_run("pretrain", params.tracking, logged) if context.is_main else contextlib.nullcontext():
+        if context.is_main:  # what the model card says it ran on
+            device = rank_device(params.pretrain.device, context)
+            mlflow.set_tag(DEVICE_TAG, device_description(device, context.world_size))
         curves = CurveRecorder()
 
         def on_log(step: int, metrics: dict[str, float]) -> None:

@@ -5,8 +5,10 @@ MLflow's own app (``mlflow models serve``) reads any body in full, lets ``json``
 ones, a Python stack trace with the server's paths. This module builds the very same app
 (:func:`mlflow.pyfunc.scoring_server.init`) and wraps it in :class:`RequestGuard`, an ASGI middleware that
 
-- answers 413 to a body over the model's ``max_request_bytes`` (by its Content-Length, or while it streams in),
-  before reading the rest of it;
+- answers 413 to a body over the model's ``max_request_bytes`` (by its Content-Length, or while it streams in)
+  without keeping it: the rest of a body up to :data:`DRAIN_FACTOR` times the limit is read and dropped first, so
+  that an ordinary client, still sending, reads the 413 instead of a broken pipe (closing on unread data resets
+  the connection); a larger one is answered at once;
 - answers 400 to JSON nested past Python's recursion limit, before MLflow parses it;
 - turns every error answer into one JSON line ``{"error_code": ..., "message": ...}`` naming the cause: the echoed
   input and the stack trace are dropped, and the pyfunc's "request limit" error becomes 413.
@@ -31,6 +33,7 @@ MODEL_ENV = "ELECTRA_SERVE_MODEL"  # the local MLflow model directory to serve (
 MAX_MESSAGE_CHARS = 300
 LIMIT_ERROR = "REQUEST_LIMIT_EXCEEDED"
 GUARDED_PATH = "/invocations"
+DRAIN_FACTOR = 8  # a body up to this many times the limit is drained before the 413; a larger one is cut off
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -103,7 +106,7 @@ class RequestGuard:
         too_big = (
             f"request body over {limit} bytes (export.limits.max_request_bytes); send fewer or shorter texts"
         )
-        if declared is not None and declared.isdigit() and int(declared) > limit:
+        if declared is not None and declared.isdigit() and int(declared) > limit * DRAIN_FACTOR:
             await answer(send, 413, LIMIT_ERROR, too_big)
             return None
         chunks, size = [], 0
@@ -113,11 +116,15 @@ class RequestGuard:
                 return None
             chunk = message.get("body", b"")
             size += len(chunk)
-            if size > limit:
+            if size <= limit:
+                chunks.append(chunk)
+            elif chunks:
+                chunks = []  # over the limit: drop what was kept, drain the rest
+            more = message.get("more_body", False)
+            if size > limit and (not more or size > limit * DRAIN_FACTOR):
                 await answer(send, 413, LIMIT_ERROR, too_big)
                 return None
-            chunks.append(chunk)
-            if not message.get("more_body", False):
+            if not more:
                 return b"".join(chunks)
 
     @staticmethod

@@ -10,7 +10,7 @@ ONNX variant) is an :class:`Exporter` the spec makes on demand, so nothing here 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -51,6 +51,34 @@ class Exporter(Protocol):
         ...
 
 
+Cell = str | int | float
+
+
+@dataclass(frozen=True)
+class TaskCard:
+    """A task's own part of its model card (:mod:`electra_model.tracking.card_render` writes the rest): what the
+    model is for, its test results in the task's terms and its failure modes, read from what the evaluate stage
+    recorded. Numbers stay numbers here, so the card formats every figure one way and a test can read them back.
+
+    ``pipeline_tag`` is the Hugging Face hub's task name (None: the hub's inference widget stays off);
+    ``results`` is a table (``header`` then rows, e.g. per entity type or per class); ``headline`` the
+    ``(metric type, metric name, value)`` triples of the hub's ``model-index``; ``checkpoint_loading`` says how
+    ``transformers`` loads the saved checkpoint (a CRF head is not a class ``pipeline`` knows)."""
+
+    pipeline_tag: str | None
+    purpose: str
+    results_header: tuple[str, ...]
+    results: tuple[tuple[Cell, ...], ...]
+    headline: tuple[tuple[str, str, float], ...]
+    failure_modes: tuple[str, ...]
+    checkpoint_loading: str
+
+
+CardHook = Callable[[Mapping[str, Any], Path], TaskCard]
+"""A task's card hook: the evaluate stage's metrics (``metrics/evaluate.json``) and its reports folder in, the
+task's part of the card out."""
+
+
 @dataclass(frozen=True)
 class TaskSpec:
     """One task, as everything after fine-tuning sees it.
@@ -69,7 +97,10 @@ class TaskSpec:
     ``evaluator`` make its :class:`~electra_model.tasks.base.Task`, ``Trainer`` and ``Evaluator``, and
     ``params_model`` validates its own ``params.yaml`` section (the one named after it). The built-in tasks leave
     them ``None``: their halves are in the stages' own tables (:mod:`electra_model.tasks.catalog`, ``trainers``,
-    ``evaluators``), so that each stage's DVC deps hold only the code it runs."""
+    ``evaluators``), so that each stage's DVC deps hold only the code it runs.
+
+    ``card`` (a :data:`CardHook`) gives the model card its task-specific parts; a task without it still gets a
+    generic card (:func:`electra_model.tracking.card_task.generic_task_card`)."""
 
     name: str
     client: ClientSpec
@@ -84,4 +115,5 @@ class TaskSpec:
     trainer: Callable[[], Trainer] | None = None
     evaluator: Callable[[], Evaluator] | None = None
     params_model: type[BaseModel] | None = None
+    card: CardHook | None = None
 

@@ -33,6 +33,7 @@ from electra_model.tracking.database_store import database_problem
 from electra_model.tracking.relocate import follow_moved_root
 
 PARENT_RUN_ENV = "ELECTRA_PARENT_RUN_ID"
+DEVICE_TAG = "compute.device"  # what a training stage ran on (electra_model.training.device_description)
 
 
 def tracking_uri(params: TrackingParams) -> str:

@@ -12,13 +12,15 @@ import sys
 from pathlib import Path
 
 import pytest
+from huggingface_hub import ModelCard
 
+from tests.integration.card_checks import check_card, table_row
 from tests.integration.project import STAGES, DemoRun, Project, clone_project, deep_update, ran_stages
 from tests.integration.test_pipeline_e2e import mlflow_client
 
 pytestmark = pytest.mark.e2e
 
-TASK_STAGES = {"download", "probe", "finetune", "evaluate", "export"}  # the stages that read `task`
+TASK_STAGES = {"download", "probe", "finetune", "evaluate", "export", "card"}  # the stages that read `task`
 TEST_TEXTS = 90
 MIN_ACCURACY = 0.8  # chance is 1/3 on the three balanced labels
 # Fine-tuning starts from random weights of the pretrained shape, with the pretrained tokenizer: 40 pretraining
@@ -114,6 +116,16 @@ def test_the_classifier_is_registered_as_champion_with_the_gate_tags(project):
     assert [int(v.version) for v in client.search_model_versions("name = 'electra-ner'")] == [1]
     export = project.metrics("export")
     assert export["registered_version"] == int(champion.version) and export["alias_moved"] is True
+
+
+def test_the_classifiers_card_is_what_the_run_recorded(project):
+    card = check_card(project, mlflow_client(project), "electra-classifier")
+    evaluation = project.metrics("evaluate")
+    for label, scores in evaluation["per_class"].items():
+        assert table_row(card, label) == [label, str(scores["support"]), f"{scores['precision']:.4f}",
+                                          f"{scores['recall']:.4f}", f"{scores['f1']:.4f}"]
+    assert f"accuracy {evaluation['accuracy']:.4f}, macro F1 {evaluation['macro_f1']:.4f}." in card
+    assert ModelCard(card).data.pipeline_tag == "text-classification"
 
 
 TORCH_FREE_CLIENT = """

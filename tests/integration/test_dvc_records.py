@@ -25,6 +25,7 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
+from electra_model.tracking.card_render import card_body
 from tests.integration.project import GIT_IDENTITY, STAGES, DemoRun, Project, clone_project, ran_stages
 
 pytestmark = pytest.mark.e2e
@@ -123,7 +124,8 @@ def test_exp_run_queue_records_in_the_root_store(project: Project) -> None:
     client = root_store(project)
     runs_before = {run.info.run_id for run in stage_runs(client, "export")}
     versions_before = {v.version for v in client.search_model_versions("name = 'electra-ner'")}
-    # A queued run starts from the commit, as a user's would from theirs: with dvc.lock, only export is due.
+    # A queued run starts from the commit, as a user's would from theirs: with dvc.lock, only export (and the card
+    # of what it exports) is due.
     project.run("git", "add", "-A")
     project.run("git", *GIT_IDENTITY, "commit", "-qm", "pipeline results")
     project.run("dvc", "exp", "run", "--queue", "-S", "export.latency_runs=2")
@@ -134,7 +136,7 @@ def test_exp_run_queue_records_in_the_root_store(project: Project) -> None:
         project.run("dvc", "queue", "stop", "--kill", check=False)
     assert re.search(r"\bSuccess\b", status) and "Failed" not in status, status
     ran = project.run("dvc", "queue", "logs", re.search(r"^(\w+)\s", status.splitlines()[1])[1]).stdout
-    assert ran_stages(ran) == {"export"}, ran
+    assert ran_stages(ran) == {"export", "card"}, ran
     (new_run,) = [run for run in stage_runs(client, "export") if run.info.run_id not in runs_before]
     assert new_run.info.status == "FINISHED" and new_run.data.params["export.latency_runs"] == "2"
     versions = client.search_model_versions("name = 'electra-ner'")
@@ -177,6 +179,8 @@ def test_a_lost_registry_is_reconciled_by_the_flow(project: Project, tmp_path: P
     assert registered, first
     assert registered[1] == "1" and "registered again from `models/onnx`" in registered[2]
     assert "holds alias `champion` (promoted:" in registered[2]
+    card = (project.root / "models/hub/README.md").read_text(encoding="utf-8")
+    assert root_store(project).get_model_version("electra-ner", "1").description == card_body(card)  # and its card
     second = make_run(project, tmp_path / "prefect")
     assert "Registered model: `models:/electra-ner/1`; holds alias `champion`" in second, second
 

@@ -32,12 +32,13 @@ import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
-from tests.integration.project import STAGES, Project, copy_project
+from electra_model.dvc_map import stage_paths
+from tests.integration.project import REPO, STAGES, Project, copy_project
 
 pytestmark = pytest.mark.e2e
 
 SEED = 17
-TRIALS = 10  # the first len(STAGES) cover every stage once, in a seeded order; the rest pick any stage
+TRIALS = len(STAGES)  # every stage cut once, in a seeded order, each at a seeded moment of its run
 PARAMS = {
     "data": {"demo": {"corpus_documents": 40, "train_sentences": 240, "valid_sentences": 48, "test_sentences": 48}},
     "tokenizer": {"vocab_size": 300},
@@ -63,7 +64,8 @@ VARYING_METRICS = {
 }
 # Outputs whose bytes hold such measurements; their deterministic content is compared key by key or column by column.
 VARYING_OUTS = {"metrics/pretrain.json", "metrics/export.json", "plots/pretrain.csv",
-                "models/onnx"}  # model_meta.json records each variant's latency
+                "models/onnx",  # model_meta.json records each variant's latency
+                "models/hub"}  # the model card prints the latencies and the pretraining minutes
 STAGING = re.compile(r"^\..+\.(tmp|old)-")  # electra_model/io.py: .NAME.tmp-HOST-PID-xxx, .NAME.old-HOST-PID-xxx
 
 
@@ -153,7 +155,7 @@ def flat(payload: dict, prefix: str = "") -> dict[str, object]:
 def comparable_metrics(project: Project) -> dict[str, object]:
     """Every metric of every stage, less :data:`VARYING_METRICS`."""
     kept = {}
-    for stage in STAGES:
+    for stage in [stage for stage in STAGES if stage_paths(stage, "metrics", REPO / "dvc.yaml")]:  # not the card
         varying = VARYING_METRICS.get(stage, {})
         for key, value in flat(project.metrics(stage)).items():
             if key.rsplit(".", 1)[-1] not in varying:
@@ -219,7 +221,7 @@ def check_store(project: Project, stage: str) -> None:
     assert last.info.status == "FINISHED", last.info
 
 
-@pytest.mark.timeout(1200)  # a baseline run and ten cut-and-recovered ones: 570 s measured on a busy 2-core machine
+@pytest.mark.timeout(1200)  # a baseline run and seven cut-and-recovered ones: 512 s for ten on CI's 2 cores
 def test_pipeline_survives_sigkill_at_random_points_of_every_stage(
     project: Project, capsys: pytest.CaptureFixture
 ) -> None:
@@ -229,7 +231,7 @@ def test_pipeline_survives_sigkill_at_random_points_of_every_stage(
     assert "up to date" in project.run("dvc", "status").stdout
 
     rng = random.Random(SEED)
-    plan = rng.sample(STAGES, len(STAGES)) + [rng.choice(STAGES) for _ in range(TRIALS - len(STAGES))]
+    plan = rng.sample(STAGES, TRIALS)
     for trial, stage in enumerate(plan, 1):
         fraction = rng.uniform(0.02, 0.85)
         for _attempt in range(3):  # a stage that runs faster than in the baseline may finish before its cut

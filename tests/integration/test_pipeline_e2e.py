@@ -44,7 +44,7 @@ def test_second_repro_is_a_fast_no_op(project):
 def test_finetune_param_change_reruns_only_downstream(project):
     result = project.run("dvc", "exp", "run", "-S", "finetune.learning_rate=0.0004")
     # the probe fine-tunes snapshots with the finetune recipe, so it depends on the finetune section too
-    assert ran_stages(result.stdout) == {"probe", "finetune", "evaluate", "export"}
+    assert ran_stages(result.stdout) == {"probe", "finetune", "evaluate", "export", "card"}
     diff = project.run("dvc", "params", "diff", "--json")
     assert "finetune.learning_rate" in diff.stdout
 
@@ -87,7 +87,7 @@ def test_prefect_flow_runs_stages_under_one_parent_and_publishes_summary(project
     from flows.pipeline import SUMMARY_KEY, electra_pipeline
 
     params = project.params()
-    params["evaluate"]["batch_size"] = 32  # makes evaluate and export stale, so the flow re-runs them
+    params["evaluate"]["batch_size"] = 32  # makes evaluate and export (and so the card) stale: the flow re-runs them
     project.write_params(params)
     for name, value in project.env.items():
         monkeypatch.setenv(name, value)
@@ -106,7 +106,7 @@ def test_prefect_flow_runs_stages_under_one_parent_and_publishes_summary(project
     children = client.search_runs(
         [client.get_run(parent_id).info.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{parent_id}'"
     )
-    assert {run.data.tags["dvc.stage"] for run in children} == {"evaluate", "export"}
+    assert {run.data.tags["dvc.stage"] for run in children} == {"evaluate", "export", "card"}
     assert client.get_run(parent_id).info.status == "FINISHED"
 
 

@@ -83,14 +83,21 @@ def work_dir(tmp_path_factory) -> Path:
     return root
 
 
-def start(work_dir: Path, run_name: str, *extra: str, launcher: tuple[str, ...] = ()) -> subprocess.Popen:
-    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+def start(work_dir: Path, run_name: str, *extra: str, launcher: tuple[str, ...] = (),
+          env: dict[str, str] | None = None) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", **(env or {})}
     command = [*(launcher or (sys.executable,)), str(WORKER), str(work_dir), run_name, *extra]
     return subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
 def finish(process: subprocess.Popen, timeout: float = 120) -> str:
-    output, _ = process.communicate(timeout=timeout)
+    """The run's output once it ends; a run still going after ``timeout`` is killed and its output shown."""
+    try:
+        output, _ = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        output, _ = process.communicate()
+        raise AssertionError(f"still running after {timeout:.0f} s; its output:\n{output}") from None
     assert process.returncode == 0, output
     return output
 

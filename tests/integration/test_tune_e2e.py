@@ -72,7 +72,9 @@ def test_four_trials_two_at_a_time_are_experiments_and_runs(project: Project) ->
     assert sorted(found.values()).count("COMPLETE") + list(found.values()).count("PRUNED") == 4, found
     assert "PRUNED" in found.values(), found
     logs = sorted((project.root / "tune/logs").glob("demo-*.log"))
-    assert logs and all("Stage 'pretrain' didn't change, skipping" in log.read_text() for log in logs)
+    retrained = {log.name: log.read_text()[-3000:] for log in logs
+                 if "Stage 'pretrain' didn't change, skipping" not in log.read_text()}
+    assert logs and not retrained, retrained
 
     shown = json.dumps(json.loads(project.run("dvc", "exp", "show", "--json").stdout))
     done = [t for t in study(project).trials if t.state.name == "COMPLETE"]

@@ -4,6 +4,7 @@ registered as ``electra-classifier``, served by :data:`electra_model.client.clas
 from __future__ import annotations
 
 from electra_model.client.classifier import CLASSIFIER as CLASSIFIER_CLIENT
+from electra_model.tasks.classification.card import classification_card
 from electra_model.tasks.spec import Exporter, TaskSpec
 
 
@@ -24,4 +25,5 @@ CLASSIFICATION = TaskSpec(
     model_name="electra-classifier",
     architectures=("ElectraForSequenceClassification", "RobertaPreLayerNormForSequenceClassification"),
     exporter=exporter,
+    card=classification_card,
 )

@@ -98,14 +98,16 @@ def evaluate_ner(
     (reports / "raw_text.txt").write_text(render_raw_text(raw, len(sentences)), encoding="utf-8")
     write_confusion_plots(gold, predicted, confusion)
     entity = entity_scores(gold, predicted)
+    raw_text_entity = entity_scores(gold, raw.tags)
     return {
         "split": split,
         "head": head_name(model.config, model_dir),
         "sentences": len(sentences),
         "entity_f1": entity["overall"]["f1"],
         "entity_f1_argmax": entity_scores(gold, argmax)["overall"]["f1"],
-        "raw_text_entity_f1": entity_scores(gold, raw.tags)["overall"]["f1"],
+        "raw_text_entity_f1": raw_text_entity["overall"]["f1"],
         "raw_text_sentences_split_differently": raw.sentences_split_differently,
         "entity": entity,
+        "raw_text_entity": raw_text_entity,  # per type too: the model card's raw-text column
         **extra,
     }

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from electra_model.client.ner import NER as NER_CLIENT
+from electra_model.tasks.ner.card import ner_card
 from electra_model.tasks.spec import Exporter, TaskSpec
 
 
@@ -26,4 +27,5 @@ NER = TaskSpec(
         "ElectraCRFForTokenClassification", "ElectraForTokenClassification", "RobertaPreLayerNormForTokenClassification"
     ),  # tasks/ner/heads.py
     exporter=exporter,
+    card=ner_card,
 )

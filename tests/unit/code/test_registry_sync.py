@@ -8,6 +8,7 @@ from pathlib import Path
 
 import mlflow
 import pytest
+from mlflow.tracking import MlflowClient
 
 from electra_model.errors import ElectraError
 from electra_model.io import write_json
@@ -40,9 +41,18 @@ def test_found_when_registered_and_registered_again_when_lost(
     found = reconcile(onnx, metrics, EXPORT)
     assert (found["version"], found["registered_now"], found["alias_version"]) == (1, False, 1)
 
+    assert found["card"] is False  # no card given, none published
+
     new_store(tmp_path, migrated_store, monkeypatch)
-    again = reconcile(onnx, metrics, EXPORT)
+    card = tmp_path / "README.md"
+    card.write_text("---\nlanguage: en\n---\n# electra-ner\n\nrecorded figures\n", encoding="utf-8")
+    again = reconcile(onnx, metrics, EXPORT, card)
     assert (again["version"], again["registered_now"], again["decision"], again["alias_version"]) == (1, True, "promoted", 1)
+    client = MlflowClient()  # the card stage's card goes with the version registered now
+    assert again["card"] is True
+    assert client.get_model_version("electra-ner", "1").description == "# electra-ner\n\nrecorded figures\n"
+    artifacts = Path(client.get_model_version_download_uri("electra-ner", "1").removeprefix("file://"))
+    assert (artifacts / "README.md").read_text(encoding="utf-8") == card.read_text(encoding="utf-8")
     assert reconcile(onnx, metrics, EXPORT)["registered_now"] is False
 
     (onnx / "labels.json").write_text((onnx / "labels.json").read_text(encoding="utf-8") + " ", encoding="utf-8")

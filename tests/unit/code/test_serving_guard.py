@@ -14,7 +14,7 @@ import pytest
 
 from electra_model.client.limits import RequestLimits, RequestTooLarge
 from electra_model.errors import ElectraError
-from electra_model.serving.guarded_app import RequestGuard, one_line
+from electra_model.serving.guarded_app import DRAIN_FACTOR, RequestGuard, one_line
 
 LIMITS = RequestLimits(max_request_bytes=100, max_texts=2, max_text_chars=5)
 
@@ -94,6 +94,25 @@ def test_the_guard_cuts_off_big_bodies_and_deep_json_before_the_app_sees_them() 
     asyncio.run(guard({"type": "http", "path": "/invocations", "headers": [json_type]}, receive, send))
     assert sent[0]["status"] == 400 and b"nested too deeply" in sent[1]["body"]
     assert call_guard(b'{"inputs": ["ok"]}', [json_type]) == (200, b"ok", [b'{"inputs": ["ok"]}'])
+
+
+def test_a_body_a_little_over_the_limit_is_drained_before_the_413_so_the_client_reads_it() -> None:
+    """Closing on unread data resets the connection and a client still sending sees a broken pipe, not the 413:
+    a body up to DRAIN_FACTOR times the limit is read and dropped first; a larger one is answered at once."""
+    for size, drained in ((DRAIN_FACTOR * 100, True), (DRAIN_FACTOR * 100 + 1, False)):
+        parts = [b"x" * 60 for _ in range(size // 60)] + [b"x" * (size % 60)]
+
+        async def receive() -> dict:
+            return {"type": "http.request", "body": parts.pop(0), "more_body": bool(parts)}
+
+        sent: list[dict] = []
+
+        async def send(message: dict) -> None:
+            sent.append(message)
+
+        scope = {"type": "http", "path": "/invocations", "headers": [(b"content-length", str(size).encode())]}
+        asyncio.run(RequestGuard(None, LIMITS)(scope, receive, send))
+        assert sent[0]["status"] == 413 and (not parts) is drained
 
 
 def test_onnxruntime_telemetry_is_off_once_the_package_is_imported(tmp_path: Path) -> None:

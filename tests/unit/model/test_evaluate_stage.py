@@ -62,6 +62,8 @@ def test_evaluate_writes_every_report(evaluated: Path, capsys: pytest.CaptureFix
     assert metrics["entity_f1"] == entity["overall"]["f1"] and metrics["head"] == "softmax"
     assert metrics["entity_f1_argmax"] == metrics["entity_f1"]  # the pattern model makes no invalid sequences here
     assert metrics["raw_text_entity_f1"] == metrics["entity_f1"]  # typed as text, the sentences split back the same
+    assert metrics["raw_text_entity"]["overall"]["f1"] == metrics["raw_text_entity_f1"]  # per type too (the card's)
+    assert set(metrics["raw_text_entity"]) == set(metrics["entity"])
     assert metrics["raw_text_sentences_split_differently"] == 0
     assert (reports / "raw_text.txt").read_text().startswith("0 of 3 sentences split differently")
     assert " O " in (reports / "token_report.txt").read_text()
