@@ -11,7 +11,8 @@ the token stream, the held-out tail (:func:`electra_model.pretraining.heldout.sp
 seed) and the schedule's length: ``--tokens`` / (batch x max_seq_len) steps, the lr reaching 0 at the end. They
 train in turns of ``--turn`` steps each, so a machine shared with other work slows all of them alike, and the
 tokens/s ratio against ``baseline`` (CPU time of the arm's own steps, held-out evaluation excluded) is measured side
-by side. At ``--checkpoints`` equal token counts each arm's held-out masked-LM loss and top-1 accuracy are scored
+by side; a second table reads each arm's held-out loss at equal training CPU time. At ``--checkpoints`` equal
+token counts each arm's held-out masked-LM loss and top-1 accuracy are scored
 (the generator's, or the MLM-only encoder's) with the pretrain stage's own code, and read against the stream's
 bigram entropy: a loss above it means the model has not yet learned word order. Choose on this held-out loss,
 never on a task's test split. Written under ``--out``: the tokenizer, the token stream and ``results.json``; the
@@ -30,6 +31,7 @@ from itertools import islice
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from tokenizers import Tokenizer
 
@@ -59,6 +61,7 @@ ARMS: dict[str, dict[str, Any]] = {
     "curriculum": {"short_seq_len": 64, "short_seq_fraction": 0.5},
     "generator_half": {"presets.{preset}.generator_fraction": 0.5},
     "mlm_only": {"objective": "mlm"},
+    "preln": {"backbone": "roberta_prelayernorm"},
     "old_cpu_hour": {"learning_rate": 1e-3, WARMUP_FRACTION: 0.1, "dropout": 0.1, "short_seq_fraction": 0.0},
 }
 """Pretrain keys each arm changes against the preset (``{preset}`` in a key is the preset's name); ``old_cpu_hour`` is
@@ -126,7 +129,7 @@ class Arm:
 
     def evaluate(self) -> None:
         figures = self.heldout.evaluate(self.trainer.model, self.trainer.autocast)
-        self.evaluations.append({"step": self.trainer.step, **figures})
+        self.evaluations.append({"step": self.trainer.step, "cpu_s": self.cpu_s, **figures})
 
 
 def markdown_table(results: dict[str, Any]) -> str:
@@ -151,6 +154,30 @@ def markdown_table(results: dict[str, Any]) -> str:
                f"{statistics.mean(r['last_window']['rtd_auc'] for r in runs):.3f}")
         ratio = "-" if base_cpu is None else f"{base_cpu / statistics.mean(run['cpu_s'] for run in runs):.2f}x"
         lines.append(f"| {name} | " + " | ".join(losses) + f" | {accuracy} | {gap} | {rtd} | {ratio} |")
+    return "\n".join(lines)
+
+
+def equal_time_table(results: dict[str, Any]) -> str:
+    """Held-out MLM loss at equal training CPU time: at each of the baseline's checkpoint times, every arm's loss
+    interpolated linearly between its own checkpoints (mean over seeds; '-' past an arm's last one). The arms share
+    one schedule of steps, so an arm that is slower per token is read earlier on its curve, not given a schedule
+    fitted to the time."""
+    arms = results["arms"]
+    if "baseline" not in arms:
+        return ""
+
+    def curve(runs: list[dict[str, Any]]) -> tuple[list[float], list[float]]:
+        count = len(runs[0]["evaluations"])
+        return ([statistics.mean(run["evaluations"][i]["cpu_s"] for run in runs) for i in range(count)],
+                [statistics.mean(run["evaluations"][i]["heldout_mlm_loss"] for run in runs) for i in range(count)])
+
+    times = curve(arms["baseline"])[0]
+    lines = ["| arm | " + " | ".join(f"loss @{t / 60:.1f} CPU-min" for t in times) + " |",
+             "| --- |" + " ---: |" * len(times)]
+    for name, runs in arms.items():
+        seconds, losses = curve(runs)
+        cells = [f"{float(np.interp(t, seconds, losses)):.3f}" if t <= seconds[-1] else "-" for t in times]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -204,6 +231,7 @@ def main() -> None:
             results = collect(args, arms, list(arms_keys), [c for c in checkpoints if c <= stop], entropies)
             write_json(args.out / "results.json", results)
     print(markdown_table(results))
+    print(equal_time_table(results))
 
 
 def collect(args: argparse.Namespace, arms: list[Arm], names: list[str], checkpoints: list[int],

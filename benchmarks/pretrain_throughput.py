@@ -8,7 +8,8 @@ L tokens per step, with the same AdamW (fused), gradient clipping and loss (MLM 
 - ours: ``Trainer.train_step`` as the pretrain stage runs it: packed full-length blocks, one embedding module
   shared by generator and discriminator, generator logits at the masked slots only, SDPA without a mask, static
   shapes (and bf16 autocast on a GPU);
-- baseline: ``ElectraForMaskedLM`` + ``ElectraForPreTraining`` with separate embeddings, one paragraph per row
+- baseline: ``ElectraForMaskedLM`` + ``ElectraForPreTraining`` (HF ELECTRA whatever ``--backbone`` ours trains)
+  with separate embeddings, one paragraph per row
   (truncated at L, padded to L, as line-by-line tokenization does), generator logits over the whole vocabulary at
   every position, boolean-mask indexing, fp32. On a GPU the baseline runs twice, in fp32 and under the same bf16
   autocast as ours, and ``speedup`` is against the bf16 one (the fair, harder comparison).
@@ -77,7 +78,7 @@ class NaiveElectra:
         params = trainer.params
         discriminator, generator = electra_configs(
             params.architecture, trainer.vocab_size, params.max_seq_len, special["[PAD]"], params.dropout,
-            params.init_scale,
+            params.init_scale, "electra",  # the naive baseline is HF ELECTRA whichever backbone ours trains
         )
         self.device = trainer.device
         self.generator = ElectraForMaskedLM(generator).to(self.device).train()
@@ -157,6 +158,8 @@ def parse_args() -> argparse.Namespace:
                         "them again (the eager table is printed and saved first)")
     parser.add_argument("--results", type=Path, help="JSON of the figures, rewritten after each measurement")
     parser.add_argument("--threads", type=int, help="CPU threads (default: torch's, one per core)")
+    parser.add_argument("--backbone", help="ours: a pretrain.backbone (default: the preset's); the baseline stays "
+                        "naive HF ELECTRA")
     return parser.parse_args()
 
 
@@ -200,6 +203,7 @@ def main() -> None:
         "preset": args.preset, "batch_size": args.batch_size, "max_seq_len": args.seq_len, "max_steps": 1000,
         "warmup_steps": 10,
         "short_seq_fraction": 0.0,  # full-length blocks throughout: a curriculum's short phase would flatter ours
+        "backbone": args.backbone,
     })
     blocks = pack_blocks(tokenizer, paragraphs, args.seq_len)
     trainer = Trainer(params, 0, tokenizer, blocks, Distributed())

@@ -144,6 +144,10 @@ class TokenizerParams(Section):
 
 
 # ------------------------------------------------------------------------------------------------- pretrain
+Backbone = Literal["electra", "roberta_prelayernorm"]
+"""The encoder family (:data:`electra_model.pretraining.backbones.BACKBONES`): post-LN ELECTRA or pre-LN
+RoBERTa-PreLayerNorm, both shipped by transformers."""
+
 class ArchitectureParams(Section):
     """A preset: the discriminator's shape (the generator has the same depth and ``generator_fraction`` of the
     width) and the training recipe published with it, which top-level ``pretrain`` keys override."""
@@ -163,6 +167,7 @@ class ArchitectureParams(Section):
     init_scale: Literal["hf", "width"]
     short_seq_len: PositiveInt
     short_seq_fraction: Annotated[float, Field(ge=0.0, lt=1.0)]
+    backbone: Backbone
 
     @model_validator(mode="after")
     def _heads_divide_widths(self) -> ArchitectureParams:
@@ -188,7 +193,7 @@ class ArchitectureParams(Section):
 
 RECIPE_KEYS = (
     "learning_rate", "batch_size", "warmup_steps", "max_steps", "sampling_temperature",
-    "dropout", "init_scale", "short_seq_len", "short_seq_fraction",
+    "dropout", "init_scale", "short_seq_len", "short_seq_fraction", "backbone",
 )
 
 
@@ -209,6 +214,10 @@ class PretrainParams(Section):
     ``budget_minutes`` trains for a wall-clock budget instead of ``max_steps``: the step time is measured, then
     ``max_steps`` is fitted to the budget and ``warmup_steps`` keeps its share of the schedule
     (:func:`electra_model.pretraining.loop.fit_to_budget`).
+
+    ``backbone`` is the encoder class both halves are built from (:mod:`electra_model.pretraining.backbones`):
+    post-LN ``electra`` or pre-LN ``roberta_prelayernorm``, which has no embedding projection, so it needs a preset
+    whose ``embedding_size`` equals ``hidden_size``.
 
     ``objective`` ``mlm`` trains the discriminator's shape by masked-language-modelling alone, the paper's
     comparison arm; ``sampling_temperature`` divides the generator's logits before sampling (the reference's
@@ -245,6 +254,7 @@ class PretrainParams(Section):
     init_scale: Literal["hf", "width"]
     short_seq_len: PositiveInt
     short_seq_fraction: Annotated[float, Field(ge=0.0, lt=1.0)]
+    backbone: Backbone
     log_every: PositiveInt
     eval_every: PositiveInt
     eval_blocks: PositiveInt
@@ -285,6 +295,13 @@ class PretrainParams(Section):
             raise ValueError(
                 f"short_seq_len {self.short_seq_len} must divide max_seq_len {self.max_seq_len} (each block is cut "
                 "into equal pieces while the sequence-length curriculum lasts), or set short_seq_fraction to 0"
+            )
+        arch = self.architecture
+        if self.backbone == "roberta_prelayernorm" and arch.embedding_size != arch.hidden_size:
+            raise ValueError(
+                f"backbone roberta_prelayernorm has no embedding projection, so preset {self.preset!r} needs "
+                f"embedding_size equal to hidden_size ({arch.embedding_size} != {arch.hidden_size}); choose backbone "
+                "electra or a preset whose two widths agree"
             )
         if self.checkpoint_every % self.log_every:
             raise ValueError(

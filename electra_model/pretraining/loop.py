@@ -249,7 +249,7 @@ def build_model(params: PretrainParams, tokenizer: Tokenizer) -> PretrainingMode
     special = special_token_ids(tokenizer)
     discriminator, generator = electra_configs(
         params.architecture, tokenizer.get_vocab_size(), params.max_seq_len, special["[PAD]"], params.dropout,
-        params.init_scale,
+        params.init_scale, params.backbone,
     )
     if params.objective == "mlm":
         return MaskedLMPretrainingModel(discriminator)

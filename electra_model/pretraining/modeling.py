@@ -21,8 +21,9 @@ shape trained by MLM alone on the same masking, BERT-style, so that the same com
 detection beats MLM.
 
 Every shape in the forward pass is static (B x L tokens, B x N masked slots), so nothing in it waits for the host:
-no boolean indexing, no data-dependent sizes. Both halves are transformers classes, so the discriminator saves with
-``save_pretrained`` and loads with ``ElectraForPreTraining`` or ``ElectraForTokenClassification.from_pretrained``.
+no boolean indexing, no data-dependent sizes. Both halves are transformers classes of the chosen ``pretrain.backbone``
+(:mod:`electra_model.pretraining.backbones`: post-LN ELECTRA, or pre-LN RoBERTa-PreLayerNorm), so the discriminator
+saves with ``save_pretrained`` and loads with ``AutoModelForTokenClassification.from_pretrained``.
 """
 
 from __future__ import annotations
@@ -33,9 +34,10 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import nn
-from transformers import ElectraConfig, ElectraForMaskedLM, ElectraForPreTraining
+from transformers import PretrainedConfig, PreTrainedModel
 
 from electra_model.config import ArchitectureParams
+from electra_model.pretraining.backbones import backbone_configs, backbone_of
 
 
 def init_std(init_scale: str, hidden_size: int) -> dict[str, float]:
@@ -54,33 +56,14 @@ def electra_configs(
     pad_token_id: int,
     dropout: float,
     init_scale: str,
-) -> tuple[ElectraConfig, ElectraConfig]:
-    """Discriminator and generator configs: same depth and embeddings, the generator a fraction of the width."""
-    shared = dict(
-        vocab_size=vocab_size,
-        embedding_size=arch.embedding_size,
-        num_hidden_layers=arch.num_layers,
-        max_position_embeddings=max_positions,
-        pad_token_id=pad_token_id,
-        hidden_dropout_prob=dropout,
-        attention_probs_dropout_prob=dropout,
-        attn_implementation="sdpa",
+    backbone: str,
+) -> tuple[PretrainedConfig, PretrainedConfig]:
+    """Discriminator and generator configs of ``backbone`` (:mod:`electra_model.pretraining.backbones`): same depth
+    and embedding width, the generator a fraction of the width."""
+    return backbone_configs(
+        arch, backbone, vocab_size, max_positions, pad_token_id, dropout,
+        init_std(init_scale, arch.hidden_size), init_std(init_scale, arch.generator_hidden_size),
     )
-    discriminator = ElectraConfig(
-        hidden_size=arch.hidden_size,
-        num_attention_heads=arch.num_heads,
-        intermediate_size=arch.intermediate_size,
-        **init_std(init_scale, arch.hidden_size),
-        **shared,
-    )
-    generator = ElectraConfig(
-        hidden_size=arch.generator_hidden_size,
-        num_attention_heads=arch.generator_heads,
-        intermediate_size=max(1, round(arch.intermediate_size * arch.generator_fraction)),
-        **init_std(init_scale, arch.generator_hidden_size),
-        **shared,
-    )
-    return discriminator, generator
 
 
 # ------------------------------------------------------------------------------------------------ corruption
@@ -190,12 +173,12 @@ def masked_mean(values: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
 
 
 def masked_lm_logits(
-    model: ElectraForMaskedLM, masked: MaskedBatch, attention_mask: torch.Tensor | None
+    model: PreTrainedModel, masked: MaskedBatch, attention_mask: torch.Tensor | None
 ) -> torch.Tensor:
     """Vocabulary logits at the masked slots only: (B, N, vocab)."""
-    hidden = model.electra(masked.input_ids, attention_mask=attention_mask).last_hidden_state
+    hidden = model.base_model(masked.input_ids, attention_mask=attention_mask).last_hidden_state
     index = masked.positions.unsqueeze(-1).expand(-1, -1, hidden.size(-1))
-    return model.generator_lm_head(model.generator_predictions(hidden.gather(1, index)))
+    return backbone_of(model.config).masked_lm_head(model, hidden.gather(1, index))
 
 
 def masked_lm_loss(logits: torch.Tensor, masked: MaskedBatch) -> tuple[torch.Tensor, torch.Tensor]:
@@ -210,35 +193,39 @@ class ElectraPretrainingModel(nn.Module):
 
     def __init__(
         self,
-        discriminator_config: ElectraConfig,
-        generator_config: ElectraConfig,
+        discriminator_config: PretrainedConfig,
+        generator_config: PretrainedConfig,
         disc_weight: float,
         never_sample: Sequence[int] = (),
         sampling_temperature: float = 1.0,
     ):
         super().__init__()
-        self.discriminator = ElectraForPreTraining(discriminator_config)
-        self.generator = ElectraForMaskedLM(generator_config)
+        self.backbone = backbone_of(discriminator_config)
+        self.discriminator = self.backbone.discriminator_class(discriminator_config)
+        self.generator = self.backbone.masked_lm_class(generator_config)
         self.disc_weight = disc_weight
         self.sampling_temperature = sampling_temperature
         self.register_buffer("never_sample", torch.tensor(sorted(never_sample), dtype=torch.long), persistent=False)
         self._share_embeddings()
 
     def _share_embeddings(self) -> None:
-        """One embedding module for both, and the generator's output layer tied to its token embeddings."""
-        shared = self.discriminator.electra.embeddings
-        self.generator.electra.embeddings = shared
-        self.generator.generator_lm_head.weight = shared.word_embeddings.weight
+        """One embedding module for both where the generator can read it (ELECTRA's embedding projection adapts
+        the width; a backbone without one shares only at equal widths), and the generator's output layer tied to its
+        token embeddings."""
+        shared = self.discriminator.base_model.embeddings
+        if self.backbone.has_embedding_projection or shared.word_embeddings.embedding_dim == self.generator.config.hidden_size:
+            self.generator.base_model.embeddings = shared
+        self.backbone.tie_output_to_input(self.generator, self.generator.base_model.embeddings)
 
     @property
-    def finetuning_model(self) -> ElectraForPreTraining:
+    def finetuning_model(self) -> PreTrainedModel:
         """What fine-tuning starts from: the discriminator."""
         return self.discriminator
 
     @property
     def bodies(self) -> tuple[nn.Module, ...]:
         """The transformer bodies, for torch.compile."""
-        return self.generator.electra, self.discriminator.electra
+        return self.generator.base_model, self.discriminator.base_model
 
     def mlm_logits(self, masked: MaskedBatch, attention_mask: torch.Tensor | None) -> torch.Tensor:
         """The generator's vocabulary logits at the masked slots only: (B, N, vocab)."""
@@ -259,7 +246,7 @@ class ElectraPretrainingModel(nn.Module):
         corrupted = input_ids.scatter(1, masked.positions, torch.where(masked.valid, sampled, masked.original))
         rtd_labels = replaced_token_labels(corrupted, input_ids)
 
-        rtd_logits = self.discriminator(corrupted, attention_mask=attention_mask).logits
+        rtd_logits = self.backbone.rtd_logits(self.discriminator, corrupted, attention_mask)
         real = torch.ones_like(input_ids, dtype=torch.bool) if attention_mask is None else attention_mask.bool()
         token_rtd_loss = F.binary_cross_entropy_with_logits(rtd_logits.float(), rtd_labels, reduction="none")
         rtd_loss = masked_mean(token_rtd_loss, real.float())
@@ -281,19 +268,20 @@ class MaskedLMPretrainingModel(nn.Module):
     masking, the comparison arm of the paper. Its output has the RTD fields of an all-original batch (no loss, no
     replaced tokens), so the loop and its statistics are the same for both objectives."""
 
-    def __init__(self, config: ElectraConfig):
+    def __init__(self, config: PretrainedConfig):
         super().__init__()
-        self.encoder = ElectraForMaskedLM(config)
-        self.encoder.generator_lm_head.weight = self.encoder.electra.embeddings.word_embeddings.weight
+        backbone = backbone_of(config)
+        self.encoder = backbone.masked_lm_class(config)
+        backbone.tie_output_to_input(self.encoder, self.encoder.base_model.embeddings)
 
     @property
-    def finetuning_model(self) -> ElectraForMaskedLM:
+    def finetuning_model(self) -> PreTrainedModel:
         """What fine-tuning starts from: the encoder (its MLM head is dropped on loading)."""
         return self.encoder
 
     @property
     def bodies(self) -> tuple[nn.Module, ...]:
-        return (self.encoder.electra,)
+        return (self.encoder.base_model,)
 
     def mlm_logits(self, masked: MaskedBatch, attention_mask: torch.Tensor | None) -> torch.Tensor:
         """The encoder's vocabulary logits at the masked slots only: (B, N, vocab)."""

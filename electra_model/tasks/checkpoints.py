@@ -26,7 +26,13 @@ import httpx
 from huggingface_hub import constants, snapshot_download
 from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
 from tokenizers import Tokenizer
-from transformers import AutoConfig, AutoTokenizer, PreTrainedModel
+import transformers
+from transformers import AutoConfig, AutoTokenizer, PretrainedConfig, PreTrainedModel
+from transformers.models.auto.modeling_auto import (
+    MODEL_FOR_MULTIPLE_CHOICE_MAPPING_NAMES,
+    MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING_NAMES,
+    MODEL_FOR_TOKEN_CLASSIFICATION_MAPPING_NAMES,
+)
 
 from electra_model.data.tokenizer import load_backend_tokenizer, special_token_ids
 from electra_model.errors import ElectraError
@@ -114,12 +120,38 @@ def load_model(init: str, pretrained_dir: Path, labels: list[str], model_class: 
     source = model_source(init, pretrained_dir)
     if source is None:
         config = AutoConfig.from_pretrained(pretrained_dir, num_labels=len(labels), **label_maps)
-        return model_class(config)
+        return for_body(model_class, config, pretrained_dir)(config)
+    model_class = for_body(model_class, AutoConfig.from_pretrained(source), source)
     model, info = model_class.from_pretrained(
         source, num_labels=len(labels), ignore_mismatched_sizes=True, output_loading_info=True, **label_maps
     )
     check_only_head_is_new(source, info)
     return model
+
+
+TASK_HEADS = (
+    MODEL_FOR_TOKEN_CLASSIFICATION_MAPPING_NAMES,
+    MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING_NAMES,
+    MODEL_FOR_MULTIPLE_CHOICE_MAPPING_NAMES,
+)
+"""transformers' own tables of each body's task-head class (what the Auto classes load), by model type."""
+
+
+def for_body(model_class: type[ModelWithHead], config: PretrainedConfig, where: Path) -> type[ModelWithHead]:
+    """``model_class``'s task head on the body ``config`` describes: the tasks name ELECTRA's head classes, and a
+    checkpoint of another pretraining backbone (``pretrain.backbone``, e.g. RoBERTa-PreLayerNorm) gets that body's
+    class for the same task, as ``AutoModelFor*`` would load it. A head of ours that only exists on ELECTRA (NER's
+    CRF) on another body is an error naming the head to use instead."""
+    if isinstance(config, model_class.config_class):
+        return model_class
+    for table in TASK_HEADS:
+        if model_class.__name__ in table.values() and config.model_type in table:
+            return getattr(transformers, table[config.model_type])
+    raise ElectraError(
+        f"{where}: the {model_class.__name__} head is built on ELECTRA, but this checkpoint's body is "
+        f"{config.model_type!r}; use a head transformers ships for it (finetune.head: softmax for NER) or pretrain "
+        "with pretrain.backbone: electra"
+    )
 
 
 def check_only_head_is_new(source: Path, loading_info: dict[str, Any]) -> None:

@@ -82,10 +82,11 @@ def model_loss(model: nn.Module, batch: Batch) -> torch.Tensor:
 
 def layer_depths(model: PreTrainedModel) -> list[tuple[int, nn.Module]]:
     """Modules by depth: embeddings 0, transformer layer i at i + 1, the classifier head on top."""
-    layers = list(model.electra.encoder.layer)
-    bottom = [model.electra.embeddings]
-    if getattr(model.electra, "embeddings_project", None) is not None:
-        bottom.append(model.electra.embeddings_project)
+    body = model.base_model  # ELECTRA's or another backbone's (pretrain.backbone)
+    layers = list(body.encoder.layer)
+    bottom = [body.embeddings]
+    if getattr(body, "embeddings_project", None) is not None:
+        bottom.append(body.embeddings_project)
     return [
         *((0, module) for module in bottom),
         *((depth, layer) for depth, layer in enumerate(layers, start=1)),
@@ -96,7 +97,7 @@ def layer_depths(model: PreTrainedModel) -> list[tuple[int, nn.Module]]:
 def layerwise_groups(model: PreTrainedModel, learning_rate: float, weight_decay: float, decay: float) -> list[dict]:
     """AdamW groups with ELECTRA's layer-wise LR decay: the head trains at ``learning_rate`` and each layer below
     at ``decay`` times the one above, so the pretrained lower layers move least; biases and LayerNorm get no decay."""
-    top = len(model.electra.encoder.layer) + 1
+    top = len(model.base_model.encoder.layer) + 1
     groups = []
     for depth, module in layer_depths(model):
         for group in parameter_groups(module, weight_decay):

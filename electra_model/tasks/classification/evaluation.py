@@ -23,6 +23,7 @@ from electra_model.errors import ElectraError
 from electra_model.io import atomic_file
 from electra_model.plots import save_confusion_png
 from electra_model.tasks.classification.data import TextExample, check_labels, read_normalized
+from electra_model.tasks.checkpoints import for_body
 from electra_model.tasks.classification.metrics import confident_mistakes, confusion_counts, confusion_plot_rows
 from electra_model.tasks.classification.train import evaluate_split, model_labels
 
@@ -31,13 +32,14 @@ def load_finetuned_classifier(model_dir: Path) -> ElectraForSequenceClassificati
     """The classifier the finetune stage saved; a folder holding another kind of model is an error naming it."""
     if not (model_dir / "config.json").is_file():
         raise ElectraError(f"{model_dir}: no config.json, so no fine-tuned model here; run `dvc repro finetune`")
-    architectures = AutoConfig.from_pretrained(model_dir).architectures or []
-    if ElectraForSequenceClassification.__name__ not in architectures:
+    config = AutoConfig.from_pretrained(model_dir)
+    model_class = for_body(ElectraForSequenceClassification, config, model_dir)  # on whichever backbone it has
+    if model_class.__name__ not in (config.architectures or []):
         raise ElectraError(
-            f"{model_dir / 'config.json'}: architectures {architectures} is not a sequence classifier; the model was "
-            "fine-tuned for another task: run `dvc repro finetune` with task: classification"
+            f"{model_dir / 'config.json'}: architectures {config.architectures} is not a sequence classifier; the model "
+            "was fine-tuned for another task: run `dvc repro finetune` with task: classification"
         )
-    return ElectraForSequenceClassification.from_pretrained(model_dir)
+    return model_class.from_pretrained(model_dir)
 
 
 def render_mistakes(mistakes: Sequence[dict[str, Any]], examples: int) -> str:

@@ -17,12 +17,13 @@ from typing import Any
 
 import numpy as np
 import torch
-from transformers import ElectraForSequenceClassification
+from transformers import AutoConfig, ElectraForSequenceClassification
 
 from electra_model.client.classifier import ClassifierPredictor
 from electra_model.client.classifier_encoding import pad_batch
 from electra_model.client.exported import CPU, read_meta
 from electra_model.errors import ElectraError
+from electra_model.tasks.checkpoints import for_body
 from electra_model.tasks.classification.data import TextExample, file_records, normalized_columns, to_examples
 from electra_model.tasks.classification.metrics import classification_scores
 from electra_model.tasks.ner.heads import load_saved
@@ -123,7 +124,8 @@ class ClassificationExporter:
     """The torch side of a classifier's export (:class:`electra_model.tasks.spec.Exporter`)."""
 
     def load_model(self, model_dir: Path, **options: Any) -> ElectraForSequenceClassification:
-        return load_saved(model_dir, ElectraForSequenceClassification, **options)
+        model_class = for_body(ElectraForSequenceClassification, AutoConfig.from_pretrained(model_dir), model_dir)
+        return load_saved(model_dir, model_class, **options)
 
     def extra_files(self, model: ElectraForSequenceClassification, labels: Sequence[str]) -> dict[str, Any]:
         return {}

@@ -23,7 +23,7 @@ CLASSIFICATION = TaskSpec(
     higher_is_better=True,
     scores=("accuracy", "macro_f1"),
     model_name="electra-classifier",
-    architectures=("ElectraForSequenceClassification",),
+    architectures=("ElectraForSequenceClassification", "RobertaPreLayerNormForSequenceClassification"),
     exporter=exporter,
     card=classification_card,
 )

@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 from transformers import AutoConfig, ElectraForTokenClassification, PretrainedConfig, PreTrainedModel
 
 from electra_model.errors import ElectraError
+from electra_model.tasks.checkpoints import for_body
 from electra_model.tasks.ner.crf import ElectraCRFForTokenClassification
 
 ModelT = TypeVar("ModelT", bound=PreTrainedModel)
@@ -25,9 +26,13 @@ HEADS: dict[str, type[ElectraForTokenClassification]] = {
 }
 
 
+PRE_LN_SOFTMAX = "RobertaPreLayerNormForTokenClassification"
+"""The softmax head on the pre-LN backbone (``pretrain.backbone: roberta_prelayernorm``): transformers' own class."""
+
+
 def head_name(config: PretrainedConfig, where: Path) -> str:
     """The head a saved config was written by, from its ``architectures``."""
-    by_class = {model_class.__name__: name for name, model_class in HEADS.items()}
+    by_class = {model_class.__name__: name for name, model_class in HEADS.items()} | {PRE_LN_SOFTMAX: "softmax"}
     found = [by_class[name] for name in config.architectures or [] if name in by_class]
     if not found:
         raise ElectraError(
@@ -42,7 +47,8 @@ def load_finetuned(model_dir: Path | str, **options: Any) -> ElectraForTokenClas
     model_dir = Path(model_dir)
     if not (model_dir / "config.json").is_file():
         raise ElectraError(f"{model_dir}: no config.json, so no fine-tuned model here; run `dvc repro finetune`")
-    return load_saved(model_dir, HEADS[head_name(AutoConfig.from_pretrained(model_dir), model_dir)], **options)
+    config = AutoConfig.from_pretrained(model_dir)
+    return load_saved(model_dir, for_body(HEADS[head_name(config, model_dir)], config, model_dir), **options)
 
 
 def load_saved(model_dir: Path, model_class: type[ModelT], **options: Any) -> ModelT:

@@ -23,7 +23,9 @@ NER = TaskSpec(
     higher_is_better=True,
     scores=("f1", "precision", "recall"),
     model_name="electra-ner",
-    architectures=("ElectraCRFForTokenClassification", "ElectraForTokenClassification"),  # tasks/ner/heads.py
+    architectures=(
+        "ElectraCRFForTokenClassification", "ElectraForTokenClassification", "RobertaPreLayerNormForTokenClassification"
+    ),  # tasks/ner/heads.py
     exporter=exporter,
     card=ner_card,
 )

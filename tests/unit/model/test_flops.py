@@ -16,7 +16,7 @@ def linear_weights(module: torch.nn.Module) -> int:
 def test_step_flops_are_6x_every_matmul_weight_per_token_plus_attention():
     arch = load_params("params.yaml").pretrain.presets["small"]
     vocab, seq_len, tokens, masked = 30522, 128, 128 * 128, 128 * 19
-    model = ElectraPretrainingModel(*electra_configs(arch, vocab, seq_len, 0, 0.1, "hf"), disc_weight=50.0)
+    model = ElectraPretrainingModel(*electra_configs(arch, vocab, seq_len, 0, 0.1, "hf", "electra"), disc_weight=50.0)
     generator_head = linear_weights(model.generator.generator_predictions) + linear_weights(model.generator.generator_lm_head)
     every_token = linear_weights(model) - generator_head  # the tied LM head counts once, on masked tokens only
     attention = 4 * seq_len * arch.num_layers * (arch.hidden_size + arch.generator_hidden_size)

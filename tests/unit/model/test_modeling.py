@@ -4,11 +4,18 @@ from __future__ import annotations
 
 import pytest
 import torch
-from transformers import ElectraForPreTraining, ElectraForTokenClassification
+from transformers import (
+    AutoModelForSequenceClassification,
+    AutoModelForTokenClassification,
+    ElectraForPreTraining,
+    ElectraForTokenClassification,
+)
 
 from electra_model.config import load_params
+from electra_model.pretraining.backbones import BACKBONES
 from electra_model.pretraining.modeling import (
     ElectraPretrainingModel,
+    MaskedLMPretrainingModel,
     electra_configs,
     mask_slots,
     mask_tokens,
@@ -26,7 +33,15 @@ def presets():
 
 @pytest.fixture
 def model(presets):
-    discriminator, generator = electra_configs(presets["tiny"], VOCAB, 32, PAD, 0.1, "hf")
+    discriminator, generator = electra_configs(presets["tiny"], VOCAB, 32, PAD, 0.1, "hf", "electra")
+    torch.manual_seed(0)
+    return ElectraPretrainingModel(discriminator, generator, disc_weight=50.0)
+
+
+@pytest.fixture(params=sorted(BACKBONES))
+def any_backbone(request, presets):
+    """The tiny pair of each ``pretrain.backbone``."""
+    discriminator, generator = electra_configs(presets["tiny"], VOCAB, 32, PAD, 0.1, "hf", request.param)
     torch.manual_seed(0)
     return ElectraPretrainingModel(discriminator, generator, disc_weight=50.0)
 
@@ -51,7 +66,7 @@ def test_embeddings_are_the_same_tensors(model):
     ("preset", "hidden", "gen_hidden", "gen_heads"), [("tiny", 128, 32, 1), ("small", 256, 64, 1), ("base", 768, 256, 4)]
 )
 def test_generator_has_discriminator_depth_and_a_fraction_of_its_width(presets, preset, hidden, gen_hidden, gen_heads):
-    discriminator, generator = electra_configs(presets[preset], VOCAB, 128, PAD, 0.1, "hf")
+    discriminator, generator = electra_configs(presets[preset], VOCAB, 128, PAD, 0.1, "hf", "electra")
     assert discriminator.hidden_size == hidden
     assert generator.hidden_size == gen_hidden
     assert generator.num_attention_heads == gen_heads
@@ -121,7 +136,8 @@ def test_special_tokens_are_never_sampled():
     assert not torch.isin(draws, never).any()
 
 
-def test_rtd_loss_sends_no_gradient_into_the_generator(model):
+def test_rtd_loss_sends_no_gradient_into_the_generator(any_backbone):
+    model = any_backbone
     ids, attention = batch()
     maskable = ~torch.isin(ids, torch.tensor([CLS, SEP, PAD]))
     masked = mask_tokens(ids, maskable, MASK, 0.3, 0.85, torch.Generator().manual_seed(1))
@@ -135,7 +151,8 @@ def test_rtd_loss_sends_no_gradient_into_the_generator(model):
     assert all(g is not None for g in mlm_grads)  # the generator learns from its own MLM loss only
 
 
-def test_loss_is_mlm_plus_weighted_rtd(model):
+def test_loss_is_mlm_plus_weighted_rtd(any_backbone):
+    model = any_backbone
     ids, attention = batch()
     maskable = ~torch.isin(ids, torch.tensor([CLS, SEP, PAD]))
     masked = mask_tokens(ids, maskable, MASK, 0.3, 0.85, torch.Generator().manual_seed(1))
@@ -162,9 +179,56 @@ def test_discriminator_round_trips_through_transformers(model, tmp_path):
 
 @pytest.mark.parametrize(("init_scale", "disc_std", "gen_std"), [("hf", 0.02, 0.02), ("width", 128**-0.5, 32**-0.5)])
 def test_the_init_is_hf_electras_or_scaled_to_each_halfs_width(presets, init_scale, disc_std, gen_std):
-    discriminator, generator = electra_configs(presets["tiny"], VOCAB, 32, PAD, 0.1, init_scale)
+    discriminator, generator = electra_configs(presets["tiny"], VOCAB, 32, PAD, 0.1, init_scale, "electra")
     assert (discriminator.initializer_range, generator.initializer_range) == pytest.approx((disc_std, gen_std))
     torch.manual_seed(0)
     model = ElectraPretrainingModel(discriminator, generator, disc_weight=50.0)
     query = model.discriminator.electra.encoder.layer[0].attention.self.query.weight
     assert query.std().item() == pytest.approx(disc_std, rel=0.05)
+
+
+def test_a_pre_ln_generator_narrower_than_its_discriminator_keeps_its_own_tied_embeddings(presets):
+    """RoBERTa-PreLayerNorm has no embedding projection: a 32-wide generator cannot read 128-wide embeddings."""
+    discriminator, generator = electra_configs(presets["tiny"], VOCAB, 32, PAD, 0.1, "hf", "roberta_prelayernorm")
+    model = ElectraPretrainingModel(discriminator, generator, disc_weight=50.0)
+    own = model.generator.base_model.embeddings
+    assert own is not model.discriminator.base_model.embeddings
+    assert own.word_embeddings.weight.shape == (VOCAB, 32)
+    assert model.generator.lm_head.decoder.weight is own.word_embeddings.weight
+    assert discriminator.max_position_embeddings == 32 + PAD + 1  # RoBERTa numbers positions after the padding id
+
+
+def test_a_pre_ln_generator_of_the_discriminators_width_shares_its_embeddings(presets):
+    whole = presets["tiny"].model_copy(update={"generator_fraction": 1.0})
+    model = ElectraPretrainingModel(
+        *electra_configs(whole, VOCAB, 32, PAD, 0.1, "hf", "roberta_prelayernorm"), disc_weight=50.0
+    )
+    shared = model.discriminator.base_model.embeddings
+    assert model.generator.base_model.embeddings is shared
+    assert model.generator.lm_head.decoder.weight is shared.word_embeddings.weight
+
+
+@pytest.mark.parametrize("backbone", sorted(BACKBONES))
+def test_an_mlm_only_encoder_ties_its_output_layer_to_its_token_embeddings(presets, backbone):
+    discriminator, _ = electra_configs(presets["tiny"], VOCAB, 32, PAD, 0.1, "hf", backbone)
+    encoder = MaskedLMPretrainingModel(discriminator).encoder
+    assert encoder.get_output_embeddings().weight is encoder.base_model.embeddings.word_embeddings.weight
+
+
+def test_every_backbone_saves_and_loads_under_the_auto_task_heads(any_backbone, tmp_path):
+    """What fine-tuning needs of the saved discriminator: both Auto heads load the very body it trained."""
+    discriminator = any_backbone.discriminator
+    discriminator.save_pretrained(tmp_path)
+    assert (tmp_path / "model.safetensors").is_file()
+    ids, attention = batch()
+    discriminator.eval()
+    with torch.no_grad():
+        body = discriminator.base_model(ids, attention_mask=attention).last_hidden_state
+    for auto in (AutoModelForTokenClassification, AutoModelForSequenceClassification):
+        loaded, info = auto.from_pretrained(tmp_path, num_labels=5, ignore_mismatched_sizes=True, output_loading_info=True)
+        assert type(loaded.base_model) is type(discriminator.base_model)
+        new = {*info["missing_keys"], *(entry[0] for entry in info["mismatched_keys"])}
+        assert new and all(key.startswith("classifier.") for key in new)
+        with torch.no_grad():
+            again = loaded.eval().base_model(ids, attention_mask=attention).last_hidden_state
+        assert torch.allclose(again, body, atol=1e-6)

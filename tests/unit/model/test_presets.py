@@ -56,12 +56,14 @@ def test_the_global_batch_must_split_into_micro_batches(raw):
 
 def test_the_cpu_hour_recipe_is_the_one_chosen_on_held_out_mlm_loss(raw):
     """The named recipe measured for 2 CPU cores (benchmarks/RESULTS.md): temperature 2 against collapse; the peak
-    lr, short warmup, no dropout and the 64-token first half chosen by benchmarks/pretrain_recipe.py."""
+    lr, short warmup, no dropout and the 64-token first half chosen by benchmarks/pretrain_recipe.py; the post-LN
+    ELECTRA backbone kept, as the pre-LN arm had the higher held-out MLM loss there."""
     params = pretrain_with(raw, preset="tiny_cpu_hour")
     assert params.architecture.hidden_size == 128 and params.architecture.num_layers == 2
     assert (params.learning_rate, params.batch_size, params.warmup_steps, params.max_steps) == (3e-3, 32, 100, 5000)
     assert params.sampling_temperature == 2.0
     assert (params.dropout, params.init_scale, params.short_seq_len, params.short_seq_fraction) == (0.0, "hf", 64, 0.5)
+    assert params.backbone == "electra"
 
 
 def test_a_preset_without_a_temperature_samples_at_the_references_one(raw):
@@ -93,3 +95,15 @@ def test_dropout_init_and_curriculum_come_from_the_preset_unless_overridden(raw)
 def test_the_init_scale_is_hf_or_width(raw):
     with pytest.raises(ElectraError, match="pretrain.init_scale = 'wide'"):
         pretrain_with(raw, init_scale="wide")
+
+
+def test_the_backbone_comes_from_the_preset_and_is_one_transformers_ships(raw):
+    assert pretrain_with(raw, preset="tiny").backbone == "electra"
+    assert pretrain_with(raw, preset="tiny", backbone="roberta_prelayernorm").backbone == "roberta_prelayernorm"
+    with pytest.raises(ElectraError, match="pretrain.backbone = 'bert'"):
+        pretrain_with(raw, backbone="bert")
+
+
+def test_a_pre_ln_backbone_needs_embeddings_as_wide_as_the_hidden_states(raw):
+    with pytest.raises(ElectraError, match="embedding_size equal to hidden_size"):
+        pretrain_with(raw, preset="small", backbone="roberta_prelayernorm")

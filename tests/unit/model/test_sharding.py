@@ -25,7 +25,7 @@ def process_group(tmp_path):
 
 
 def plain_model() -> ElectraPretrainingModel:
-    discriminator, generator = electra_configs(section("pretrain").presets["tiny"], VOCAB, 16, 0, 0.1, "hf")
+    discriminator, generator = electra_configs(section("pretrain").presets["tiny"], VOCAB, 16, 0, 0.1, "hf", "electra")
     torch.manual_seed(0)
     return ElectraPretrainingModel(discriminator, generator, disc_weight=50.0)
 

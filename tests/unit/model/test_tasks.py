@@ -13,6 +13,10 @@ from typing import Any
 import pytest
 import yaml
 from transformers import ElectraForSequenceClassification
+from transformers.models.auto.modeling_auto import (
+    MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING_NAMES,
+    MODEL_FOR_TOKEN_CLASSIFICATION_MAPPING_NAMES,
+)
 
 from electra_model.config import Params, parse_params
 from electra_model.tasks.ner.conll import read_conll
@@ -21,6 +25,7 @@ from electra_model.data.tokenizer import as_transformers_tokenizer
 from electra_model.errors import ElectraError
 from tests.fixtures_classifier import CLASSIFIER_MAX_LEN, FILLER, NEGATIVE, POSITIVE, save_tiny_discriminator
 from electra_model.client.loader import CLIENTS
+from electra_model.pretraining.backbones import BACKBONES
 from electra_model.tasks import registry
 from electra_model.tasks.catalog import TASKS, task_for
 from electra_model.tasks.ner.heads import HEADS
@@ -87,8 +92,13 @@ def test_every_built_in_task_has_a_spec_whose_client_the_loader_serves() -> None
 def test_the_specs_know_the_architectures_their_tasks_save() -> None:
     """The export stage tells a model's task by its config.json architectures; the specs list them by name (torch-
     free), so they are checked here against the heads the trainers save with."""
-    assert set(registry.spec_for("ner").architectures) == {head.__name__ for head in HEADS.values()}
-    assert registry.spec_for("classification").architectures == (ElectraForSequenceClassification.__name__,)
+    pre_ln = BACKBONES["roberta_prelayernorm"].config_class.model_type  # what AutoModelFor* builds on that body:
+    assert set(registry.spec_for("ner").architectures) == {head.__name__ for head in HEADS.values()} | {
+        MODEL_FOR_TOKEN_CLASSIFICATION_MAPPING_NAMES[pre_ln]
+    }
+    assert registry.spec_for("classification").architectures == (
+        ElectraForSequenceClassification.__name__, MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING_NAMES[pre_ln]
+    )
 
 
 def test_an_unknown_task_names_the_key_and_the_registered_tasks() -> None:
