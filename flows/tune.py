@@ -33,6 +33,7 @@ import subprocess
 import sys
 import threading
 import time
+import warnings
 import zlib
 from collections.abc import Mapping
 from pathlib import Path
@@ -51,7 +52,6 @@ from electra_model.dvc_map import plot_file
 from electra_model.dvc_map import stages as dvc_stages
 from electra_model.errors import ElectraError, exit_on_user_error
 from electra_model.io import read_json
-from electra_model.search.storage import join_study, open_storage, shared_attr
 from electra_model.search.space import (
     check_space,
     distributions,
@@ -61,6 +61,7 @@ from electra_model.search.space import (
     suggest,
     write_results,
 )
+from electra_model.search.storage import join_study, open_storage, shared_attr
 from electra_model.client.store import redact
 from electra_model.tracking.runs import PARENT_RUN_ENV, configure, tracking_uri
 
@@ -340,7 +341,9 @@ class Scheduler:
                 if late or self.failures >= self.n_trials:
                     return False
                 if self.shared:
-                    optuna.storages.fail_stale_trials(self.study)
+                    with warnings.catch_warnings():  # experimental since Optuna 2.9, and what Optuna's own loop calls
+                        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                        optuna.storages.fail_stale_trials(self.study)
                 states = [trial.state for trial in self.study.get_trials(deepcopy=False)]
                 done = sum(state in COUNTED for state in states)
                 running = states.count(optuna.trial.TrialState.RUNNING) if self.shared else 0
