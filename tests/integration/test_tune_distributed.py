@@ -108,6 +108,7 @@ def wait_for(check, timeout_s: float, what: str):
     return found
 
 
+@pytest.mark.timeout(1500)  # 11.6 min here with the 2 cores shared at load ~11 (benchmarks/RESULTS.md)
 def test_two_workers_share_the_study_and_a_killed_workers_trial_is_run_again(
     workdir: Path, origin: Path, database: str, mlflow_url: str
 ) -> None:
@@ -121,7 +122,7 @@ def test_two_workers_share_the_study_and_a_killed_workers_trial_is_run_again(
         os.killpg(workers[first.root.name].pid, signal.SIGKILL)  # the machine is lost: its driver and its trial
         os.killpg(killed.user_attrs["pgid"], signal.SIGKILL)
         workers[first.root.name].wait()
-        assert workers[second.root.name].wait(timeout=480) == 0, (workdir / "machine-b-worker.log").read_text()
+        assert workers[second.root.name].wait(timeout=900) == 0, (workdir / "machine-b-worker.log").read_text()
     finally:
         for worker in workers.values():
             if worker.poll() is None:
