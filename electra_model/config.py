@@ -32,8 +32,24 @@ NonNegativeInt = Annotated[int, Field(ge=0)]
 Probability = Annotated[float, Field(ge=0.0, le=1.0)]
 PositiveFloat = Annotated[float, Field(gt=0.0)]
 Device = Literal["auto", "cpu", "cuda"]
+STUDY_STORAGES = ("sqlite:///", "postgresql://", "postgresql+psycopg://")  # Optuna RDB URLs with a driver installed
 CREDENTIALS_ERROR = "credentials_in_uri"  # its message masks the URI; the raw value is never echoed
 Seed = Annotated[int, Field(ge=0, le=2**32 - 1)]  # numpy's seeds are 32-bit: a larger one fails deep in a stage
+
+
+def without_credentials(uri: str, instead: str, user_allowed: bool = False) -> str:
+    """``uri`` unchanged, unless it carries ``user:password@`` (or, unless ``user_allowed``, any ``user@``):
+    params.yaml is committed and logged, so a password in it would leak. The error shows the URI masked
+    (``***@host``) and says where the secret goes ``instead``."""
+    parts = urllib.parse.urlsplit(uri)
+    if "@" in parts.netloc and not (user_allowed and parts.password is None):
+        masked = urllib.parse.urlunsplit(parts._replace(netloc="***@" + parts.netloc.rsplit("@", 1)[1]))
+        raise PydanticCustomError(
+            CREDENTIALS_ERROR,
+            f"{masked} carries credentials, which must not be in params.yaml; remove the 'user:password@' part "
+            f"and {instead}",
+        )
+    return uri
 
 
 def leaf_types(annotation: Any) -> set[Any]:
@@ -544,16 +560,8 @@ class TrackingParams(Section):
     @field_validator("uri")
     @classmethod
     def _no_credentials(cls, uri: str) -> str:
-        parts = urllib.parse.urlsplit(uri)
-        if "@" in parts.netloc:
-            masked = urllib.parse.urlunsplit(parts._replace(netloc="***@" + parts.netloc.rsplit("@", 1)[1]))
-            raise PydanticCustomError(
-                CREDENTIALS_ERROR,
-                f"{masked} carries credentials, which must not be in params.yaml; remove the 'user:password@' part "
-                "and set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD (a database: PGPASSWORD or its "
-                "own variables) in the environment",
-            )
-        return uri
+        return without_credentials(uri, "set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD (a database: "
+                                        "PGPASSWORD or its own variables) in the environment")
 
 
 # ---------------------------------------------------------------------------------------------- annotate
@@ -618,10 +626,17 @@ class TuneParams(Section):
     """``electra tune``: an Optuna study (TPE, seeded) whose trials are DVC experiments of the stages up to ``stage``
     and MLflow runs nested under one study run. ``metric`` is ``<metrics file>:<key>`` of that stage, read on
     validation (a search never reads test). ``storage`` is Optuna's (a relative sqlite path sits at the project
-    root); ``--resume`` continues the study of that name there."""
+    root; a PostgreSQL database for workers on several machines); ``--resume`` continues the study of that name
+    there. A running trial records a heartbeat every ``heartbeat_s``; one silent for ``grace_s`` (its worker died)
+    is failed and queued again, up to ``retries`` times, for any worker to run. ``git_remote`` is where each finished
+    trial's experiment is pushed (`dvc exp push`), so that the workers' experiments meet in one place."""
 
     study: Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_-]*$")]
     storage: str
+    heartbeat_s: PositiveInt
+    grace_s: PositiveInt
+    retries: NonNegativeInt
+    git_remote: Annotated[str, Field(min_length=1)] | None
     stage: Annotated[str, Field(min_length=1)]
     metric: Annotated[str, Field(pattern=r"^[^:]+:.+$")]
     direction: Literal["maximize", "minimize"]
@@ -631,6 +646,23 @@ class TuneParams(Section):
     seed: Seed
     pruning: PruningParams
     space: dict[str, SearchDimension]  # required: a search names what it searches
+
+    @field_validator("storage")
+    @classmethod
+    def _a_database_optuna_can_share(cls, storage: str) -> str:
+        # credentials first: the next error echoes the value
+        without_credentials(storage, "set PGPASSWORD in the environment (or use ~/.pgpass)", user_allowed=True)
+        if not storage.startswith(STUDY_STORAGES):
+            raise ValueError("not a storage electra tune supports; give sqlite:///<file> (one machine) or "
+                             "postgresql://[user@]<host>[:port]/<database> (workers on several machines)")
+        return storage
+
+    @model_validator(mode="after")
+    def _grace_outlasts_heartbeat(self) -> TuneParams:
+        if self.grace_s <= self.heartbeat_s:
+            raise ValueError(f"grace_s ({self.grace_s}) must exceed heartbeat_s ({self.heartbeat_s}): a live trial "
+                             "would be taken for a dead one between two heartbeats")
+        return self
 
 
 TaskName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")]

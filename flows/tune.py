@@ -10,7 +10,15 @@ trial's MLflow run, which is nested under the study's run. While a trial runs, t
 The study lives in Optuna's storage (``tune.storage``); ``--resume`` continues it after a crash or a SIGKILL: a
 finished trial is never repeated, and a trial the dead driver left running is stopped and counted as failed.
 
+With ``--worker`` the driver is one of several, on machines that share the study's storage (PostgreSQL), the MLflow
+server and the DVC remote, each in its own clone of the project. Workers join the study (the first creates it and
+its MLflow run), take trials until ``n_trials`` are finished, and push each finished trial with `dvc exp push` to
+``tune.git_remote``. A worker that dies loses only its running trial: its heartbeat stops, and after
+``tune.grace_s`` another worker fails it and runs it again with the same params
+(:mod:`electra_model.search.storage`).
+
     python -m flows.tune [--trials N] [--parallel K] [--resume]   # or: electra tune ...
+    python -m flows.tune --worker [--trials N] [--parallel K]     # one of several workers (electra tune --worker)
     python -m flows.tune --apply-best       # dvc exp apply the best trial, then run the whole pipeline flow
 """
 
@@ -20,10 +28,13 @@ import argparse
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
 import time
+import warnings
+import zlib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -50,10 +61,12 @@ from electra_model.search.space import (
     suggest,
     write_results,
 )
-from electra_model.client.store import anchor_uri
+from electra_model.search.storage import join_study, open_storage, shared_attr
+from electra_model.client.store import redact
 from electra_model.tracking.runs import PARENT_RUN_ENV, configure, tracking_uri
 
 POLL_S = 2.0
+COUNTED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)  # what n_trials counts
 STARTED = "Running stage"  # DVC's line once the temporary copy is set up and the repository lock is released
 LOCKED = "Unable to acquire lock"  # DVC's line when another `dvc` process holds the repository lock
 LOCK_WAIT_S = 600.0  # how long a trial keeps starting again while other `dvc` processes hold the lock
@@ -73,12 +86,21 @@ class TrialFailed(Exception):
     """A trial's `dvc exp run` failed; the study goes on (Optuna records the trial as failed)."""
 
 
-def study_storage(tune: TuneParams) -> str:
-    """Optuna's storage URL, a relative sqlite path anchored at the project root (its folder created)."""
-    url = anchor_uri(tune.storage)
-    if url.startswith("sqlite:///"):
-        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-    return url
+class Surplus(Exception):
+    """Two workers took the last trial at the same moment: the later one gives its trial up unrun (Optuna records it
+    as failed, with the user attribute ``surplus``)."""
+
+
+def worker_name() -> str:
+    """Which worker ran a trial (recorded with it): the machine, the project copy and the process."""
+    return f"{socket.gethostname()}:{Path.cwd()}:{os.getpid()}"
+
+
+def check_git_remote(remote: str | None) -> None:
+    """Finished trials are pushed to ``tune.git_remote``: a missing remote fails before any trial, not after each."""
+    if remote and subprocess.run(["git", "remote", "get-url", remote], capture_output=True).returncode != 0:
+        raise ElectraError(f"tune.git_remote = {remote!r} is not a git remote of {Path.cwd()}; add it "
+                           f"(git remote add {remote} <url>) or set tune.git_remote: null")
 
 
 def copied_paths(stages: Mapping[str, Any], target: str) -> list[str]:
@@ -184,16 +206,19 @@ class Driver:
     def objective(self, trial: optuna.Trial, study_run_id: str) -> float:
         values = {key: suggest(trial, self.raw, key, dimension) for key, dimension in self.tune.space.items()}
         name = f"{self.tune.study}-{trial.number}"
-        run = self.client.create_run(
-            self.experiment_id, run_name=name,
-            tags={"mlflow.parentRunId": study_run_id, "optuna.study": self.tune.study,
-                  "optuna.trial": str(trial.number), "dvc.experiment": name},
-        )
+        lost = trial.user_attrs.get("experiment")  # a retried trial carries the attributes of the one its worker lost
+        tags = {"mlflow.parentRunId": study_run_id, "optuna.study": self.tune.study, "optuna.trial": str(trial.number),
+                "dvc.experiment": name, **({"optuna.retry_of": lost} if lost else {})}
+        if lost:
+            self.client.set_tag(trial.user_attrs["mlflow_run_id"], "optuna.state", "lost")
+            self.client.set_terminated(trial.user_attrs["mlflow_run_id"], "FAILED")
+        run = self.client.create_run(self.experiment_id, run_name=name, tags=tags)
         run_id = run.info.run_id
         for key, value in values.items():
             self.client.log_param(run_id, key, value)
         trial.set_user_attr("experiment", name)
         trial.set_user_attr("mlflow_run_id", run_id)
+        trial.set_user_attr("worker", worker_name())
         command = ["dvc", "exp", "run", "--temp", "--name", name, *set_arguments(values)]
         for path in self.copy:
             command += ["-C", path]
@@ -219,10 +244,26 @@ class Driver:
             tail = log_path.read_text(encoding="utf-8").splitlines()[-15:]
             raise TrialFailed(f"trial {trial.number} ({' '.join(command)}) failed:\n" + "\n".join(tail))
         value = self.read_metric(name)
+        if self.tune.git_remote:
+            self.push(name, run_id)
         self.client.log_metric(run_id, self.metric_key, value)
         self.client.set_tag(run_id, "optuna.state", "complete")
         self.client.set_terminated(run_id, "FINISHED")
         return value
+
+    def push(self, name: str, run_id: str) -> None:
+        """`dvc exp push` the finished experiment to ``tune.git_remote`` (its outputs to DVC's default remote), so
+        that every worker's trials meet there; retried while another trial holds DVC's repository lock."""
+        command = ["dvc", "exp", "push", self.tune.git_remote or "", name]
+        for attempt in range(LOCK_RETRIES):
+            pushed = subprocess.run(command, capture_output=True, text=True)
+            if pushed.returncode == 0 or LOCKED not in pushed.stdout + pushed.stderr:
+                break
+            time.sleep(POLL_S * (attempt + 1))
+        if pushed.returncode != 0:
+            self.client.set_tag(run_id, "optuna.state", "failed")
+            self.client.set_terminated(run_id, "FAILED")
+            raise TrialFailed(f"`{' '.join(command)}` failed: {(pushed.stderr or pushed.stdout).strip()}")
 
     def launch(self, trial: optuna.Trial, command: list[str], env: dict[str, str], log_path: Path,
                run_id: str) -> tuple[subprocess.Popen, int | None]:
@@ -281,40 +322,66 @@ class Driver:
 
 
 class Scheduler:
-    """Hands out trials to ``parallel`` workers until ``n_trials`` are finished or pruned: exactly that many, as a
+    """Hands out trials to ``parallel`` threads until ``n_trials`` are finished or pruned: exactly that many, as a
     started trial is counted before the next is handed out (a failed one is replaced, up to as many failures as
-    trials), and none is started after the time limit."""
+    trials), and none is started after the time limit.
 
-    def __init__(self, study: optuna.Study, driver: Driver, parent: str, n_trials: int, timeout_minutes: float | None):
-        self.study, self.driver, self.parent, self.n_trials = study, driver, parent, n_trials
+    A ``shared`` study has other workers: the count is the storage's (their running trials included), a worker whose
+    remaining trials all run elsewhere waits to pick one up if its worker dies, and a trial two workers took at the
+    same moment beyond ``n_trials`` is given up unrun (:class:`Surplus`). Each trial runs under Optuna's
+    ``optimize``, which records its heartbeat and first fails the trials whose heartbeat stopped."""
+
+    def __init__(self, study: optuna.Study, driver: Driver, parent: str, n_trials: int, timeout_minutes: float | None,
+                 shared: bool = False):
+        self.study, self.driver, self.parent, self.n_trials, self.shared = study, driver, parent, n_trials, shared
         self.deadline = time.monotonic() + timeout_minutes * 60 if timeout_minutes else None
         self.lock = threading.Lock()
         self.in_flight, self.failures = 0, 0
 
     def claim(self) -> bool:
-        with self.lock:
-            late = self.deadline is not None and time.monotonic() > self.deadline
-            if late or self.failures >= self.n_trials or counted(self.study) + self.in_flight >= self.n_trials:
-                return False
-            self.in_flight += 1
-            return True
+        while True:
+            with self.lock:
+                late = self.deadline is not None and time.monotonic() > self.deadline
+                if late or self.failures >= self.n_trials:
+                    return False
+                if self.shared:
+                    with warnings.catch_warnings():  # experimental since Optuna 2.9, and what Optuna's own loop calls
+                        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                        optuna.storages.fail_stale_trials(self.study)
+                states = [trial.state for trial in self.study.get_trials(deepcopy=False)]
+                done = sum(state in COUNTED for state in states)
+                running = states.count(optuna.trial.TrialState.RUNNING) if self.shared else 0
+                busy = max(running, self.in_flight)  # this worker's trials are among the storage's running ones
+                if done < self.n_trials and (done + busy < self.n_trials or optuna.trial.TrialState.WAITING in states):
+                    self.in_flight += 1
+                    return True
+                if not self.shared or done >= self.n_trials:
+                    return False
+            time.sleep(self.driver.tune.heartbeat_s)  # the last trials run elsewhere: take over one that dies
+
+    def surplus(self, trial: optuna.Trial) -> bool:
+        """A new trial (not a retry) with ``n_trials`` live or finished trials numbered before it."""
+        if trial.user_attrs.get("experiment"):
+            return False
+        live = (*COUNTED, optuna.trial.TrialState.RUNNING, optuna.trial.TrialState.WAITING)
+        return sum(t.number < trial.number for t in self.study.get_trials(deepcopy=False, states=live)) >= self.n_trials
+
+    def run_trial(self, trial: optuna.Trial) -> float:
+        if self.shared and self.surplus(trial):
+            trial.set_user_attr("surplus", True)
+            raise Surplus(f"trial {trial.number} given up unrun: another worker took the last trial at the same moment")
+        try:
+            return self.driver.objective(trial, self.parent)
+        except TrialFailed as error:
+            print(error)
+            with self.lock:
+                self.failures += 1
+            raise
 
     def worker(self) -> None:
         while self.claim():
-            trial = self.study.ask()
             try:
-                value = self.driver.objective(trial, self.parent)
-                self.study.tell(trial, value)
-            except optuna.TrialPruned:
-                self.study.tell(trial, state=optuna.trial.TrialState.PRUNED)
-            except TrialFailed as error:
-                print(error)
-                self.study.tell(trial, state=optuna.trial.TrialState.FAIL)
-                with self.lock:
-                    self.failures += 1
-            except BaseException:
-                self.study.tell(trial, state=optuna.trial.TrialState.FAIL)
-                raise
+                self.study.optimize(self.run_trial, n_trials=1, catch=(TrialFailed, Surplus), gc_after_trial=False)
             finally:
                 with self.lock:
                     self.in_flight -= 1
@@ -327,20 +394,29 @@ class Scheduler:
             thread.join()
 
 
-def open_study(tune: TuneParams, raw: Mapping[str, Any], resume: bool) -> optuna.Study:
-    """The study in its storage: a new one, or (``resume``) the existing one with the same space."""
-    storage = study_storage(tune)
+def open_study(tune: TuneParams, raw: Mapping[str, Any], resume: bool,
+               worker: bool = False) -> tuple[optuna.Study, bool]:
+    """The study in its storage, and whether this call created it: a new one, or (``resume``) the existing one with
+    the same space; a ``worker`` joins the study whether or not another worker created it."""
+    storage = open_storage(tune)
     exists = tune.study in {summary.study_name for summary in optuna.get_all_study_summaries(storage)}
-    if exists and not resume:
-        raise ElectraError(f"study {tune.study!r} already exists in {tune.storage} (tune.study, tune.storage); pass "
-                           "--resume to continue it, or give tune.study a new name")
+    if exists and not (resume or worker):
+        raise ElectraError(f"study {tune.study!r} already exists in {redact(tune.storage)} (tune.study, tune.storage); "
+                           "pass --resume to continue it, or give tune.study a new name")
     if resume and not exists:
-        raise ElectraError(f"no study {tune.study!r} in {tune.storage} to resume; run `electra tune` without --resume")
+        raise ElectraError(f"no study {tune.study!r} in {redact(tune.storage)} to resume; run `electra tune` without "
+                           "--resume")
     pruner = (optuna.pruners.MedianPruner(n_startup_trials=tune.pruning.startup_trials,
                                           n_warmup_steps=tune.pruning.warmup_epochs)
               if tune.pruning.curve else optuna.pruners.NopPruner())
-    study = optuna.create_study(study_name=tune.study, storage=storage, direction=tune.direction,
-                                sampler=optuna.samplers.TPESampler(seed=tune.seed), pruner=pruner, load_if_exists=True)
+    # Workers seeded alike would sample the same params; constant_liar keeps them off each other's running trials.
+    sampler = (optuna.samplers.TPESampler(seed=zlib.crc32(f"{tune.seed}:{worker_name()}".encode()), constant_liar=True)
+               if worker else optuna.samplers.TPESampler(seed=tune.seed))
+    study, created = join_study(
+        lambda: optuna.create_study(study_name=tune.study, storage=storage, direction=tune.direction, sampler=sampler,
+                                    pruner=pruner),
+        lambda: optuna.load_study(study_name=tune.study, storage=storage, sampler=sampler, pruner=pruner),
+    )
     space = distributions(raw, tune.space)
     stored = study.user_attrs.get("space")
     if stored is None:
@@ -348,7 +424,7 @@ def open_study(tune: TuneParams, raw: Mapping[str, Any], resume: bool) -> optuna
     elif stored != json.loads(json.dumps(space)):
         raise ElectraError(f"tune.space differs from the space study {tune.study!r} was started with; restore it, or "
                            "give tune.study a new name to start another study")
-    return study
+    return study, created
 
 
 def stop_leftovers(study: optuna.Study) -> list[int]:
@@ -365,13 +441,14 @@ def stop_leftovers(study: optuna.Study) -> list[int]:
 
 def counted(study: optuna.Study) -> int:
     """Trials that count towards ``n_trials``: finished or pruned ones (a failed trial is tried again)."""
-    done = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
-    return len(study.get_trials(deepcopy=False, states=done))
+    return len(study.get_trials(deepcopy=False, states=COUNTED))
 
 
-def study_run_id(study: optuna.Study, driver: Driver, tune: TuneParams) -> str:
-    """The study's MLflow run (the parent of every trial run), created once and kept across resumes."""
-    run_id = study.user_attrs.get("mlflow_run_id")
+def study_run_id(study: optuna.Study, driver: Driver, tune: TuneParams, joined: bool = False) -> str:
+    """The study's MLflow run (the parent of every trial run), created once and kept across resumes. A worker that
+    ``joined`` a study another worker created waits for that worker to record the run (up to ``tune.grace_s``;
+    after that, the creator is taken for dead and this worker creates it)."""
+    run_id = shared_attr(study, "mlflow_run_id", tune.grace_s) if joined else study.user_attrs.get("mlflow_run_id")
     if run_id is None:
         run = driver.client.create_run(driver.experiment_id, run_name=f"tune-{tune.study}",
                                        tags={"optuna.study": tune.study, "pipeline.trigger": "tune"})
@@ -382,8 +459,10 @@ def study_run_id(study: optuna.Study, driver: Driver, tune: TuneParams) -> str:
     return run_id
 
 
-def run_study(trials: int | None = None, parallel: int | None = None, resume: bool = False) -> dict[str, Any]:
-    """Check the space, run the study to ``trials`` counted trials, write and log the results; the best trial."""
+def run_study(trials: int | None = None, parallel: int | None = None, resume: bool = False,
+              worker: bool = False) -> dict[str, Any]:
+    """Check the space, run the study to ``trials`` counted trials, write and log the results; the best trial. A
+    ``worker`` shares the study with other workers (its trials run in its own copy of the project)."""
     raw = read_params_file("params.yaml")
     params = check_space(raw)
     stages = dvc_stages()
@@ -391,17 +470,21 @@ def run_study(trials: int | None = None, parallel: int | None = None, resume: bo
     parallel = parallel or tune.parallel
     n_trials = trials or tune.n_trials
     check_upstream_current(stage_order(stages, tune.stage)[:-1])
-    study = open_study(tune, raw, resume)
-    stale = stop_leftovers(study)
-    if stale:
-        print(f"trials {stale} were left running by a stopped driver: stopped and recorded as failed")
+    check_git_remote(tune.git_remote)
+    study, created = open_study(tune, raw, resume, worker)
+    if not worker:  # a worker's study has other workers, whose running trials are theirs: see the heartbeat
+        stale = stop_leftovers(study)
+        if stale:
+            print(f"trials {stale} were left running by a stopped driver: stopped and recorded as failed")
     driver = Driver(params, raw, stages, parallel)
-    parent = study_run_id(study, driver, tune)
+    parent = study_run_id(study, driver, tune, joined=worker and not created)
     remaining = n_trials - counted(study)
-    print(f"study {tune.study!r}: {counted(study)} trials done, running {max(remaining, 0)} more, {parallel} at a time")
+    role = f"worker {worker_name()} " if worker else ""
+    print(f"{role}study {tune.study!r}: {counted(study)} trials done, running up to {max(remaining, 0)} more, "
+          f"{parallel} at a time")
     if remaining > 0:
-        optuna.logging.set_verbosity(optuna.logging.WARNING)
-        Scheduler(study, driver, parent, n_trials, tune.timeout_minutes).run(parallel)
+        optuna.logging.set_verbosity(optuna.logging.ERROR)  # a failed trial is printed once, by the scheduler
+        Scheduler(study, driver, parent, n_trials, tune.timeout_minutes, shared=worker).run(parallel)
     paths = write_results(study, tune, results_dir(tune.study))
     for path in paths.values():
         driver.client.log_artifact(parent, str(path), artifact_path="tune")
@@ -427,10 +510,10 @@ def summary_markdown(result: dict[str, Any]) -> str:
 
 @flow(name="electra-tune", log_prints=True)
 def electra_tune(project_dir: str = ".", trials: int | None = None, parallel: int | None = None,
-                 resume: bool = False) -> dict[str, Any]:
+                 resume: bool = False, worker: bool = False) -> dict[str, Any]:
     """The study as a Prefect flow run, with its summary as an artifact."""
     os.chdir(project_dir)
-    result = run_study(trials, parallel, resume)
+    result = run_study(trials, parallel, resume, worker)
     markdown = summary_markdown(result)
     create_markdown_artifact(key="electra-tune-summary", markdown=markdown, description="electra-tune best trial")
     print(markdown)
@@ -474,7 +557,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--parallel", type=int, help="trials at once (default tune.parallel)")
     parser.add_argument("--resume", action="store_true", help="continue the study of tune.study in tune.storage")
     parser.add_argument("--apply-best", action="store_true", help="apply the best trial and run the whole pipeline")
+    parser.add_argument("--worker", action="store_true",
+                        help="join the study as one of several workers sharing tune.storage (created if absent)")
     args = parser.parse_args(argv)
+    if args.worker and (args.resume or args.apply_best):
+        raise ElectraError("--worker joins the study as it stands: give it without --resume and --apply-best")
     for name in ("trials", "parallel"):
         if getattr(args, name) is not None and getattr(args, name) < 1:
             raise ElectraError(f"--{name} must be at least 1")
@@ -487,7 +574,7 @@ def main(argv: list[str]) -> int:
     if args.apply_best:
         return apply_best()
     check_space(read_params_file("params.yaml"))  # a bad space fails before Prefect starts
-    electra_tune(".", args.trials, args.parallel, args.resume)
+    electra_tune(".", args.trials, args.parallel, args.resume, args.worker)
     return 0
 
 

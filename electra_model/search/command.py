@@ -4,6 +4,7 @@ The library imports neither Prefect nor DVC, so the command hands its arguments 
 project (the working directory), as ``python -m flows.tune`` would be run by hand:
 
     electra tune [--trials N] [--parallel K] [--resume]
+    electra tune --worker [--trials N] [--parallel K]   # one of several workers sharing tune.storage
     electra tune --apply-best        # dvc exp apply the best trial, then run the whole pipeline
 """
 
@@ -25,6 +26,7 @@ def run_tune(args: argparse.Namespace) -> int:
     argv += [f"--parallel={args.parallel}"] if args.parallel else []
     argv += ["--resume"] if args.resume else []
     argv += ["--apply-best"] if args.apply_best else []
+    argv += ["--worker"] if args.worker else []
     return subprocess.run([sys.executable, "-m", "flows.tune", *argv]).returncode
 
 
@@ -38,4 +40,6 @@ def add_tune(subcommands: Any) -> None:
     parser.add_argument("--parallel", type=int, help="trials at once (default tune.parallel)")
     parser.add_argument("--resume", action="store_true", help="continue the study tune.study in tune.storage")
     parser.add_argument("--apply-best", action="store_true", help="apply the best trial and run the whole pipeline")
+    parser.add_argument("--worker", action="store_true",
+                        help="join the study as one of several workers sharing tune.storage (created if absent)")
     parser.set_defaults(handler=run_tune)
