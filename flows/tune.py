@@ -35,9 +35,9 @@ import threading
 import time
 import warnings
 import zlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import mlflow
 import optuna
@@ -70,6 +70,19 @@ COUNTED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)  # 
 STARTED = "Running stage"  # DVC's line once the temporary copy is set up and the repository lock is released
 LOCKED = "Unable to acquire lock"  # DVC's line when another `dvc` process holds the repository lock
 LOCK_WAIT_S = 600.0  # how long a trial keeps starting again while other `dvc` processes hold the lock
+Result = TypeVar("Result")
+
+
+def while_locked(attempt: Callable[[bool], Result], locked: Callable[[Result], bool]) -> Result:
+    """``attempt(again)`` until DVC's repository lock no longer refuses it (another trial is setting up or
+    collecting its experiment), for up to :data:`LOCK_WAIT_S`; the last result."""
+    give_up_at, tries = time.monotonic() + LOCK_WAIT_S, 0
+    while True:
+        result = attempt(tries > 0)
+        if not locked(result) or time.monotonic() > give_up_at:
+            return result
+        tries += 1
+        time.sleep(min(POLL_S * tries, 15.0))
 
 
 def results_dir(study: str) -> Path:
@@ -225,15 +238,16 @@ class Driver:
         command.append(self.tune.stage)
         env = {**os.environ, **thread_env(self.worker_slot(), self.parallel), PARENT_RUN_ENV: run_id}
         log_path = logs_dir(self.tune.study) / f"{name}.log"
-        give_up_at, attempt = time.monotonic() + LOCK_WAIT_S, 0
-        while True:
-            process, pruned = self.launch(trial, command, env, log_path, run_id)
-            if process.returncode == 0 or pruned or LOCKED not in log_path.read_text(encoding="utf-8"):
-                break
-            if time.monotonic() > give_up_at:
-                break
-            attempt += 1  # another trial held DVC's repository lock (collecting its experiment): start again
-            time.sleep(min(POLL_S * attempt, 15.0))
+
+        def run_once(again: bool) -> tuple[subprocess.Popen, int | None]:
+            # a start refused by the lock may already have claimed the name: a later start overwrites it
+            forced = [*command[:3], "--force", *command[3:]] if again else command
+            return self.launch(trial, forced, env, log_path, run_id)
+
+        process, pruned = while_locked(
+            run_once, lambda run: run[0].returncode != 0 and not run[1]
+            and LOCKED in log_path.read_text(encoding="utf-8"),
+        )
         if pruned:
             self.client.set_tag(run_id, "optuna.state", "pruned")
             self.client.set_terminated(run_id, RunStatus.to_string(RunStatus.KILLED))
@@ -255,11 +269,10 @@ class Driver:
         """`dvc exp push` the finished experiment to ``tune.git_remote`` (its outputs to DVC's default remote), so
         that every worker's trials meet there; retried while another trial holds DVC's repository lock."""
         command = ["dvc", "exp", "push", self.tune.git_remote or "", name]
-        for attempt in range(LOCK_RETRIES):
-            pushed = subprocess.run(command, capture_output=True, text=True)
-            if pushed.returncode == 0 or LOCKED not in pushed.stdout + pushed.stderr:
-                break
-            time.sleep(POLL_S * (attempt + 1))
+        pushed = while_locked(
+            lambda _again: subprocess.run(command, capture_output=True, text=True),
+            lambda run: run.returncode != 0 and LOCKED in run.stdout + run.stderr,
+        )
         if pushed.returncode != 0:
             self.client.set_tag(run_id, "optuna.state", "failed")
             self.client.set_terminated(run_id, "FAILED")
