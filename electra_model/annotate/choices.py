@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from xml.sax.saxutils import quoteattr
 
-from electra_model.annotate.convert import FROM_NAME, TO_NAME, Skipped, add_converter, result_labels
+from electra_model.annotate.convert import FROM_NAME, TO_NAME, Skipped, result_labels
 from electra_model.errors import ElectraError
 from electra_model.io import atomic_file
 from electra_model.tasks.classification.data import TextExample, read_file
@@ -86,5 +86,3 @@ class ChoiceConverter:
                        columns.label_column: example.label}
                 handle.write(json.dumps(row, ensure_ascii=False) + "\n")
 
-
-add_converter(ChoiceConverter())

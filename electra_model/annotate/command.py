@@ -17,10 +17,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from electra_model.annotate.convert import converter_for
+from electra_model.annotate.converters import converter_for
 from electra_model.annotate.pull import SKIP_REPORT, pull
 from electra_model.annotate.push import open_model, push_gold, push_texts
 from electra_model.annotate.studio import LabelStudio, find_token
+from electra_model.command_inputs import project_tracking_uri, read_texts, split_pairs
 from electra_model.errors import ElectraError
 
 PARAMS_FILE = Path("params.yaml")
@@ -49,7 +50,6 @@ def run_push(args: argparse.Namespace) -> int:
 
         added = push_gold(studio, title, args.gold, params, converter_for(spec_for(params.task).client.kind))
     else:
-        from electra_model.cli import project_tracking_uri, read_texts, split_pairs
 
         from electra_model.tasks.registry import registered_name
 

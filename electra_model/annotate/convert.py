@@ -1,6 +1,5 @@
-"""Between Label Studio's JSON and a task's data, one converter per predictor kind (the client's ``ClientSpec.kind``,
-never a task name), so a plug-in task served by an existing predictor is labelled the same way and a new kind adds
-its converter with :func:`add_converter`.
+"""Between Label Studio's JSON and a task's data: what every converter shares (the table of converters by predictor
+kind is :mod:`electra_model.annotate.converters`).
 
 What every kind shares lives here: which annotation of a task counts (:func:`chosen_annotation`), the labels a
 project's labelling configuration allows (:func:`config_labels`), and :class:`Skipped`, the reason a task is left
@@ -61,26 +60,6 @@ class Converter(Protocol):
     def write(self, records: Sequence[Any], path: Path, params: Params) -> None:
         """The records as the file the task's ``local`` source reads."""
         ...
-
-
-CONVERTERS: dict[str, Converter] = {}
-
-
-def add_converter(converter: Converter) -> None:
-    """Label models whose predictor kind is ``converter.kind`` with ``converter``."""
-    CONVERTERS[converter.kind] = converter
-
-
-def converter_for(kind: str) -> Converter:
-    """The converter of predictor ``kind``, refused by name when there is none."""
-    from electra_model.annotate import choices, spans  # noqa: F401 (each registers its converter)
-
-    if kind not in CONVERTERS:
-        raise ElectraError(
-            f"no Label Studio converter for predictor kind {kind!r} (there are {sorted(CONVERTERS)}); "
-            "a plug-in task with its own kind registers one with electra_model.annotate.convert.add_converter"
-        )
-    return CONVERTERS[kind]
 
 
 def chosen_annotation(task: Mapping[str, Any]) -> list[dict[str, Any]] | None:

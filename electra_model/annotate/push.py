@@ -19,7 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from electra_model.annotate.convert import Converter, converter_for
+from electra_model.annotate.convert import Converter
+from electra_model.annotate.converters import converter_for
 from electra_model.annotate.studio import LabelStudio
 from electra_model.client.exported import find_onnx_dir, local_model, read_meta
 from electra_model.client.loader import client_for

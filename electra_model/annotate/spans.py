@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from xml.sax.saxutils import quoteattr
 
-from electra_model.annotate.convert import FROM_NAME, TO_NAME, Skipped, add_converter, result_labels
+from electra_model.annotate.convert import FROM_NAME, TO_NAME, Skipped, result_labels
 from electra_model.client.ner import Entity, entity_spans
 from electra_model.client.text_words import detokenize, split_words
 from electra_model.tasks.ner.conll import Sentence, entity_types, read_conll, write_conll
@@ -145,5 +145,3 @@ class SpanConverter:
     def write(self, records: Sequence[Sentence], path: Path, params: Params) -> None:
         write_conll(path, records)
 
-
-add_converter(SpanConverter())

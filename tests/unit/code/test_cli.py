@@ -13,7 +13,8 @@ import mlflow
 import pytest
 import yaml
 
-from electra_model.cli import main, project_tracking_uri
+from electra_model.cli import main
+from electra_model.command_inputs import project_tracking_uri
 from electra_model.tracking.registry import register
 from tests.fixtures_models import quality
 from tests.params import section

@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 
 from electra_model.annotate.choices import ChoiceConverter, choice_item
-from electra_model.annotate.convert import Skipped, config_labels, converter_for
+from electra_model.annotate.convert import Skipped, config_labels
+from electra_model.annotate.converters import converter_for
 from electra_model.annotate.pull import convert_tasks
 from electra_model.annotate.spans import SpanConverter, span_item
 from electra_model.annotate.studio import LabelStudio
