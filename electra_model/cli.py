@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import Any, TypeAlias
 
 from electra_model.tasks.ner.conlleval import aligned_rows, count_chunks, file_rows, report
-from electra_model.annotate.command import add_annotate
+from electra_model.annotate.command import add_annotate, push_selected
 from electra_model.command_inputs import project_tracking_uri, read_texts, split_pairs
 from electra_model.errors import ElectraError, exit_on_user_error
 from electra_model.io import atomic_file
@@ -164,14 +164,16 @@ def run_select(args: argparse.Namespace) -> int:
     pool = read_pool(args.pool)
     check_k(args.k, len(pool), args.pool)
     quiet_downloads_off_terminal()
-    from_registry = str(args.model).startswith("models:/")
-    spec, predictor = load_served(args.model, project_tracking_uri(args.tracking_uri) if from_registry else None)
+    tracking_uri = project_tracking_uri(args.tracking_uri) if str(args.model).startswith("models:/") else None
+    spec, predictor = load_served(args.model, tracking_uri)
     chosen = select(spec.kind, predictor, [item.text for item in pool], args.k, args.measure, args.diversity)
     with atomic_file(args.out) as handle:
         for rank, (index, score) in enumerate(chosen, start=1):
             row = {"rank": rank, "line": pool[index].line, "text": pool[index].text, "score": round(score, 6)}
             handle.write(json.dumps(row, ensure_ascii=False) + "\n")
     print(f"{args.out}: the {len(chosen)} of {len(pool)} texts {args.model} is least sure of")
+    if args.push:
+        print(push_selected([pool[index].text for index, _ in chosen], args.model, tracking_uri, args.project))
     return 0
 
 
@@ -202,6 +204,9 @@ def add_select(subcommands: Subcommands) -> None:
         "--diversity", choices=DIVERSITY, help="spread the batch: k-center greedy among the 4K most uncertain"
     )
     parser.add_argument("--tracking-uri", help="MLflow store holding the registry (as for predict)")
+    parser.add_argument("--push", action="store_true", help="also add the chosen texts to Label Studio, "
+                        "pre-annotated by the model (annotate.url in params.yaml, as `electra annotate push`)")
+    parser.add_argument("--project", help="Label Studio project title for --push (default as for annotate push)")
     parser.set_defaults(handler=run_select)
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,7 @@ from electra_model.errors import ElectraError
 PARAMS_FILE = Path("params.yaml")
 
 
-def _context(args: argparse.Namespace) -> tuple[Any, LabelStudio, str]:
+def _context(project: str | None) -> tuple[Any, LabelStudio, str]:
     """The project's params, its Label Studio and the project title (``--project``, ``annotate.project``, else the
     task's registered model name)."""
     from electra_model.config import load_params
@@ -37,14 +38,14 @@ def _context(args: argparse.Namespace) -> tuple[Any, LabelStudio, str]:
     register_plugins(params.plugins)
     annotate = params.annotate
     studio = LabelStudio(annotate.url, find_token(Path(annotate.data_dir)), annotate.timeout_s)
-    title = args.project or annotate.project or registered_name(params.export, params.task)
+    title = project or annotate.project or registered_name(params.export, params.task)
     return params, studio, title
 
 
 def run_push(args: argparse.Namespace) -> int:
     if bool(args.texts) == bool(args.gold):
         raise ElectraError("electra annotate push takes --texts FILE or --gold FILE (one of the two)")
-    params, studio, title = _context(args)
+    params, studio, title = _context(args.project)
     if args.gold:
         from electra_model.tasks.registry import spec_for
 
@@ -63,8 +64,17 @@ def run_push(args: argparse.Namespace) -> int:
     return 0
 
 
+def push_selected(texts: Sequence[str], model_uri: str, tracking_uri: str | None, project: str | None) -> str:
+    """``electra select --push``: the chosen texts into the Label Studio project (``--project``, else as for
+    ``push``), pre-annotated by the model that chose them; the line that says where they went."""
+    _params, studio, title = _context(project)
+    with open_model(model_uri, tracking_uri) as model:
+        added = push_texts(studio, title, texts, model)
+    return f"pushed {added} tasks to Label Studio project {title!r} at {studio.url}"
+
+
 def run_pull(args: argparse.Namespace) -> int:
-    params, studio, title = _context(args)
+    params, studio, title = _context(args.project)
     from electra_model.tasks.registry import spec_for
 
     converter = converter_for(spec_for(params.task).client.kind)

@@ -5,6 +5,7 @@ gold labels pushed and pulled back come back byte-identical; a bad token is refu
 from __future__ import annotations
 
 import gzip
+import json
 import shutil
 import socket
 import subprocess
@@ -148,3 +149,24 @@ def test_push_annotate_pull_then_finetune_on_the_pulled_data(
     assert (project.root / "data/task/train.txt").read_bytes() == (
         project.root / "labelled/annotations.txt").read_bytes()
     assert project.metrics("finetune")
+
+
+def test_select_pushes_the_texts_the_model_is_least_sure_of(
+    label_studio: LabelStudio, demo_run: DemoRun, tmp_path: Path
+) -> None:
+    project = clone_project(demo_run.project, tmp_path / "project")
+    pool = [detokenize(s.tokens)[0] for s in read_conll(project.root / "data/task/valid.txt")[:40]]
+    (project.root / "pool.txt").write_text("".join(text + "\n" for text in pool), encoding="utf-8")
+    settings = project.params()
+    settings["annotate"]["url"] = label_studio.url
+    project.write_params(settings)
+    project.env["LABEL_STUDIO_API_KEY"] = label_studio.token
+
+    chosen = project.run("electra", "select", "--pool", "pool.txt", "--k", "5", "--out", "batch.jsonl", "--push",
+                         "--project", "next-batch")
+    assert "pushed 5 tasks to Label Studio project 'next-batch'" in chosen.stdout, chosen.stdout
+    batch = [json.loads(line)["text"] for line in (project.root / "batch.jsonl").read_text().splitlines()]
+    tasks = label_studio.export(label_studio.require_project("next-batch"))
+    assert sorted(task["data"]["text"] for task in tasks) == sorted(batch)
+    predictions = label_studio.call("GET", "/api/predictions", query={"task": tasks[0]["id"]})
+    assert predictions and predictions[0]["model_version"].startswith("models:/electra-ner@champion (")
