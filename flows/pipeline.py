@@ -32,7 +32,7 @@ from prefect.runtime import flow_run
 from prefect.states import Failed, State
 
 from electra_model.config import Params, load_params
-from electra_model.dvc_map import stage_path
+from electra_model.dvc_map import stage_path, stage_paths
 from electra_model.dvc_map import stages as dvc_stages
 from electra_model.errors import ElectraError, exit_on_user_error
 from electra_model.tracking.card_publish import README
@@ -96,9 +96,9 @@ def read_metrics() -> dict[str, Any]:
     """The metrics files the stages wrote (absent ones are skipped: a partial run still gets a summary)."""
     metrics = {}
     for stage in pipeline_stages():
-        path = stage_path(stage, "metrics", suffix=".json")
-        if path.is_file():
-            metrics[stage] = json.loads(path.read_text(encoding="utf-8"))
+        paths = [path for path in stage_paths(stage, "metrics") if path.suffix == ".json"]  # card writes none
+        if paths and paths[0].is_file():
+            metrics[stage] = json.loads(paths[0].read_text(encoding="utf-8"))
     return metrics
 
 

@@ -24,7 +24,7 @@ from tests.integration.project import GIT_IDENTITY, TINY, DemoRun, Project, clon
 pytestmark = pytest.mark.e2e
 
 TUNE = {
-    "finetune": {**TINY["finetune"], "epochs": 2, "learning_rate": 3.0e-3},
+    "finetune": {**TINY["finetune"], "epochs": 3, "learning_rate": 3.0e-3},  # a trial runs on after epoch 1: time to prune it
     "tune": {"study": "demo", "n_trials": 4, "parallel": 2, "seed": 1234,
              "pruning": {"curve": "valid_f1", "startup_trials": 1, "warmup_epochs": 0},
              "space": {"finetune.learning_rate": {"low": 1.0e-5, "high": 1.0e-2, "log": True}}},
