@@ -70,7 +70,8 @@ def test_four_trials_two_at_a_time_are_experiments_and_runs(project: Project) ->
     project.run(str(Path(sys.executable).parent / "electra"), "tune")
     found = states(project)
     assert sorted(found.values()).count("COMPLETE") + list(found.values()).count("PRUNED") == 4, found
-    assert "PRUNED" in found.values(), found
+    # Whether a trial is pruned here depends on timing (its epoch's value is judged against trials still running,
+    # and the tiny trials tie at F1 0.0 early on): 2 of 4 pruned in one run, none in the next. Not asserted.
     # Pretraining comes from DVC's cache. Known, not fixed: a trial started while the other's experiment is being
     # set up now and then re-runs every stage from download (same results, more time), seen in 2 of 4 suite runs.
     logs = sorted((project.root / "tune/logs").glob("demo-*.log"))
