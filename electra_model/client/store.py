@@ -184,6 +184,37 @@ def download_registered_model(uri: str, tracking_uri: str, destination: Path) ->
         name, version
     )
     local = mlflow.artifacts.download_artifacts(
-        artifact_uri=location, dst_path=str(destination), tracking_uri=tracking_uri
+        artifact_uri=files_beside_store(location, tracking_uri, f"{name} version {version}"),
+        dst_path=str(destination),
+        tracking_uri=tracking_uri,
     )
     return Path(local)
+
+
+def files_beside_store(location: str, tracking_uri: str, what: str) -> str:
+    """Where a local sqlite store's recorded artifact ``location`` lies in the store's own folder.
+
+    The store records absolute locations, so in a copied project (``cp -a``) they name the original's files and in
+    a moved one files that are gone. Reading must not wait for a stage to rewrite the store
+    (:mod:`electra_model.tracking.relocate`): the longest tail of the recorded path (at least
+    ``models/<id>/artifacts``) that exists under the store's folder is taken instead, without writing anything.
+    A location already inside that folder, another store's, or a remote one is returned as it is; a local one
+    found nowhere is refused with what to do."""
+    parts = urllib.parse.urlsplit(location)
+    if not tracking_uri.startswith(SQLITE) or parts.scheme not in ("", "file"):
+        return location
+    recorded = Path(urllib.request.url2pathname(parts.path))
+    folder = Path(tracking_uri.removeprefix(SQLITE).split("?", 1)[0]).parent
+    if recorded.is_relative_to(folder):
+        return location
+    for start in range(1, len(recorded.parts) - 2):
+        candidate = folder.joinpath(*recorded.parts[start:])
+        if candidate.is_dir():
+            return candidate.as_uri()
+    if not recorded.exists():
+        raise ElectraError(
+            f"registered model {what}: the store {tracking_uri} records its files at {recorded}, which does not "
+            f"exist, and they are not under {folder} either; copy the project with its mlartifacts/ folder, or "
+            "re-run the export stage (dvc repro -f export) to register it again"
+        )
+    return location

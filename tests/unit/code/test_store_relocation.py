@@ -9,6 +9,7 @@ from pathlib import Path
 import mlflow
 import pytest
 
+from electra_model.client.store import files_beside_store
 from electra_model.errors import ElectraError
 from electra_model.tracking.runs import configure
 from tests.params import section
@@ -56,3 +57,27 @@ def test_a_store_whose_artifacts_lie_elsewhere_is_named_with_what_to_do(
     log_in(project, monkeypatch)
     with pytest.raises(ElectraError, match="keeps this experiment's artifacts at .*tracking.artifact_location"):
         configure(section("tracking", uri="sqlite:///mlflow.db", artifact_location="other-folder"))
+
+
+def model_files(root: Path) -> Path:
+    files = root / "mlartifacts" / "models" / "m-0123abcd" / "artifacts"
+    files.mkdir(parents=True)
+    return files
+
+
+def test_reading_a_copied_store_finds_the_model_files_beside_it_without_writing(tmp_path: Path) -> None:
+    original, copy = model_files(tmp_path / "original"), model_files(tmp_path / "copy")
+    store = f"sqlite:///{tmp_path / 'copy' / 'mlflow.db'}"
+    assert files_beside_store(original.as_uri(), store, "m 1") == copy.as_uri()
+    assert files_beside_store(str(original), store, "m 1") == copy.as_uri()
+    assert files_beside_store(copy.as_uri(), store, "m 1") == copy.as_uri()
+    assert files_beside_store(original.as_uri(), "http://127.0.0.1:5000", "m 1") == original.as_uri()
+    assert files_beside_store("s3://bucket/models/m-0123abcd/artifacts", store, "m 1").startswith("s3://")
+
+
+def test_reading_a_moved_store_whose_files_are_nowhere_names_the_path_and_what_to_do(tmp_path: Path) -> None:
+    (tmp_path / "project").mkdir()
+    gone = tmp_path / "old" / "mlartifacts" / "models" / "m-0123abcd" / "artifacts"
+    with pytest.raises(ElectraError, match=rf"registered model m 1: .* records its files at {gone}, which does not "
+                                           r"exist.*dvc repro -f export"):
+        files_beside_store(gone.as_uri(), f"sqlite:///{tmp_path / 'project' / 'mlflow.db'}", "m 1")
