@@ -1,21 +1,30 @@
 """A walk through bad requests to the served champion and bad model folders given to the client (issue 30,
 findings 2 and 6): for each, the class of outcome -- the status code, one JSON line whose message names the cause,
 no stack trace or server path in it -- and, for the HTTP cases, that the server still answers a good request
-afterwards. The server is the session's ``served_champion`` (params.yaml's ``export.limits``)."""
+afterwards. The server is the session's ``served_champion`` (params.yaml's ``export.limits``). The same champion
+under a plain `mlflow models serve` shows which limits hold there: the texts and characters (the pyfunc's), not
+the request bytes (MLflow reads the body before any code of ours runs)."""
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
+import subprocess
+import sys
+import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import pytest
 
 from electra_model.client.loader import load_predictor
+from electra_model.client.store import download_registered_model
 from electra_model.errors import ElectraError
+from electra_model.serving.model_server import free_port
 from tests.params import section
 
 pytestmark = pytest.mark.e2e
@@ -136,3 +145,63 @@ def test_the_client_opens_no_file_outside_the_model_folder(
     with pytest.raises(ElectraError, match="outside the model folder") as error:
         load_predictor(model)
     assert "\n" not in str(error.value)
+
+
+@pytest.fixture(scope="module")
+def plain_server(served_store: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The champion under a plain `mlflow models serve` (no guard), from a downloaded copy so that MLflow writes
+    its ``registered_model_meta`` file there and not into the shared store."""
+    scratch = tmp_path_factory.mktemp("plain-serve")
+    (scratch / "model").mkdir()
+    model = download_registered_model("models:/electra-ner@champion", served_store, scratch / "model")
+    port = free_port()
+    command = ["mlflow", "models", "serve", "-m", str(model), "--env-manager", "local", "-h", "127.0.0.1",
+               "-p", str(port)]
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    with open(scratch / "server.log", "wb") as log:
+        server = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 180
+        while not ping(url):
+            assert server.poll() is None and time.monotonic() < deadline, (scratch / "server.log").read_text()
+            time.sleep(0.5)
+        yield url
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)
+
+
+def ping(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url}/ping", timeout=2) as response:
+            return response.status == 200
+    except OSError:
+        return False
+
+
+@pytest.mark.parametrize(("inputs", "limit"), [(["x"] * (LIMITS.max_texts + 1), "max_texts"),
+                                               (["y" * (LIMITS.max_text_chars + 1)], "max_text_chars")],
+                         ids=["over max_texts", "over max_text_chars"])
+def test_a_plain_mlflow_server_enforces_the_text_limits_in_the_pyfunc(
+    plain_server: str, inputs: list[str], limit: str
+) -> None:
+    """The pyfunc refuses the batch before any work with MLflow's REQUEST_LIMIT_EXCEEDED, which a plain MLflow
+    server answers with 429 (the guard makes it 413); MLflow's own body, with its echo of the input, is left as
+    it is there."""
+    status, answer = send(plain_server, {"inputs": inputs}, JSON)
+    assert status == 429, answer[:500]
+    assert json.loads(answer)["error_code"] == "REQUEST_LIMIT_EXCEEDED" and limit in json.loads(answer)["message"]
+    assert_still_serving(plain_server)
+
+
+def test_a_plain_mlflow_server_cannot_enforce_the_byte_limit(plain_server: str, served_champion: str) -> None:
+    """A body over max_request_bytes whose texts are within the text limits (here padded with JSON whitespace):
+    a plain MLflow server reads and parses it in full and answers it, since nothing of ours runs before MLflow
+    reads the body; only the guarded app (served_model) refuses it, with 413, before reading it all."""
+    body = b'{"inputs": ["John Smith left Paris."]' + b" " * LIMITS.max_request_bytes + b"}"
+    status, answer = send(plain_server, body, JSON)
+    assert status == 200 and json.loads(answer)["predictions"][0][0]["text"] == "John Smith", answer[:500]
+    status, answer = send(served_champion, body, JSON)
+    assert status == 413
+    assert_one_clear_line(answer, "max_request_bytes")

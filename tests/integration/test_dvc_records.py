@@ -25,6 +25,7 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
+from electra_model.dvc_map import stage_paths
 from electra_model.tracking.card_render import card_body
 from tests.integration.project import GIT_IDENTITY, STAGES, DemoRun, Project, clone_project, ran_stages
 
@@ -187,3 +188,25 @@ def test_a_lost_registry_is_reconciled_by_the_flow(project: Project, tmp_path: P
     text = "Anna Schmidt flew from Berlin to Madrid ."
     result = project.run(str(Path(sys.executable).parent / "electra"), "predict", text, "--json")
     assert json.loads(result.stdout)[0]["entities"], result.stdout
+
+
+def test_metrics_and_plots_of_any_experiment_come_back(project: Project) -> None:
+    """Metrics and plots are ``cache: false`` (small, diffable), so DVC's cache cannot restore them; `dvc exp run`
+    commits them into each experiment's git commit instead (every out a stage declares, the plots' PNGs
+    included), and `dvc exp apply` brings them back. The experiments are the two the tests above ran (`--temp`
+    and `--queue`), whose export metrics differ (their latencies), applied in turn."""
+    refs = project.run("git", "for-each-ref", "--format=%(refname) %(objectname)", "refs/exps/").stdout.split("\n")
+    experiments = [line.split() for line in refs if re.fullmatch(r"refs/exps/[0-9a-f]{2}/[0-9a-f]{38}/\S+ \w+", line)]
+    assert len(experiments) >= 2, refs
+    declared = [path for stage in STAGES for kind in ("metrics", "plots")
+                for path in stage_paths(stage, kind, project.root / "dvc.yaml")]
+    assert len([path for path in declared if path.suffix == ".png"]) == 5
+    recorded = {}
+    for ref, commit in experiments:
+        project.run("dvc", "exp", "apply", ref.rsplit("/", 1)[1])
+        for path in declared:
+            blob = project.run("git", "rev-parse", "-q", "--verify", f"{commit}:{path}", check=False).stdout.strip()
+            assert blob, f"{path} is not recorded in experiment {ref}"
+            assert project.run("git", "hash-object", str(path)).stdout.strip() == blob, f"{path} not back from {ref}"
+        recorded[ref] = (project.root / "metrics/export.json").read_bytes()
+    assert len(set(recorded.values())) == len(recorded), "the experiments' export metrics should differ"

@@ -55,22 +55,35 @@ def task_runs(flow_run_id) -> list:
         return client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])))
 
 
-def test_bad_params_stop_make_run_before_dvc_or_prefect(project: Project):
-    """The entry point `make run` uses, as a process: a misspelt param is the config's message alone and exit code 2, and DVC never ran
-    (no dvc.lock, no outputs). Runs first: the later tests run the failing download stage."""
-    params = project.params()
-    params["finetune"]["epochz"] = 3
-    project.write_params(params)
+BAD_PARAMS = {  # case: (params.yaml's text from the good one, what the one line must name)
+    "misspelt key": (lambda text: text.replace("\nfinetune:\n", "\nfinetune:\n  epochz: 3\n", 1), "finetune.epochz"),
+    "empty file": (lambda text: "", "params.yaml: the file is empty"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_PARAMS))
+def test_bad_params_stop_make_run_before_dvc_or_prefect(project: Project, case: str):
+    """The entry point `make run` uses, as a process: bad params are the config's message alone and exit code 2,
+    and DVC never ran (no dvc.lock, no outputs). Runs first: the later tests run the failing download stage.
+
+    A bare `dvc repro` cannot say as much about an empty params.yaml: DVC reads it while parsing dvc.yaml (the
+    tune plots' paths interpolate ``tune.study``), before any stage or code of ours runs, and stops there with
+    its own message, which the README quotes and points to `make run` for."""
+    good = (project.root / "params.yaml").read_text(encoding="utf-8")
+    change, cause = BAD_PARAMS[case]
+    (project.root / "params.yaml").write_text(change(good), encoding="utf-8")
     try:
         result = subprocess.run([sys.executable, "-m", "flows.pipeline", str(project.root)], cwd=project.root,
                                 env=project.env, capture_output=True, text=True, timeout=300)
+        bare = project.run("dvc", "repro", check=False) if case == "empty file" else None
     finally:
-        del params["finetune"]["epochz"]
-        project.write_params(params)
+        (project.root / "params.yaml").write_text(good, encoding="utf-8")
     assert result.returncode == 2, result.stderr
-    assert result.stderr.startswith("error: ") and "finetune.epochz" in result.stderr, result.stderr
+    assert result.stderr.startswith("error: ") and cause in result.stderr, result.stderr
     assert "Traceback" not in result.stderr and "Prefect" not in result.stderr + result.stdout
     assert not (project.root / "dvc.lock").exists() and not (project.root / "data").exists()
+    if bare is not None:
+        assert bare.returncode != 0 and "Could not find 'tune.study'" in bare.stderr, bare.stderr
 
 
 def test_a_stage_user_error_is_not_retried_and_its_line_comes_first(project, prefect_server, monkeypatch):
