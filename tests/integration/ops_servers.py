@@ -14,6 +14,7 @@ import pwd
 import secrets
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -191,17 +192,34 @@ def mlflow_server(
 @contextmanager
 def compose_mlflow_server(workdir: Path, settings: Mapping[str, str]) -> Iterator[Server]:
     """The compose stack's MLflow service outside Docker: docker/mlflow/start.sh with ``settings`` as its
-    environment (the same variables docker-compose.yml sets), on a loopback port with one worker."""
+    environment (the same variables docker-compose.yml sets), on a free port with one worker. MLFLOW_HOST is left
+    unset, so the script's default is what binds: it must listen on 127.0.0.1 only (issue 30, finding 6)."""
     port = free_port()
     env = {
-        **os.environ, **settings,
+        **{name: value for name, value in os.environ.items() if name != "MLFLOW_HOST"}, **settings,
         "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
-        "MLFLOW_HOST": "127.0.0.1", "MLFLOW_PORT": str(port), "MLFLOW_WORKERS": "1",
+        "MLFLOW_PORT": str(port), "MLFLOW_WORKERS": "1",
         "MLFLOW_AUTH_CONFIG_DIR": str(workdir), "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
     }
     command = ["sh", str(REPO / "docker/mlflow/start.sh")]
     with serving(command, env, workdir / "mlflow-server.log", f"http://127.0.0.1:{port}", "/health", cwd=workdir) as server:
+        assert listening_addresses(port) == {"127.0.0.1"}, listening_addresses(port)
         yield server
+
+
+def listening_addresses(port: int) -> set[str]:
+    """The local addresses that listen on TCP ``port``, from the kernel's tables (/proc/net/tcp and tcp6):
+    "0.0.0.0" or "::" would mean every interface."""
+    found = set()
+    for table, width in (("/proc/net/tcp", 8), ("/proc/net/tcp6", 32)):
+        for line in Path(table).read_text().splitlines()[1:]:
+            local, state = line.split()[1], line.split()[3]
+            address, hex_port = local.split(":")
+            if state == "0A" and int(hex_port, 16) == port:  # 0A: LISTEN
+                raw = bytes.fromhex(address)
+                words = b"".join(raw[i:i + 4][::-1] for i in range(0, len(raw), 4))  # each 32-bit word is host order
+                found.add(socket.inet_ntop(socket.AF_INET if width == 8 else socket.AF_INET6, words))
+    return found
 
 
 def create_user(url: str, admin: Account, account: Account) -> None:
