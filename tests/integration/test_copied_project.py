@@ -56,7 +56,7 @@ def test_a_copied_project_records_registers_and_serves_inside_itself(demo_run: D
 
     client = MlflowClient(f"sqlite:///{copy / 'mlflow.db'}")
     newest = max(client.search_model_versions("name = 'electra-ner'"), key=lambda v: int(v.version))
-    assert newest.version == str(project.metrics("export")["registered_version"])
+    assert int(newest.version) == project.metrics("export")["registered_version"]
     inside = (copy / "mlartifacts").as_uri()
     assert client.get_run(newest.run_id).info.artifact_uri.startswith(inside)
     assert client.get_model_version_download_uri("electra-ner", newest.version).startswith(inside)
