@@ -211,14 +211,13 @@ def listening_addresses(port: int) -> set[str]:
     """The local addresses that listen on TCP ``port``, from the kernel's tables (/proc/net/tcp and tcp6):
     "0.0.0.0" or "::" would mean every interface."""
     found = set()
-    for table, width in (("/proc/net/tcp", 8), ("/proc/net/tcp6", 32)):
+    for table, family in (("/proc/net/tcp", socket.AF_INET), ("/proc/net/tcp6", socket.AF_INET6)):
         for line in Path(table).read_text().splitlines()[1:]:
             local, state = line.split()[1], line.split()[3]
             address, hex_port = local.split(":")
             if state == "0A" and int(hex_port, 16) == port:  # 0A: LISTEN
-                raw = bytes.fromhex(address)
-                words = b"".join(raw[i:i + 4][::-1] for i in range(0, len(raw), 4))  # each 32-bit word is host order
-                found.add(socket.inet_ntop(socket.AF_INET if width == 8 else socket.AF_INET6, words))
+                raw = bytes.fromhex(address)  # 32-bit words in host order (little-endian on x86 and arm64)
+                found.add(socket.inet_ntop(family, b"".join(raw[i:i + 4][::-1] for i in range(0, len(raw), 4))))
     return found
 
 
