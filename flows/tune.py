@@ -35,9 +35,10 @@ import threading
 import time
 import warnings
 import zlib
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
+from contextlib import ExitStack
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import mlflow
 import optuna
@@ -68,21 +69,10 @@ from electra_model.tracking.runs import PARENT_RUN_ENV, configure, tracking_uri
 POLL_S = 2.0
 COUNTED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)  # what n_trials counts
 STARTED = "Running stage"  # DVC's line once the temporary copy is set up and the repository lock is released
-LOCKED = "Unable to acquire lock"  # DVC's line when another `dvc` process holds the repository lock
-LOCK_WAIT_S = 600.0  # how long a trial keeps starting again while other `dvc` processes hold the lock
-Result = TypeVar("Result")
-
-
-def while_locked(attempt: Callable[[bool], Result], locked: Callable[[Result], bool]) -> Result:
-    """``attempt(again)`` until DVC's repository lock no longer refuses it (another trial is setting up or
-    collecting its experiment), for up to :data:`LOCK_WAIT_S`; the last result."""
-    give_up_at, tries = time.monotonic() + LOCK_WAIT_S, 0
-    while True:
-        result = attempt(tries > 0)
-        if not locked(result) or time.monotonic() > give_up_at:
-            return result
-        tries += 1
-        time.sleep(min(POLL_S * tries, 15.0))
+# Trials share the workspace's repository lock (taken to stash a trial, and again after its experiment is collected);
+# DVC's own --wait-for-lock waits for it. Retrying a refused `dvc exp run` needs --force to reuse the name, and
+# --force is `dvc repro --force`: the retry re-ran every stage from download (issue 27 item 5).
+DVC = ("dvc", "--wait-for-lock")
 
 
 def results_dir(study: str) -> Path:
@@ -176,11 +166,15 @@ def _has(command: str) -> bool:
     return which(command) is not None
 
 
-def stop_group(pgid: int) -> None:
-    """SIGTERM a trial's process group (dvc and its stage), SIGKILL what is left after 20 s."""
+def stop_group(pgid: int, leader: subprocess.Popen | None = None) -> None:
+    """SIGTERM a trial's process group (dvc and its stage), SIGKILL what is left after 20 s. A ``leader`` that is
+    this process's child is reaped while waiting: its zombie would still be in the group, and every pruned trial
+    would wait the whole 20 s."""
     try:
         os.killpg(pgid, signal.SIGTERM)
         for _ in range(40):
+            if leader is not None:
+                leader.poll()
             os.killpg(pgid, 0)
             time.sleep(0.5)
         os.killpg(pgid, signal.SIGKILL)
@@ -232,22 +226,13 @@ class Driver:
         trial.set_user_attr("experiment", name)
         trial.set_user_attr("mlflow_run_id", run_id)
         trial.set_user_attr("worker", worker_name())
-        command = ["dvc", "exp", "run", "--temp", "--name", name, *set_arguments(values)]
+        command = [*DVC, "exp", "run", "--temp", "--name", name, *set_arguments(values)]
         for path in self.copy:
             command += ["-C", path]
         command.append(self.tune.stage)
         env = {**os.environ, **thread_env(self.worker_slot(), self.parallel), PARENT_RUN_ENV: run_id}
         log_path = logs_dir(self.tune.study) / f"{name}.log"
-
-        def run_once(again: bool) -> tuple[subprocess.Popen, int | None]:
-            # a start refused by the lock may already have claimed the name: a later start overwrites it
-            forced = [*command[:3], "--force", *command[3:]] if again else command
-            return self.launch(trial, forced, env, log_path, run_id)
-
-        process, pruned = while_locked(
-            run_once, lambda run: run[0].returncode != 0 and not run[1]
-            and LOCKED in log_path.read_text(encoding="utf-8"),
-        )
+        process, pruned = self.launch(trial, command, env, log_path, run_id)
         if pruned:
             self.client.set_tag(run_id, "optuna.state", "pruned")
             self.client.set_terminated(run_id, RunStatus.to_string(RunStatus.KILLED))
@@ -267,12 +252,9 @@ class Driver:
 
     def push(self, name: str, run_id: str) -> None:
         """`dvc exp push` the finished experiment to ``tune.git_remote`` (its outputs to DVC's default remote), so
-        that every worker's trials meet there; retried while another trial holds DVC's repository lock."""
-        command = ["dvc", "exp", "push", self.tune.git_remote or "", name]
-        pushed = while_locked(
-            lambda _again: subprocess.run(command, capture_output=True, text=True),
-            lambda run: run.returncode != 0 and LOCKED in run.stdout + run.stderr,
-        )
+        that every worker's trials meet there (once no other trial holds DVC's repository lock)."""
+        command = [*DVC, "exp", "push", self.tune.git_remote or "", name]
+        pushed = subprocess.run(command, capture_output=True, text=True)
         if pushed.returncode != 0:
             self.client.set_tag(run_id, "optuna.state", "failed")
             self.client.set_terminated(run_id, "FAILED")
@@ -280,13 +262,17 @@ class Driver:
 
     def launch(self, trial: optuna.Trial, command: list[str], env: dict[str, str], log_path: Path,
                run_id: str) -> tuple[subprocess.Popen, int | None]:
-        """Start the experiment (one start at a time: DVC locks the repository while it sets a temporary copy up)
-        and watch it to the end; the process and the epoch it was pruned at, if it was."""
-        with open(log_path, "w", encoding="utf-8") as log, subprocess.Popen(
-            command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-        ) as process:
-            trial.set_user_attr("pgid", process.pid)
+        """Start the experiment and watch it to the end; the process and the epoch it was pruned at, if it was.
+
+        One start at a time, from before `dvc exp run` is started until its first stage runs: each start stashes its
+        trial in the workspace's one experiment queue and takes the newest entry back out, so two starts at once
+        could each take the other's trial (with the other's MLflow run and copied paths)."""
+        with ExitStack() as stack:
+            log = stack.enter_context(open(log_path, "w", encoding="utf-8"))
             with self.starting:
+                process = stack.enter_context(subprocess.Popen(
+                    command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True))
+                trial.set_user_attr("pgid", process.pid)
                 while process.poll() is None and STARTED not in log_path.read_text(encoding="utf-8"):
                     time.sleep(0.5)
             return process, self.watch(trial, process, run_id)
@@ -314,7 +300,7 @@ class Driver:
                 trial.report(value, epoch)
                 reported = epoch
                 if not finished and trial.should_prune():
-                    stop_group(process.pid)
+                    stop_group(process.pid, process)
                     process.wait()
                     return epoch
             if finished:
