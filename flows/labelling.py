@@ -159,7 +159,8 @@ def run_round(params: Params, url: str, project: str, pool: Path, k: int) -> dic
         "trained": True, "round": name, "run_id": run_id, "labelled_size": len(pulled.records),
         f"valid_{quality.metric}": round(quality.score, 4), "model_version": registry["version"],
         "gate": f"{registry['decision']} ({registry['reason']})",
-        "champion": f"version {registry['alias_version']}", "pushed": pushed,
+        "champion": f"version {registry['alias_version']}" if registry["alias_version"] is not None else "none",
+        "pushed": pushed,
     }
 
 
