@@ -1,9 +1,10 @@
 """The Prefect flow ``electra-labelling-round``: one round of the labelling loop, scheduled by the ``labelling``
 deployment in prefect.yaml.
 
-1. Pull the Label Studio project's finished annotations into ``annotate.out`` and ``dvc add`` it (the file the
-   task's ``local.train`` must name). Nothing new since the last trained round (the data's MD5 is the one that
-   round recorded), or nothing annotated at all: the round says so and stops, with no experiment and no run.
+1. Pull the Label Studio project's finished annotations into ``annotate.out``, ``dvc add`` it and ``git add`` its
+   ``.dvc`` file, so the experiment records the labels (the data file is what the task's ``local.train`` must
+   name). Nothing new since the last trained round (the data's MD5 is the one that round recorded), or nothing
+   annotated at all: the round says so and stops, with no experiment and no run.
 2. Train on it as a DVC experiment: the download stage is forced (DVC cannot see a local file's contents change,
    README "Data sources"), then ``dvc exp run --name <round>`` re-runs what that changes; the stages log under one
    pipeline parent run, as the pipeline flow's do.
@@ -26,6 +27,7 @@ import argparse
 import os
 import subprocess
 import sys
+import tempfile
 from collections import deque
 from datetime import datetime, timezone
 from pathlib import Path
@@ -38,7 +40,8 @@ from prefect.states import Failed, State
 
 from electra_model.annotate.command import dvc_add
 from electra_model.annotate.converters import converter_for
-from electra_model.annotate.pull import fetch, write
+from electra_model.annotate.convert import Converter
+from electra_model.annotate.pull import Pulled, fetch, write
 from electra_model.annotate.rounds import check_trains_on, file_md5, push_next_batch
 from electra_model.annotate.studio import LabelStudio, find_token
 from electra_model.client.selection import check_k, read_pool
@@ -80,6 +83,24 @@ def train_experiment(name: str, parent_run_id: str) -> None:
     run_streamed(["dvc", "exp", "run", "--name", name], parent_run_id)
 
 
+def stage_in_git(dvc_file: Path) -> None:
+    """``git add`` the ``.dvc`` file (and the .gitignore `dvc add` wrote beside it): `dvc exp run` commits staged
+    files with the experiment but leaves untracked ones out, and the experiment must name the labels it trained on."""
+    paths = [str(dvc_file)] + [str(path) for path in [dvc_file.parent / ".gitignore"] if path.is_file()]
+    done = subprocess.run(["git", "add", "--", *paths], capture_output=True, text=True)
+    if done.returncode != 0:
+        raise ElectraError(f"`git add {' '.join(paths)}` failed: {done.stderr.strip()}; the round needs a git checkout")
+
+
+def pulled_md5(pulled: Pulled, converter: Converter, params: Params) -> str:
+    """The MD5 of the data file the records make, written aside: a round with nothing new leaves the dataset (and
+    its .dvc file) exactly as the last round trained on it."""
+    with tempfile.TemporaryDirectory() as scratch:
+        candidate = Path(scratch) / converter.data_file
+        converter.write(pulled.records, candidate, params)
+        return file_md5(candidate)
+
+
 def last_trained_md5(client: MlflowClient, experiment_id: str) -> tuple[str, str] | None:
     """The data MD5 and run name of the latest finished round, if any."""
     runs = client.search_runs([experiment_id], "attributes.status = 'FINISHED'", max_results=1,
@@ -117,13 +138,15 @@ def run_round(params: Params, url: str, project: str, pool: Path, k: int) -> dic
     store = tracking_uri(params.tracking)
     client = MlflowClient(store)
     experiment_id = configure(params.tracking.model_copy(update={"experiment": labelling.experiment}))
-    write(pulled, out, params, converter)
-    dvc_add(out)
-    data_md5 = file_md5(data_file)
+    data_md5 = pulled_md5(pulled, converter, params)
     last = last_trained_md5(client, experiment_id)
     if last is not None and last[0] == data_md5:
         return skipped(f"no new finished annotations in Label Studio project {project!r} since round {last[1]} "
                        f"({len(pulled.records)} labelled); training skipped")
+    write(pulled, out, params, converter)
+    stage_in_git(dvc_add(out))
+    for task_id, reason in pulled.skipped:
+        print(f"skipped task {task_id}: {reason}")
 
     name = f"round-{datetime.now(timezone.utc):%Y%m%d-%H%M%S}"
     run_id = client.create_run(experiment_id, run_name=name, tags={"dvc.experiment": name}).info.run_id

@@ -1,8 +1,10 @@
 """Pull a Label Studio project's finished annotations into the task's own data file, listing every task left out.
 
-:func:`convert_tasks` is the pure part (exported tasks in, records and skips out); :func:`pull` writes the folder
-atomically: ``<data_file>`` (NER: ``annotations.txt``, CoNLL IOB2; classification: ``annotations.jsonl``) and
-``skipped.txt`` (one ``task ID: reason`` line per task left out, unannotated ones included). A pull that finds no
+:func:`convert_tasks` is the pure part (exported tasks in, records and skips out); :func:`fetch` reads and converts,
+:func:`write` writes (the labelling round, ``flows/labelling.py``, calls the two itself to decide between them);
+:func:`pull` does both and writes the folder atomically: ``<data_file>`` (NER: ``annotations.txt``, CoNLL IOB2;
+classification: ``annotations.jsonl``) and ``skipped.txt`` (one ``task ID: reason`` line per task left out,
+unannotated ones included). A pull that finds no
 finished annotation writes nothing, so a good earlier pull is never replaced by an empty one.
 """
 

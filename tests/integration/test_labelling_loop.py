@@ -46,10 +46,15 @@ def labelling_project(demo_run: DemoRun, root: Path, url: str, token: str) -> tu
     return project, gold
 
 
+def experiments(project: Project) -> list[str]:
+    """The refs of the project's DVC experiments (not DVC's own bookkeeping under refs/exps/exec)."""
+    refs = project.run("git", "for-each-ref", "--format=%(refname)", "refs/exps/").stdout.split()
+    return [ref for ref in refs if not ref.startswith("refs/exps/exec/")]
+
+
 def experiment_files(project: Project, name: str, *paths: str) -> list[str]:
     """The files as the DVC experiment ``name`` committed them."""
-    refs = project.run("git", "for-each-ref", "--format=%(refname)", "refs/exps/").stdout.split()
-    (ref,) = [ref for ref in refs if ref.endswith(f"/{name}")]
+    (ref,) = [ref for ref in experiments(project) if ref.endswith(f"/{name}")]
     return [project.run("git", "show", f"{ref}:{path}").stdout for path in paths]
 
 
@@ -80,10 +85,12 @@ def test_one_round_pulls_trains_gates_records_and_pushes_the_next_batch(
     assert record["trained"] and record["labelled_size"] == FIRST_BATCH, record
     data_file = project.root / "labelled/annotations.txt"
     assert len(read_conll(data_file)) == FIRST_BATCH
-    tracked = yaml.safe_load((project.root / "labelled.dvc").read_text(encoding="utf-8"))
-    assert tracked["outs"][0]["path"] == "labelled"
-    committed_params, finetune, export = experiment_files(project, record["round"], "params.yaml",
-                                                          "metrics/finetune.json", "metrics/export.json")
+    tracked = (project.root / "labelled.dvc").read_text(encoding="utf-8")
+    assert yaml.safe_load(tracked)["outs"][0]["path"] == "labelled"
+    assert project.run("dvc", "status", "labelled.dvc").stdout.strip() == "Data and pipelines are up to date."
+    committed_dvc, committed_params, finetune, export = experiment_files(
+        project, record["round"], "labelled.dvc", "params.yaml", "metrics/finetune.json", "metrics/export.json")
+    assert committed_dvc == tracked  # the experiment names the labels it trained on
     assert yaml.safe_load(committed_params)["ner"]["local"]["train"] == "labelled/annotations.txt"
     lock = yaml.safe_load((project.root / "dvc.lock").read_text(encoding="utf-8"))
     assert lock["stages"]["finetune"]["outs"] and json.loads(finetune)["best_valid_f1"] >= 0
@@ -112,5 +119,4 @@ def test_one_round_pulls_trains_gates_records_and_pushes_the_next_batch(
 
     assert not again["trained"] and again["reason"].startswith("no new finished annotations"), again
     assert len(client.search_runs([experiment.experiment_id])) == 1
-    refs = project.run("git", "for-each-ref", "refs/exps/").stdout.splitlines()
-    assert len(refs) == 1, refs  # no empty experiment
+    assert len(experiments(project)) == 1  # no empty experiment

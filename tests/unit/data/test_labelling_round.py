@@ -16,8 +16,8 @@ from flows.labelling import run_round
 from tests.params import params
 
 PULLED = Path("labelled/annotations.txt")
-LOCAL = {"data.source": "local", "data.local.corpus": ["corpus.txt"], "ner.local.train": str(PULLED), "ner.local.valid": "valid.txt",
-         "ner.local.test": "test.txt"}
+LOCAL = {"data.source": "local", "data.local.corpus": ["corpus.txt"], "ner.local.train": str(PULLED),
+         "ner.local.valid": "valid.txt", "ner.local.test": "test.txt"}
 
 
 def test_texts_the_project_holds_and_repeats_are_not_chosen_again() -> None:
