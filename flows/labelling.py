@@ -123,6 +123,8 @@ def summary_markdown(record: dict[str, Any]) -> str:
 
 
 def run_round(params: Params, url: str, project: str, pool: Path, k: int) -> dict[str, Any]:
+    """The round's steps in order (the module's docstring). Everything a user can get wrong is checked before the
+    MLflow run exists, so a failed round leaves no run behind; once it exists, it ends FAILED with the error."""
     annotate, labelling = params.annotate, params.labelling
     converter = converter_for(spec_for(params.task).client.kind)
     out = Path(annotate.out)
