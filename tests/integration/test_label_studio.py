@@ -20,7 +20,7 @@ from electra_model.client.text_words import detokenize
 from electra_model.errors import ElectraError
 from electra_model.tasks.classification.data import ClassificationSplits, demo_splits
 from electra_model.tasks.ner.conll import read_conll, write_conll
-from tests.integration.project import DemoRun, clone_project, ran_stages
+from tests.integration.project import REPO, DemoRun, clone_project, ran_stages
 from tests.integration.studio_server import gold_result, label_studio  # noqa: F401 (a fixture)
 from tests.params import params
 
