@@ -581,6 +581,21 @@ class AnnotateParams(Section):
     timeout_s: PositiveFloat
 
 
+class LabellingParams(Section):
+    """One round of the labelling loop (``flows/labelling.py``, the ``labelling`` deployment): pull the finished
+    annotations, train on them as a DVC experiment, let the gate decide, push the next batch.
+
+    ``pool`` is the file of unlabelled texts the next batch is chosen from (one per line, or JSONL with ``"text"``;
+    texts already in the Label Studio project are never chosen again); ``k`` how many texts each round pushes;
+    ``diversity`` spreads them (null, or ``kcenter`` as ``electra select --diversity``); ``experiment`` the MLflow
+    experiment that holds one run per round, apart from the pipeline's own runs."""
+
+    pool: Annotated[str, Field(min_length=1)]
+    k: PositiveInt
+    diversity: Literal["kcenter"] | None
+    experiment: Annotated[str, Field(min_length=1)]
+
+
 # -------------------------------------------------------------------------------------------------- tune
 class SearchDimension(Section):
     """One searched params.yaml key: a range (``low``..``high``, ``log`` spacing, an optional ``step``) or a list of
@@ -695,6 +710,7 @@ class Params(Section):
     card: CardParams
     tracking: TrackingParams
     annotate: AnnotateParams
+    labelling: LabellingParams
     tune: TuneParams
     ner: NerParams
     classification: ClassificationParams

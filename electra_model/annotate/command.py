@@ -85,11 +85,17 @@ def run_pull(args: argparse.Namespace) -> int:
     print(f"pulled {len(pulled.records)} annotated tasks of {title!r} into {out / converter.data_file}; "
           f"{len(pulled.skipped)} left out (listed in {out / SKIP_REPORT})")
     if not args.no_dvc and Path(".dvc").is_dir():
-        done = subprocess.run(["dvc", "add", "--quiet", str(out)], capture_output=True, text=True)
-        if done.returncode != 0:
-            raise ElectraError(f"`dvc add {out}` failed: {done.stderr.strip()}; fix that and run it again")
-        print(f"tracked by DVC: {out}.dvc (commit it with git)")
+        print(f"tracked by DVC: {dvc_add(out)} (commit it with git)")
     return 0
+
+
+def dvc_add(out: Path) -> Path:
+    """Track the pulled folder with DVC (``dvc add``), so the data a model was trained on has a hash and a cache
+    copy; the ``.dvc`` file written."""
+    done = subprocess.run(["dvc", "add", "--quiet", str(out)], capture_output=True, text=True)
+    if done.returncode != 0:
+        raise ElectraError(f"`dvc add {out}` failed: {done.stderr.strip()}; fix that and run it again")
+    return out.with_name(out.name + ".dvc")
 
 
 def add_annotate(subcommands: Any) -> None:

@@ -7,54 +7,27 @@ from __future__ import annotations
 import gzip
 import json
 import shutil
-import socket
-import subprocess
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from electra_model.annotate.choices import ChoiceConverter
 from electra_model.annotate.pull import pull
 from electra_model.annotate.push import push_gold
-from electra_model.annotate.server import start, wait_until_up
 from electra_model.annotate.spans import SpanConverter, span_item
-from electra_model.annotate.studio import TOKEN_FILE, LabelStudio
-from electra_model.client.ner import entity_spans
+from electra_model.annotate.studio import LabelStudio
 from electra_model.client.text_words import detokenize
 from electra_model.errors import ElectraError
 from electra_model.tasks.classification.data import ClassificationSplits, demo_splits
 from electra_model.tasks.ner.conll import read_conll, write_conll
 from tests.integration.project import REPO, DemoRun, clone_project, ran_stages
+from tests.integration.studio_server import gold_result, label_studio  # noqa: F401 (a fixture)
 from tests.params import params
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1200)]
 
-VENV = REPO / ".venv-label-studio"
 CONLL = REPO.parent / "shared" / "data" / "conll2003" / "valid.txt.gz"
 PUSHED = 150  # demo training sentences pushed and annotated: enough for every entity type of valid and test
-
-
-@pytest.fixture(scope="module")
-def label_studio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabelStudio]:
-    """Label Studio from its own environment (built here if `make test` did not) on a free loopback port, with a
-    fresh copy of the migrated empty database."""
-    built = subprocess.run(["make", "label-studio-env"], cwd=REPO, capture_output=True, text=True)
-    if built.returncode != 0:
-        pytest.skip(f"Label Studio's environment could not be built (`make label-studio-env`): {built.stderr[-300:]}")
-    with socket.socket() as free:
-        free.bind(("127.0.0.1", 0))
-        url = f"http://127.0.0.1:{free.getsockname()[1]}"
-    data_dir = tmp_path_factory.mktemp("label-studio")
-    log = data_dir / "server.log"
-    process = start(VENV, data_dir, url, log)
-    try:
-        wait_until_up(url, process, 600, log)
-        yield LabelStudio(url, (data_dir / TOKEN_FILE).read_text(encoding="utf-8"), timeout_s=60)
-    finally:
-        process.terminate()
-        process.wait(timeout=60)
 
 
 def test_a_bad_token_is_refused_with_what_to_do(label_studio: LabelStudio) -> None:
@@ -83,17 +56,6 @@ def test_classification_demo_gold_round_trip_is_byte_identical(label_studio: Lab
     push_gold(label_studio, "sentiment-gold", tmp_path / "valid.jsonl", demo, converter)
     pull(label_studio, "sentiment-gold", tmp_path / "out", demo, converter)
     assert (tmp_path / "out" / "annotations.jsonl").read_bytes() == (tmp_path / "valid.jsonl").read_bytes()
-
-
-def gold_result(task: dict[str, Any], tokens: tuple[str, ...], tags: tuple[str, ...]) -> list[dict[str, Any]]:
-    """What an annotator marks: each gold entity's characters in the task's text."""
-    text, placed = detokenize(tokens)
-    assert text == task["data"]["text"]
-    result = []
-    for kind, first, last in entity_spans(tags):
-        start, end = placed[first][1], placed[last - 1][2]
-        result.append(span_item(kind, text[start:end], start, end))
-    return result
 
 
 def test_push_annotate_pull_then_finetune_on_the_pulled_data(
