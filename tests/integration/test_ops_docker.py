@@ -267,17 +267,17 @@ def test_the_client_image_serves_the_registered_champion(served_container: str) 
     assert user.stdout.strip() == "10001"
 
 
-def assert_runs_a_stage(image: str, tmp_path: Path) -> None:
-    """`dvc repro download` in the image, offline, as this user, on a tiny project copy mounted as /workspace."""
-    project = copy_project(tmp_path, OPS_PARAMS)
+def assert_runs_a_stage(image: str, tmp_path: Path, stage: str, output: str, params: dict = OPS_PARAMS) -> None:
+    """`dvc repro <stage>` in the image, offline, as this user, on a tiny project copy mounted as /workspace."""
+    project = copy_project(tmp_path, params)
     started = time.monotonic()
     result = docker_run(
         "--network", "none", "--user", f"{os.getuid()}:{os.getgid()}", "-v", f"{project.root}:/workspace",
         "-e", "MLFLOW_TRACKING_URI=sqlite:////workspace/mlflow.db", "-e", "HOME=/tmp",
-        image, "dvc", "repro", "download",
+        image, "dvc", "repro", stage,
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    assert "Running stage 'download'" in result.stdout and (project.root / "data/task/train.txt").is_file()
+    assert f"Running stage '{stage}'" in result.stdout and (project.root / output).is_file()
     assert time.monotonic() - started < 600
     assert docker_run(image, "id", "-u").stdout.strip() == "10001"
 
@@ -285,7 +285,7 @@ def assert_runs_a_stage(image: str, tmp_path: Path) -> None:
 def test_the_cpu_image_runs_a_stage_on_a_checkout(docker_base: str, tmp_path: Path) -> None:
     index = os.environ.get("ELECTRA_DOCKER_TORCH_INDEX")
     build("Dockerfile.cpu", "electra-pipeline:ops-test", docker_base, *(["--build-arg", f"TORCH_INDEX_URL={index}"] if index else []))
-    assert_runs_a_stage("electra-pipeline:ops-test", tmp_path)
+    assert_runs_a_stage("electra-pipeline:ops-test", tmp_path, "download", "data/task/train.txt")
 
 
 GPU_BUILDS = """
@@ -299,10 +299,12 @@ print("torch", torch.__version__, "CUDA", torch.version.cuda, "| onnxruntime-gpu
 
 def test_the_gpu_image_runs_a_stage_on_a_checkout(docker_base: str, tmp_path: Path) -> None:
     """Dockerfile.gpu on the local base instead of nvidia/cuda, with torch as PyPI ships it (the CUDA build) and
-    onnxruntime-gpu: a stage runs on CPU, and the two report their GPU builds. The GPU itself is checked by
-    benchmarks/gpu_checks.sh where one is lent (no Docker there)."""
+    onnxruntime-gpu: pretraining (after download and tokenizer) runs on CPU with the CUDA build, and the two report
+    their GPU builds. No GPU is used: gpu_checks.sh runs where one is lent, and there is no Docker there."""
     build("Dockerfile.gpu", "electra-pipeline:gpu-ops-test", docker_base)
-    assert_runs_a_stage("electra-pipeline:gpu-ops-test", tmp_path)
+    few_steps = {"max_steps": 4, "batch_size": 8, "max_seq_len": 32, "warmup_steps": 1, "log_every": 2}
+    assert_runs_a_stage("electra-pipeline:gpu-ops-test", tmp_path, "pretrain", "metrics/pretrain.json",
+                        {**OPS_PARAMS, "pretrain": few_steps})
     builds = docker_run("--network", "none", "electra-pipeline:gpu-ops-test", "python", "-c", GPU_BUILDS)
     assert builds.returncode == 0, builds.stdout + builds.stderr
 
