@@ -297,7 +297,7 @@ print("torch", torch.__version__, "CUDA", torch.version.cuda, "| onnxruntime-gpu
 """
 
 
-@pytest.mark.timeout(2400)  # a cold build downloads ~3.5 GB of wheels: 18 min here (benchmarks/RESULTS.md)
+@pytest.mark.timeout(2400)  # a cold build downloads 3.3 GB of wheels: 18 min here (benchmarks/RESULTS.md)
 def test_the_gpu_image_runs_a_stage_on_a_checkout(docker_base: str, tmp_path: Path) -> None:
     """Dockerfile.gpu on the local base instead of nvidia/cuda, with torch as PyPI ships it (the CUDA build) and
     onnxruntime-gpu: pretraining (after download and tokenizer) runs on CPU with the CUDA build, and the two report
