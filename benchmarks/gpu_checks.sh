@@ -152,6 +152,9 @@ publish() {  # the table and the logs so far into OUT_DIR, each replaced whole: 
 {
   ((DRY)) && echo "dry run on CPU" || nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
   python3 -c "import torch, transformers; print('torch', torch.__version__, 'transformers', transformers.__version__)"
+  # Dockerfile.gpu's runtime for the exported model (no Docker here, and its wheels are too large to carry): where
+  # the machine has onnxruntime-gpu, CUDAExecutionProvider is among the providers
+  python3 -c "import onnxruntime as ort; print('onnxruntime', ort.__version__, ort.get_available_providers())" 2>&1 | tail -1
 } >"$RAW/environment.txt" 2>&1
 
 throughput() {  # NAME PRESET ARGS: ours eager vs the naive baseline, then ours compiled, figures saved as they come
