@@ -100,7 +100,14 @@ def configure(params: TrackingParams) -> str:
             follow_moved_root(uri, experiment.artifact_location, artifact_location)
         mlflow.set_experiment(experiment_id=experiment.experiment_id)
         return experiment.experiment_id
-    experiment_id = mlflow.create_experiment(params.experiment, artifact_location=artifact_location)
+    try:
+        experiment_id = mlflow.create_experiment(params.experiment, artifact_location=artifact_location)
+    except MlflowException as error:
+        # another process created it between the look-up and here (two search workers starting at once on one
+        # tracking server): theirs is the experiment
+        if error.error_code != "RESOURCE_ALREADY_EXISTS":
+            raise
+        experiment_id = mlflow.get_experiment_by_name(params.experiment).experiment_id
     mlflow.set_experiment(experiment_id=experiment_id)
     return experiment_id
 
