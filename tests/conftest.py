@@ -30,6 +30,7 @@ import mlflow
 import pytest
 import torch
 from mlflow.tracking import MlflowClient
+from pytest_timeout import get_env_settings
 from tokenizers import Tokenizer
 from transformers import ElectraForTokenClassification
 
@@ -42,6 +43,32 @@ if "PYTEST_XDIST_WORKER_COUNT" in os.environ:
     THREADS = max(1, (os.cpu_count() or 1) // int(os.environ["PYTEST_XDIST_WORKER_COUNT"]))
     os.environ.setdefault("OMP_NUM_THREADS", str(THREADS))
     torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
+
+
+def time_bound(item: pytest.Item, default: float) -> float:
+    """The seconds pytest-timeout gives ``item``: its own ``timeout`` marker's, else the suite's."""
+    marker = item.get_closest_marker("timeout")
+    if marker is None:
+        return default
+    return float(marker.args[0] if marker.args else marker.kwargs.get("timeout", default))
+
+
+@pytest.hookimpl(trylast=True)  # after tests/integration/conftest.py gives the demo run's users their bound
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Modules whose tests declare the longest time limits run first.
+
+    pytest-xdist hands whole modules (``--dist loadfile``) to whichever worker is free, in collection order
+    (``--no-loadscope-reorder``; its default order, most tests first, put the one-test modules last). A long
+    module that starts last runs alone on one core while the other worker has nothing left: the power-cut walk
+    (9 minutes) did that in the suite's run of 2026-12-08. A test that needs more than the suite's limit says so
+    with its ``timeout`` marker, so that bound orders the modules; the order inside a module is kept.
+    """
+    default = get_env_settings(config).timeout or 0.0
+    longest: dict[str, float] = {}
+    for item in items:
+        module = item.nodeid.split("::", 1)[0]
+        longest[module] = max(longest.get(module, 0.0), time_bound(item, default))
+    items.sort(key=lambda item: -longest[item.nodeid.split("::", 1)[0]])
 
 
 @pytest.fixture(scope="session")
