@@ -6,6 +6,10 @@ reads), and the most confident mistakes, the examples most worth a person's look
 
     scores = classification_scores(gold, predicted, labels)
     scores["accuracy"], scores["macro_f1"], scores["per_class"]["1"]["recall"]
+
+scikit-learn is imported where it is used, not here: the stages import every built-in task's trainer and evaluator
+(so that their DVC deps hold that code), and a NER stage should not load scikit-learn and SciPy (about a second) for
+a task it does not run.
 """
 
 from __future__ import annotations
@@ -14,7 +18,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 
 from electra_model.errors import ElectraError
 from electra_model.tasks.classification.data import TextExample
@@ -34,6 +37,8 @@ def classification_scores(gold: Sequence[str], predicted: Sequence[str], labels:
     vanishing from the average (a classifier that always says "positive" gets macro-F1 near 0.33, not 0.67); a
     precision with no prediction to divide by is 0, as sklearn's ``zero_division=0``.
     """
+    from sklearn.metrics import precision_recall_fscore_support  # see the module docstring
+
     _check_lengths(gold, predicted)
     precision, recall, f1, support = precision_recall_fscore_support(
         list(gold), list(predicted), labels=list(labels), zero_division=0
@@ -54,6 +59,8 @@ def classification_scores(gold: Sequence[str], predicted: Sequence[str], labels:
 def confusion_counts(gold: Sequence[str], predicted: Sequence[str], labels: Sequence[str]) -> dict[str, list]:
     """``{"labels", "matrix"}`` with ``matrix[i][j]`` the examples of label i predicted as label j (the shape
     :func:`electra_model.plots.save_confusion_png` draws)."""
+    from sklearn.metrics import confusion_matrix  # see the module docstring
+
     _check_lengths(gold, predicted)
     matrix = confusion_matrix(list(gold), list(predicted), labels=list(labels))
     return {"labels": list(labels), "matrix": matrix.tolist()}

@@ -112,6 +112,23 @@ def count_chunks(rows: Iterable[Row]) -> ChunkCounts:
     return counts
 
 
+def chunks(tags: Sequence[str]) -> list[tuple[str, int, int]]:
+    """The chunks of one sentence's tags as ``(type, first word, last word + 1)``, by the same start and end rules
+    :func:`count_chunks` counts with, so that an error analysis lists exactly the entities the scores counted."""
+    found: list[tuple[str, int, int]] = []
+    start: int | None = None
+    previous, previous_type = "O", ""
+    for index, tag in enumerate([*tags, "O"]):  # the "O" after the last word closes a chunk that ends the sentence
+        prefix, kind = split_tag(tag)
+        if start is not None and end_of_chunk(previous, prefix, previous_type, kind):
+            found.append((previous_type, start, index))
+            start = None
+        if index < len(tags) and start_of_chunk(previous, prefix, previous_type, kind):
+            start = index
+        previous, previous_type = prefix, kind
+    return found
+
+
 def sequence_rows(gold: Sequence[Sequence[str]], guessed: Sequence[Sequence[str]]) -> Iterator[Row]:
     """Rows of tag sequences, one sentence after another with a break between them, as a scored file has."""
     for gold_tags, guessed_tags in zip(gold, guessed, strict=True):

@@ -4,7 +4,7 @@ Every predicted entity that is not an exact match is a *type* error (same words,
 (overlaps a gold entity of its type with other boundaries), a *boundary + type* error (overlaps one of another type)
 or *spurious* (overlaps none); every gold entity that no prediction overlaps is *missed*. So a low F1 says whether
 the model finds entities but mislabels them, finds them but cuts them wrongly, or does not find them at all.
-Chunking is conlleval's (seqeval's ``get_entities``), the same as the scores'.
+Chunking is conlleval's (:func:`electra_model.tasks.ner.conlleval.chunks`), the same as the scores'.
 """
 
 from __future__ import annotations
@@ -13,9 +13,8 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from seqeval.metrics.sequence_labeling import get_entities
-
 from electra_model.tasks.ner.conll import Sentence
+from electra_model.tasks.ner.conlleval import chunks
 
 CATEGORIES = ("correct", "type", "boundary", "boundary_type", "spurious", "missed")
 
@@ -37,7 +36,7 @@ class Span:
 
 def spans(tags: Sequence[str]) -> list[Span]:
     """The entities of one sentence's tags."""
-    return [Span(kind, start, end + 1) for kind, start, end in get_entities(list(tags))]
+    return [Span(kind, start, end) for kind, start, end in chunks(tags)]
 
 
 def classify(gold: Sequence[Span], predicted: Sequence[Span]) -> list[tuple[str, Span | None, Span | None]]:

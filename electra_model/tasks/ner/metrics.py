@@ -1,41 +1,48 @@
-"""NER scores: entity-level precision/recall/F1 (conlleval chunking, via seqeval), a token-level report and a
+"""NER scores: entity-level precision/recall/F1 (conlleval's chunking and counts), a token-level report and a
 confusion matrix over entity types.
 
-Entity F1 is the number papers quote; the token-level report (with and without ``O``) is the one tutorials print,
-and is kept separate so nobody mistakes one for the other. On B/I/O tags seqeval's default chunking is conlleval's,
-entity for entity (tests/unit/code/test_conlleval.py checks it against :mod:`electra_model.tasks.ner.conlleval`).
+Entity F1 is the number papers quote, as ``conlleval.pl`` counts it (:mod:`electra_model.tasks.ner.conlleval`, the
+script rule for rule); the token-level report (with and without ``O``) is the one tutorials print, and is kept
+separate so nobody mistakes one for the other. seqeval's default mode scores B/I/O tags alike
+(tests/unit/code/test_conlleval.py checks it, entity for entity); it is not imported here because it loads
+scikit-learn and SciPy (about a second) into every stage that scores entities: fine-tuning each epoch, export's
+checks. scikit-learn is imported only by the two token-level reports, which the evaluate stage alone writes.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from seqeval.metrics import classification_report as entity_report
-from sklearn.metrics import classification_report as token_report
-from sklearn.metrics import confusion_matrix
+from electra_model.tasks.ner.conlleval import count_chunks, sequence_rows
+
+
+def _scores(correct: int, guessed: int, gold: int) -> dict[str, float]:
+    """Precision, recall and F1 as fractions; a ratio with nothing to divide by is 0 (seqeval's zero_division=0)."""
+    precision = correct / guessed if guessed else 0.0
+    recall = correct / gold if gold else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return {"precision": precision, "recall": recall, "f1": f1, "support": gold}
 
 
 def entity_scores(gold: Sequence[Sequence[str]], predicted: Sequence[Sequence[str]]) -> dict[str, dict[str, float]]:
-    """Entity-level P/R/F1 per type plus micro and macro averages, with conlleval's chunking rules."""
-    report = entity_report(list(map(list, gold)), list(map(list, predicted)), output_dict=True, zero_division=0)
-    scores: dict[str, dict[str, float]] = {}
-    for name, values in report.items():
-        key = {"micro avg": "overall", "macro avg": "macro"}.get(name, name)
-        if key == "weighted avg":
-            continue
-        scores[key] = {
-            "precision": float(values["precision"]),
-            "recall": float(values["recall"]),
-            "f1": float(values["f1-score"]),
-            "support": int(values["support"]),
-        }
-    if "overall" not in scores:
-        scores["overall"] = {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 0}
+    """Entity-level P/R/F1 per type (every type in gold or predictions), ``overall`` (micro: conlleval's totals) and
+    ``macro`` (the unweighted mean over types, its support the number of gold entities)."""
+    counts = count_chunks(sequence_rows(gold, predicted))
+    kinds = sorted(set(counts.gold) | set(counts.guessed))
+    scores = {kind: _scores(counts.correct[kind], counts.guessed[kind], counts.gold[kind]) for kind in kinds}
+    total = _scores(*(sum(found.values()) for found in (counts.correct, counts.guessed, counts.gold)))
+    if kinds:
+        scores["macro"] = {key: sum(scores[kind][key] for kind in kinds) / len(kinds)
+                           for key in ("precision", "recall", "f1")}
+        scores["macro"]["support"] = total["support"]
+    scores["overall"] = total
     return scores
 
 
 def token_scores(gold: Sequence[Sequence[str]], predicted: Sequence[Sequence[str]]) -> dict[str, str | float]:
     """Token-level classification report as text, with and without ``O``, and token accuracy."""
+    from sklearn.metrics import classification_report as token_report  # see the module docstring: only evaluate
+
     flat_gold = [tag for sentence in gold for tag in sentence]
     flat_predicted = [tag for sentence in predicted for tag in sentence]
     labels = sorted(set(flat_gold) | set(flat_predicted), key=lambda tag: (tag == "O", tag[2:], tag))
@@ -60,6 +67,8 @@ def entity_type(tag: str) -> str:
 def type_confusion(gold: Sequence[Sequence[str]], predicted: Sequence[Sequence[str]]) -> dict[str, list]:
     """Token counts of gold type (rows) against predicted type (columns), entity types sorted and ``O`` last: the
     off-diagonal cells show which types the model mixes up, and the ``O`` row and column what it misses or invents."""
+    from sklearn.metrics import confusion_matrix  # see the module docstring: only evaluate
+
     flat_gold = [entity_type(tag) for sentence in gold for tag in sentence]
     flat_predicted = [entity_type(tag) for sentence in predicted for tag in sentence]
     labels = sorted((set(flat_gold) | set(flat_predicted)) - {"O"}) + ["O"]

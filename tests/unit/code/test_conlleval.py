@@ -16,10 +16,11 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from seqeval.metrics import classification_report
 from seqeval.metrics.sequence_labeling import get_entities
 
 from electra_model.cli import main
-from electra_model.tasks.ner.conlleval import aligned_rows, count_chunks, file_rows, report, sequence_rows
+from electra_model.tasks.ner.conlleval import aligned_rows, chunks, count_chunks, file_rows, report, sequence_rows
 from electra_model.errors import ElectraError
 from electra_model.tasks.ner.metrics import entity_scores
 
@@ -71,7 +72,9 @@ def random_sentences(rng: random.Random, tags: list[str]) -> tuple[list[list[str
 
 
 def test_seqeval_chunks_iob_tags_exactly_as_conlleval() -> None:
-    """Why metrics.entity_scores may use seqeval: on B/I/O tags, even invalid sequences, the counts agree."""
+    """On B/I/O tags, even invalid sequences, seqeval's default mode finds conlleval's entities and counts: so the
+    scores (metrics.entity_scores, from conlleval's counts) are the ones seqeval would report, and the error
+    analysis (conlleval.chunks) lists the entities the scores counted."""
     rng = random.Random(0)
     for _ in range(300):
         gold, guessed = random_sentences(rng, IOB_TAGS)
@@ -80,8 +83,29 @@ def test_seqeval_chunks_iob_tags_exactly_as_conlleval() -> None:
         assert len(gold_entities) == sum(counts.gold.values())
         assert len(guessed_entities) == sum(counts.guessed.values())
         assert len(gold_entities & guessed_entities) == sum(counts.correct.values())
+        for tags in [*gold, *guessed]:
+            assert chunks(tags) == [(kind, start, end + 1) for kind, start, end in get_entities(tags)], tags
         overall = entity_scores(gold, guessed)["overall"]
         assert f"FB1: {100 * overall['f1']:6.2f}" in report(counts)
+
+
+def test_entity_scores_equal_seqevals_report() -> None:
+    """Per type, micro (``overall``) and macro: the numbers seqeval's classification_report gives, exactly."""
+    rng = random.Random(2)
+    names = {"micro avg": "overall", "macro avg": "macro"}
+    for _ in range(300):
+        gold, guessed = random_sentences(rng, IOB_TAGS)
+        expected = classification_report(gold, guessed, output_dict=True, zero_division=0)
+        expected = {names.get(name, name): {"precision": values["precision"], "recall": values["recall"],
+                                            "f1": values["f1-score"], "support": values["support"]}
+                    for name, values in expected.items() if name != "weighted avg"}
+        found = entity_scores(gold, guessed)
+        if not expected:  # no entity in gold or guesses: seqeval reports nothing, the scores report zeros
+            assert found == {"overall": {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 0}}
+            continue
+        assert found.keys() == expected.keys()
+        for name, values in expected.items():
+            assert found[name] == pytest.approx(values, abs=1e-12), (name, gold, guessed)
 
 
 @pytest.mark.skipif(

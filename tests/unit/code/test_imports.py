@@ -1,5 +1,7 @@
 """What importing the library pulls in: never prefect or dvc (flows call the library through `dvc repro`, not the
-other way round), and for the modules the light client ships, not torch either. Each check imports in a fresh
+other way round), nor scikit-learn or seqeval, which cost every stage about a second of start-up (the functions
+that need scikit-learn import it; tasks/ner/metrics.py says why), and for the modules the light client ships, not
+torch either. Each check imports in a fresh
 interpreter, since this test process has long imported everything."""
 
 from __future__ import annotations
@@ -44,10 +46,10 @@ def library_modules() -> list[str]:
     )
 
 
-def test_no_library_module_loads_prefect_or_dvc() -> None:
+def test_no_library_module_loads_prefect_dvc_or_scikit_learn() -> None:
     modules = library_modules()
     assert "electra_model.serving.pyfunc" in modules and "electra_model.cli" in modules
-    assert loaded_after_importing(modules, ("prefect", "dvc")) == []
+    assert loaded_after_importing(modules, ("prefect", "dvc", "sklearn", "seqeval")) == []
 
 
 def test_the_client_modules_load_neither_torch_nor_the_pipeline_tools() -> None:
