@@ -3,7 +3,7 @@ experiment of the stages up to finetune and an MLflow run under one study run; n
 finetune again (they come from DVC's cache), nor fails; a driver killed with SIGKILL resumes without repeating a
 finished trial; `--apply-best` puts the best trial in the workspace and runs the whole pipeline with it. The tests
 run in order and share one copy of the session's ``demo_run`` (its corpus, tokenizer and pretrained model; an MLflow
-store of its own); history and importances are DVC plots."""
+store of its own) and one Prefect server; history and importances are DVC plots."""
 
 from __future__ import annotations
 
@@ -13,12 +13,14 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import optuna
 import pytest
 from mlflow.tracking import MlflowClient
 
+from tests.integration.ops_servers import LOOPBACK_ENV, prefect_server
 from tests.integration.project import GIT_IDENTITY, DemoRun, Project, clone_project, deep_update, ran_stages
 
 pytestmark = pytest.mark.e2e
@@ -34,16 +36,19 @@ TUNE = {
 
 
 @pytest.fixture(scope="module")
-def project(tmp_path_factory: pytest.TempPathFactory, demo_run: DemoRun) -> Project:
-    project = clone_project(demo_run.project, tmp_path_factory.mktemp("tune") / "project", fresh_store=True)
+def project(tmp_path_factory: pytest.TempPathFactory, demo_run: DemoRun) -> Iterator[Project]:
+    """The copy, its flows reporting to one `prefect server` on loopback, as a team's do: the module's four flow runs
+    (the study, the killed driver, its resumption, --apply-best's pipeline) would each start a temporary server."""
+    workdir = tmp_path_factory.mktemp("tune")
+    project = clone_project(demo_run.project, workdir / "project", fresh_store=True)
     params = project.params()
     deep_update(params, TUNE)
     params["tune"]["space"] = TUNE["tune"]["space"]  # replace the committed space, not merge into it
     project.write_params(params)
     project.run("git", *GIT_IDENTITY, "commit", "-qam", "the test's search space")
-    project.env["PREFECT_HOME"] = str(project.root / ".prefect")
-    project.env.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
-    return project
+    with prefect_server(workdir, project.env) as (_, env):
+        project.env.update(env, **LOOPBACK_ENV)
+        yield project
 
 
 def study(project: Project) -> optuna.Study:
