@@ -48,7 +48,8 @@ PARAMS = {
     # checkpoints at step 5 and 10: a cut pretraining run resumes from the middle of its schedule
     "pretrain": {"max_steps": 10, "batch_size": 8, "max_seq_len": 32, "warmup_steps": 2, "log_every": 5,
                  "checkpoint_every": 5},
-    "finetune": {"epochs": 2, "max_seq_len": 32, "batch_size": 16, "learning_rate": 2.0e-3},
+    # one epoch (half the cost of each fine-tuning run): the baseline still asserts a non-zero test entity F1
+    "finetune": {"epochs": 1, "max_seq_len": 32, "batch_size": 16, "learning_rate": 2.0e-3},
     # serve_variant auto picks the fastest variant by measured latency: a timing outcome by design, not a result
     "export": {"min_f1": 0.0, "latency_runs": 1, "serve_variant": "fp32"},
 }
@@ -240,7 +241,7 @@ def check_store(project: Project, stage: str) -> None:
     assert last.info.status == "FINISHED", last.info
 
 
-@pytest.mark.timeout(1200)  # a baseline run and eight cut-and-recovered ones
+@pytest.mark.timeout(1800)  # a baseline run and eight cut-and-recovered ones
 def test_pipeline_survives_sigkill_at_random_points_of_every_stage(
     project: Project, capsys: pytest.CaptureFixture
 ) -> None:
