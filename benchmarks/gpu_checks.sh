@@ -100,6 +100,9 @@ check_carry | tee -a "$RAW/phases.txt"
 NER_LR=1e-3 SST2_LR=3e-4
 if ((DRY)); then
   DEVICE=cpu SMALL=tiny BASE=tiny
+  # the two arms of a pair run side by side: one thread each on CPU, as the benchmarks' docstrings run them (two
+  # arms of two threads each on a busy 2-core machine ran out of their phase's time)
+  ARM_ENV="OMP_NUM_THREADS=1"
   THROUGHPUT_SMALL="--batch-size 2 --seq-len 64 --vocab-size 2000 --warmup 1 --steps 2 --compile"
   THROUGHPUT_BASE="--batch-size 2 --seq-len 64 --vocab-size 2000 --warmup 1 --steps 1"
   QUALITY="--batch-size 8 --seq-len 64 --vocab-size 2000 --tokenizer-lines 300 --valid-blocks 16 --log-every 2"
@@ -122,7 +125,7 @@ if ((DRY)); then
   fi
   DATA=$WORK/data
 else
-  DEVICE=cuda SMALL=small BASE=base
+  DEVICE=cuda SMALL=small BASE=base ARM_ENV=
   THROUGHPUT_SMALL="--batch-size 128 --vocab-size 30522 --warmup 4 --steps 10 --compile"
   THROUGHPUT_BASE="--batch-size 256 --vocab-size 30522 --warmup 4 --steps 8 --compile"
   QUALITY="--batch-size 256 --vocab-size 30522 --warmup-fraction 0.1 --log-every 20 --tokenizer-lines 50000"
@@ -173,7 +176,7 @@ run_arms() {
   local name=$1 script=$2 init pids=() first second
   shift 2
   for init in pretrained random; do
-    timeout "$LIMIT" python3 "$script" --init $init \
+    env $ARM_ENV timeout "$LIMIT" python3 "$script" --init $init \
       --layer-lr-decay "$([ $init = pretrained ] && echo 0.8 || echo 1.0)" \
       --model-dir "$WORK/quality/pretrained" --out "$WORK/$name-$init" "$@" \
       --seeds 1 --device $DEVICE >"$RAW/${name}_$init.txt" 2>&1 &
