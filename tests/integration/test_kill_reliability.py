@@ -241,7 +241,7 @@ def check_store(project: Project, stage: str) -> None:
     assert last.info.status == "FINISHED", last.info
 
 
-@pytest.mark.timeout(1800)  # a baseline run and eight cut-and-recovered ones
+@pytest.mark.timeout(1900)  # a baseline run and eight cut-and-recovered ones: 946 s on 2 cores shared at load 3.5-4.5
 def test_pipeline_survives_sigkill_at_random_points_of_every_stage(
     project: Project, capsys: pytest.CaptureFixture
 ) -> None:
