@@ -38,6 +38,7 @@ from electra_model.errors import ElectraError, exit_on_user_error
 from electra_model.tracking.card_publish import README
 from electra_model.tracking.registry_sync import reconcile
 from electra_model.tracking.runs import PARENT_RUN_ENV, pipeline_run, tracking_uri
+from flows.dvc_rwlock import repair_rwlock
 
 SUMMARY_KEY = "electra-pipeline-summary"
 USER_ERROR = "UserError"  # the state name of a stage (and flow) run stopped by a user error: never retried
@@ -185,6 +186,8 @@ def electra_pipeline(
         params = checked_params(stages)
     except ElectraError as error:
         return Failed(name=USER_ERROR, message=str(error))
+    if repair_rwlock():
+        print("repaired .dvc/tmp/rwlock: a killed dvc command had left it cut short (flows/dvc_rwlock.py)")
     run_stage = repro_stage.with_options(retries=stage_retries, retry_delay_seconds=5, timeout_seconds=stage_timeout_s)
     run_name = f"pipeline-{flow_run.get_name() or 'local'}"
     registry = None
