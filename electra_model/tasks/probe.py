@@ -25,7 +25,6 @@ from pathlib import Path
 from electra_model.config import Params
 from electra_model.errors import ElectraError
 from electra_model.tasks.catalog import task_for
-from electra_model.tasks.trainers import trainer_for
 
 ProbeCallback = Callable[["ProbeResult"], None]
 
@@ -94,6 +93,10 @@ def probe_snapshots(
     result goes to ``on_result`` as it comes. The results are returned by step."""
     if not snapshots:
         return []
+    # Imported here, not at the top: the trainers bring torch and transformers (10-20 s of imports on 2 busy cores),
+    # which the probe stage of a run without snapshots (the demo default) would pay for nothing.
+    from electra_model.tasks.trainers import trainer_for
+
     data_dir = write_probe_splits(params, task_data, work_dir / "data")
     probe = params.probe
     recipe = params.finetune.model_copy(

@@ -37,8 +37,13 @@ DOWNLOAD_OUTPUTS = ("data/corpus", "data/task", "metrics/download.json")
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory: pytest.TempPathFactory, demo_run: DemoRun) -> Project:
+    """A copy of the shared run with its results committed, as a user's would be before they run experiments: a
+    `--temp` or `--queue` experiment starts from the commit, where dvc.lock and the uncached metrics and plots
+    say that only the stages whose params it changes are due (without them every stage would run again)."""
     project = clone_project(demo_run.project, tmp_path_factory.mktemp("records") / "project")
     del project.env["MLFLOW_TRACKING_URI"]  # the embedded default: sqlite:///mlflow.db, artifacts in mlartifacts/
+    project.run("git", "add", "-A")
+    project.run("git", *GIT_IDENTITY, "commit", "-qm", "pipeline results")
     return project
 
 
@@ -111,6 +116,8 @@ def test_exp_run_temp_records_in_the_root_store(project: Project) -> None:
     versions_before = {v.version for v in client.search_model_versions("name = 'electra-ner'")}
     result = project.run("dvc", "exp", "run", "--temp", "-S", "export.latency_runs=3")
     assert "Running stage 'export'" in result.stdout + result.stderr
+    ran = ran_stages(result.stdout + result.stderr)
+    assert ran == {"export", "card"}, result.stdout + result.stderr  # from the commit, as the queued one below
     (new_run,) = [run for run in stage_runs(client, "export") if run.info.run_id not in runs_before]
     assert new_run.info.status == "FINISHED" and new_run.data.params["export.latency_runs"] == "3"
     (new_version,) = [v for v in client.search_model_versions("name = 'electra-ner'") if v.version not in versions_before]
@@ -125,10 +132,8 @@ def test_exp_run_queue_records_in_the_root_store(project: Project) -> None:
     client = root_store(project)
     runs_before = {run.info.run_id for run in stage_runs(client, "export")}
     versions_before = {v.version for v in client.search_model_versions("name = 'electra-ner'")}
-    # A queued run starts from the commit, as a user's would from theirs: with dvc.lock, only export (and the card
+    # A queued run starts from the commit (the fixture's), as a user's would from theirs: only export (and the card
     # of what it exports) is due.
-    project.run("git", "add", "-A")
-    project.run("git", *GIT_IDENTITY, "commit", "-qm", "pipeline results")
     project.run("dvc", "exp", "run", "--queue", "-S", "export.latency_runs=2")
     try:
         project.run("dvc", "queue", "start")

@@ -7,6 +7,8 @@ from __future__ import annotations
 import csv
 import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -180,3 +182,12 @@ def test_the_probe_stage_writes_the_curve_and_its_share_and_logs_each_probe(tmp_
     )
     history = MlflowClient().get_metric_history(run.info.run_id, "probe_valid_score")
     assert sorted(point.step for point in history) == [10, 20]
+
+
+def test_the_probe_stage_loads_neither_torch_nor_transformers_until_there_is_a_snapshot():
+    """Without snapshots (pretrain.snapshot_every null, the demo default) the stage has nothing to fine-tune, yet it
+    runs whenever the task's data or recipe changes: it should not pay for torch's import (10-20 s) each time."""
+    blocked = "import runpy, sys; sys.modules['torch'] = sys.modules['transformers'] = None; runpy.run_path(sys.argv[1])"
+    result = subprocess.run([sys.executable, "-c", blocked, str(REPO / "stages" / "probe.py")], capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
