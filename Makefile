@@ -30,6 +30,9 @@ WARM := env -u PYTHONDONTWRITEBYTECODE $(BIN)/python -c 'import importlib, sys; 
 WARM_ML := torch torch.onnx transformers transformers.models.electra.modeling_electra tokenizers datasets safetensors \
   onnx onnxscript onnxruntime onnxruntime.quantization seqeval.metrics matplotlib.pyplot
 WARM_OPS := mlflow mlflow.pyfunc mlflow.server prefect prefect.server.api.server dvc.api dvc.repo dvc.cli.parser
+# The project's own packages too: every stage process imports 50-100 of their modules (a second of compiling each
+# time, 8% of a fine-tuning stage's start-up). An edited module is compiled again in memory, as without this.
+PROJECT_PACKAGES := electra_model stages flows
 export PATH := $(BIN):$(PATH)
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS ?= 180
 export DVC_NO_ANALYTICS := 1
@@ -69,6 +72,7 @@ $(VENV)/.installed: $(UV) pyproject.toml requirements.lock
 	  $(UV_INSTALL) --no-deps "onnxruntime-gpu==$(ORT_GPU_VERSION)"; \
 	fi
 	$(if $(PYTHONDONTWRITEBYTECODE),printf '%s\n' "$(WARM_ML)" "$(WARM_OPS)" | xargs -P 2 -L 1 $(WARM))
+	$(if $(PYTHONDONTWRITEBYTECODE),env -u PYTHONDONTWRITEBYTECODE $(BIN)/python -m compileall -q -j 2 $(PROJECT_PACKAGES))
 	touch $@
 
 setup: $(VENV)/.installed
