@@ -5,8 +5,9 @@ treeverse/dvc#7615, #8118). A process killed in the middle of that write leaves 
 every later `dvc repro` then stops with "Unable to read RWLock-file '.dvc/tmp/rwlock'. JSON structure is corrupted"
 until someone deletes it. The file only lists the outputs that running DVC commands hold, and DVC itself drops the
 entries of processes that are gone; so a file that does not parse, read under DVC's own guard lock (no writer is
-half-way through it then), lists nothing a live command can rely on, and an empty lock table replaces it. The flows
-call :func:`repair_rwlock` before their first `dvc` command; by hand: delete the file while no `dvc` command runs.
+half-way through it then), lists nothing a live command can rely on, and an empty lock table replaces it. The
+pipeline flow (`make run`) calls :func:`repair_rwlock` before its first `dvc` command; by hand: delete the file
+while no `dvc` command runs.
 """
 
 from __future__ import annotations
