@@ -8,12 +8,12 @@ folder, as new params or code give), starts `dvc repro` in a session of its own 
 session at the chosen moment: DVC itself and the stage process, wherever they are, in training, in an atomic write,
 in MLflow logging or in DVC's own bookkeeping.
 
-After each cut the pipeline flow's repair of DVC's lock file runs (a cut inside DVC's in-place write of .dvc/tmp/rwlock
-leaves it unreadable, an upstream DVC bug: flows/dvc_rwlock.py), then a plain `dvc repro` must succeed and leave
-the project as the uninterrupted run did: every output DVC records with the baseline's hash, every metric equal
-(except the few that measure time, listed below with the reason), `dvc status` clean (asked in this process: DVC's
-own status, without a fresh interpreter and DVC's imports for every trial), no staging leftover of
-electra_model/io.py anywhere in the project, and an MLflow store that opens, passes sqlite's integrity check and
+After each cut the pipeline flow's repair of DVC's lock file runs (a cut inside DVC's in-place write of
+.dvc/tmp/rwlock leaves it unreadable, an upstream DVC bug: flows/dvc_rwlock.py), then a plain `dvc repro` must
+succeed and leave the project as the uninterrupted run did: every output DVC records with the baseline's hash,
+every metric equal (except the few that measure time, listed below with the reason), `dvc status` clean (asked in
+this process: DVC's own status, without a fresh interpreter and DVC's imports for every trial), no staging leftover
+of electra_model/io.py anywhere in the project, and an MLflow store that opens, passes sqlite's integrity check and
 holds a finished run of the stage.
 """
 

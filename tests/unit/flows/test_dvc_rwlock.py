@@ -1,5 +1,6 @@
-"""A power cut in the middle of DVC's in-place write of .dvc/tmp/rwlock leaves it cut short; the pipeline flow repairs
-(flows/dvc_rwlock.py) instead of every later `dvc repro` stopping on it. Checked against DVC's own reader."""
+"""A power cut in the middle of DVC's in-place write of .dvc/tmp/rwlock leaves it cut short; the pipeline flow
+repairs it (flows/dvc_rwlock.py) instead of every later `dvc repro` stopping on it. Checked against DVC's own
+reader."""
 
 from __future__ import annotations
 
